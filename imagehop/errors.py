@@ -1,0 +1,207 @@
+"""The one exception tree of imagehop.
+
+Every error says what went wrong and, where it can, what to do about it. Each class declares
+whether retrying the same step could succeed (``retryable``); the Prefect tasks retry on that
+flag and nothing else. All errors pickle (Prefect stores failed states), so constructors take
+plain positional values only.
+
+* ImagehopError
+  * ConfigurationError        settings or credentials are missing or wrong
+  * PreflightError            the request cannot work; found before any side effect
+    * UnknownRegionError      a region is not in the service catalog
+    * ImageNotTransferableError  missing, not owned, not active, not exportable, too large
+    * InvalidContainerNameError
+  * AuthenticationError       Identity refused the credentials (401/403)
+  * ApiError                  an HTTP error answer from a cloud API (status, request id)
+    * BadRequestError (400), ForbiddenError (403), NotFoundError (404),
+      ConflictError (409), UnsupportedMediaTypeError (415)
+    * RateLimitedError (413/429 with Retry-After)          retryable
+    * ServerError (5xx)                                    retryable
+  * TransportError            connection refused/reset, read timeout           retryable
+  * TaskFailedError           an export/import task ended in ``failure``
+  * WaitTimeoutError          a wait passed its deadline
+  * SourceIncompleteError     a DLO's listing has gaps or does not add up      retryable
+  * IntegrityError            bytes did not verify (MD5/ETag/size mismatch)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ImagehopError(Exception):
+    """Root of every error imagehop raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        if self.request_id:
+            return f"{self.message} (request id: {self.request_id})"
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, self._init_args())
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.message, self.request_id)
+
+
+class ConfigurationError(ImagehopError):
+    """Settings or credentials are missing or inconsistent."""
+
+
+class PreflightError(ImagehopError):
+    """The request cannot succeed; detected before anything was created or moved."""
+
+
+class UnknownRegionError(PreflightError):
+    """A region is not offered by the account's service catalog."""
+
+
+class ImageNotTransferableError(PreflightError):
+    """The source image is missing, not owned, not active, not exportable or too large."""
+
+
+class InvalidContainerNameError(PreflightError):
+    """A Cloud Files container name the export or import would reject."""
+
+
+class AuthenticationError(ImagehopError):
+    """Identity refused the credentials."""
+
+
+class ApiError(ImagehopError):
+    """An HTTP error answer from a cloud API."""
+
+    def __init__(
+        self,
+        message: str,
+        request_id: str | None = None,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id)
+        self.status = status
+        self.method = method
+        self.url = url
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.message, self.request_id, self.status, self.method, self.url)
+
+
+class BadRequestError(ApiError):
+    """400: the cloud rejected the request's content."""
+
+
+class ForbiddenError(ApiError):
+    """403: not allowed (e.g. a protected ``com.rackspace*`` property, or a missing role)."""
+
+
+class NotFoundError(ApiError):
+    """404: the resource does not exist (or is not visible to this account)."""
+
+
+class ConflictError(ApiError):
+    """409: conflicts with the resource's state (e.g. ``add`` of an existing property)."""
+
+
+class UnsupportedMediaTypeError(ApiError):
+    """415: wrong Content-Type for the call."""
+
+
+class RateLimitedError(ApiError):
+    """413/429: over a rate limit; ``retry_after`` seconds is the cloud's advice."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        request_id: str | None = None,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, request_id, status, method, url)
+        self.retry_after = retry_after
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (*super()._init_args(), self.retry_after)
+
+
+class ServerError(ApiError):
+    """5xx: the cloud failed; usually passes."""
+
+    retryable = True
+
+
+class TransportError(ImagehopError):
+    """The connection failed or timed out before an answer arrived."""
+
+    retryable = True
+
+
+class TaskFailedError(ImagehopError):
+    """An export or import task ended in ``failure``; ``advice`` says what to do."""
+
+    def __init__(
+        self,
+        message: str,
+        request_id: str | None = None,
+        task_id: str | None = None,
+        task_type: str | None = None,
+        cloud_message: str | None = None,
+        advice: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id)
+        self.task_id = task_id
+        self.task_type = task_type
+        self.cloud_message = cloud_message
+        self.advice = advice
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (
+            self.message,
+            self.request_id,
+            self.task_id,
+            self.task_type,
+            self.cloud_message,
+            self.advice,
+        )
+
+
+class WaitTimeoutError(ImagehopError):
+    """A wait passed its deadline; names the resource, the wanted and the last status."""
+
+    def __init__(
+        self,
+        message: str,
+        request_id: str | None = None,
+        resource: str | None = None,
+        wanted: str | None = None,
+        last_status: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id)
+        self.resource = resource
+        self.wanted = wanted
+        self.last_status = last_status
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.message, self.request_id, self.resource, self.wanted, self.last_status)
+
+
+class SourceIncompleteError(ImagehopError):
+    """A large object's segments are missing, out of order or do not add up (yet)."""
+
+    retryable = True
+
+
+class IntegrityError(ImagehopError):
+    """Bytes did not verify: an MD5, ETag, size or segment-count mismatch."""
