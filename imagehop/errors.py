@@ -19,6 +19,7 @@ plain positional values only.
     * ServerError (5xx)                                    retryable
   * TransportError            connection refused/reset, read timeout           retryable
   * TaskFailedError           an export/import task ended in ``failure``
+  * ResourceFailedError       an image or server reached an error state (killed, ERROR)
   * WaitTimeoutError          a wait passed its deadline
   * SourceIncompleteError     a DLO's listing has gaps or does not add up      retryable
   * IntegrityError            bytes did not verify (MD5/ETag/size mismatch)
@@ -175,6 +176,24 @@ class TaskFailedError(ImagehopError):
             self.cloud_message,
             self.advice,
         )
+
+
+class ResourceFailedError(ImagehopError):
+    """An image or server reached a state it cannot leave (``killed``, ``ERROR``, ...)."""
+
+    def __init__(
+        self,
+        message: str,
+        request_id: str | None = None,
+        resource: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id)
+        self.resource = resource
+        self.status = status
+
+    def _init_args(self) -> tuple[Any, ...]:
+        return (self.message, self.request_id, self.resource, self.status)
 
 
 class WaitTimeoutError(ImagehopError):

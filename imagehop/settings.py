@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="Seconds between polls of one export/import task. The cloud asks for "
         "no more than one poll every 30 s, so lower values are refused.",
     )
+    status_poll_interval_seconds: float = Field(
+        10.0,
+        ge=2.0,
+        description="Seconds between status checks of a server image being created or a "
+        "server being built (not task polls, which keep their own 30 s floor).",
+    )
     token_refresh_margin_seconds: float = Field(
         3600.0,
         gt=0,
