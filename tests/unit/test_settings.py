@@ -1,0 +1,80 @@
+"""Settings: environment names, the 30 s polling floor, credentials and secret handling."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from imagehop.errors import ConfigurationError
+from imagehop.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No IMAGEHOP_* variable or .env file of the developer leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith("IMAGEHOP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEHOP_USERNAME", "ops")
+    monkeypatch.setenv("IMAGEHOP_API_KEY", "k-123")
+    monkeypatch.setenv("IMAGEHOP_TRANSFER_CONCURRENCY", "4")
+    settings = Settings()
+    assert settings.source_credentials().username == "ops"
+    assert settings.transfer_concurrency == 4
+
+
+def test_reads_dotenv_file() -> None:
+    Path(".env").write_text("IMAGEHOP_USERNAME=from-file\nIMAGEHOP_PASSWORD=pw\n")
+    assert Settings().source_credentials().username == "from-file"
+
+
+@pytest.mark.parametrize("interval", [0, 5, 29.9])
+def test_poll_interval_below_30_seconds_is_refused(interval: float) -> None:
+    with pytest.raises(ValidationError, match="greater than or equal to 30"):
+        Settings(poll_interval_seconds=interval)
+
+
+def test_poll_interval_defaults_to_30_seconds() -> None:
+    assert Settings().poll_interval_seconds == 30
+
+
+def test_secrets_never_show_in_repr_or_dump() -> None:
+    settings = Settings(username="ops", api_key="very-secret-key", password="pw-secret")
+    text = repr(settings) + str(settings.model_dump()) + repr(settings.source_credentials())
+    assert "very-secret-key" not in text
+    assert "pw-secret" not in text
+
+
+def test_missing_username_says_which_variable_to_set() -> None:
+    with pytest.raises(ConfigurationError, match="IMAGEHOP_USERNAME"):
+        Settings().source_credentials()
+
+
+def test_username_without_secret_names_the_key_variable() -> None:
+    with pytest.raises(ConfigurationError, match="IMAGEHOP_API_KEY"):
+        Settings(username="ops").source_credentials()
+
+
+def test_target_account_defaults_to_source_account() -> None:
+    settings = Settings(username="ops", api_key="k")
+    assert settings.target_credentials() == settings.source_credentials()
+
+
+def test_separate_target_account() -> None:
+    settings = Settings(username="ops", api_key="k", target_username="dr", target_password="p")
+    target = settings.target_credentials()
+    assert target.username == "dr"
+    assert target.password is not None and target.password.get_secret_value() == "p"
+
+
+def test_tls_verify_uses_ca_bundle_when_given() -> None:
+    assert Settings().tls_verify is True
+    assert Settings(verify_tls=False).tls_verify is False
+    assert Settings(ca_bundle="/etc/ssl/ca.pem").tls_verify == "/etc/ssl/ca.pem"
