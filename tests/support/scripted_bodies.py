@@ -10,10 +10,20 @@ from imagehop.settings import Settings
 TENANT = "123456"
 
 
+class _IsolatedSettings(Settings):
+    """Settings built from arguments only: no IMAGEHOP_* variable or .env file leaks in."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, **other_sources: Any
+    ) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
 def make_settings(**overrides: Any) -> Settings:
-    """Settings that ignore the environment's ``.env`` file, with short timeouts."""
+    """Settings from defaults plus ``overrides``, with short HTTP timeouts."""
     values: dict[str, Any] = {"connect_timeout_seconds": 2.0, "read_timeout_seconds": 5.0}
-    return Settings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
+    return _IsolatedSettings(**{**values, **overrides})
 
 
 def iso(epoch: float) -> str:
