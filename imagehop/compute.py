@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.errors import ApiError, ConflictError, PreflightError, ResourceFailedError
-from imagehop.http import NO_RETRY, HttpClient, RetryPolicy, TokenProvider
+from imagehop.http import NO_RETRY, HttpClient, RetryPolicy, TokenProvider, json_body
 from imagehop.image import STATUS_POLL_FLOOR_SECONDS
 from imagehop.settings import Settings
 from imagehop.waiting import poll_until
+
+if TYPE_CHECKING:
+    from imagehop.identity import TokenManager
 
 SERVER_FAILED_STATUSES = frozenset({"ERROR", "DELETED", "SOFT_DELETED"})
 
@@ -121,6 +124,17 @@ class ComputeClient:
         self._clock = clock
         self._http = http or HttpClient(settings, tokens=tokens, clock=clock)
 
+    @classmethod
+    def for_region(
+        cls, tokens: TokenManager, region: str, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
+    ) -> ComputeClient:
+        """The client of ``region``, at the URL the account's catalog gives for it.
+
+        Raises:
+            UnknownRegionError: the catalog offers no compute endpoint in ``region``.
+        """
+        return cls(tokens.endpoint("compute", region), tokens, settings, clock=clock)
+
     def close(self) -> None:
         """Close pooled connections."""
         self._http.close()
@@ -145,12 +159,12 @@ class ComputeClient:
     def get_server(self, server_id: str, *, retry: RetryPolicy | None = None) -> Server:
         """One server. Raises NotFoundError if this account has no such server."""
         response = self._http.request("GET", f"{self.base_url}/servers/{server_id}", retry=retry)
-        return Server.from_api(response.json()["server"])
+        return Server.from_api(json_body(response, "server"))
 
     def list_flavors(self) -> list[Flavor]:
         """Every flavor with its disk and RAM sizes."""
         response = self._http.request("GET", f"{self.base_url}/flavors/detail")
-        return [Flavor.from_api(item) for item in response.json().get("flavors", [])]
+        return [Flavor.from_api(item) for item in json_body(response, "flavors")]
 
     def boot_server(
         self,
@@ -168,8 +182,8 @@ class ComputeClient:
             "POST", f"{self.base_url}/servers", json_body={"server": server}
         )
         try:
-            return str(response.json()["server"]["id"])
-        except (ValueError, KeyError, TypeError):
+            return str(json_body(response, "server")["id"])
+        except (ApiError, KeyError, TypeError):
             return id_from_location(response.headers.get("Location"))
 
     def wait_for_server_active(

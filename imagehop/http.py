@@ -210,6 +210,33 @@ def raise_from_response(response: requests.Response, now: float) -> None:
         raise error_from_response(response, now)
 
 
+def json_body(response: requests.Response, key: str | None = None) -> Any:
+    """The JSON of a successful answer, or its top-level ``key``.
+
+    Raises:
+        ApiError: the body is not JSON, or has no ``key`` (a cloud or proxy answering oddly).
+    """
+    method = response.request.method or "?"
+    path = url_path(response.url or "")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if body is None or (key is not None and not isinstance(body, Mapping)):
+        problem = "is not JSON"
+    elif key is not None and key not in body:
+        problem = f"has no {key!r}"
+    else:
+        return body if key is None else body[key]
+    raise ApiError(
+        f"{method} {path} -> {response.status_code}: the answer {problem}",
+        request_id(response),
+        response.status_code,
+        method,
+        path,
+    )
+
+
 def _redact(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:

@@ -28,7 +28,7 @@ from imagehop.errors import (
     PreflightError,
     UnknownRegionError,
 )
-from imagehop.http import HttpClient, parse_timestamp
+from imagehop.http import HttpClient, json_body, parse_timestamp
 from imagehop.settings import Credentials, Settings
 
 Interface = Literal["public", "internal"]
@@ -241,7 +241,7 @@ def authenticate(
             exc.request_id,
         ) from None
     try:
-        return parse_access(response.json())
+        return parse_access(json_body(response))
     except ValueError as exc:
         raise ApiError(f"POST /tokens answered with an unusable body: {exc}") from None
 

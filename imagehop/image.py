@@ -9,9 +9,10 @@ say; image status checks use ``Settings.status_poll_interval_seconds``.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
@@ -23,9 +24,12 @@ from imagehop.errors import (
     ResourceFailedError,
     TaskFailedError,
 )
-from imagehop.http import NO_RETRY, HttpClient, RetryPolicy, TokenProvider
+from imagehop.http import NO_RETRY, HttpClient, RetryPolicy, TokenProvider, json_body
 from imagehop.settings import Settings
 from imagehop.waiting import poll_until
+
+if TYPE_CHECKING:
+    from imagehop.identity import TokenManager
 
 JSON_PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 TASK_POLL_FLOOR_SECONDS = 30.0
@@ -202,6 +206,28 @@ def check_export_container(name: str) -> None:
         )
 
 
+class _PollLedger:
+    """When each task was last polled, process-wide, so that no two polls of one task come
+    closer than the floor even across clients or a retried step."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[tuple[int, str], float] = {}
+
+    def record(self, clock: Clock, task_url: str) -> None:
+        with self._lock:
+            self._last[(id(clock), task_url)] = clock.monotonic()
+
+    def wait_for_turn(self, clock: Clock, task_url: str, gap: float) -> None:
+        with self._lock:
+            last = self._last.get((id(clock), task_url))
+        if last is not None:
+            clock.sleep(max(0.0, last + gap - clock.monotonic()))
+
+
+_POLLS = _PollLedger()
+
+
 class ImageClient:
     """The Images API of one region, for one account."""
 
@@ -218,6 +244,17 @@ class ImageClient:
         self._settings = settings
         self._clock = clock
         self._http = http or HttpClient(settings, tokens=tokens, clock=clock)
+
+    @classmethod
+    def for_region(
+        cls, tokens: TokenManager, region: str, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
+    ) -> ImageClient:
+        """The client of ``region``, at the URL the account's catalog gives for it.
+
+        Raises:
+            UnknownRegionError: the catalog offers no images endpoint in ``region``.
+        """
+        return cls(tokens.endpoint("image", region), tokens, settings, clock=clock)
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -356,11 +393,13 @@ class ImageClient:
 
     def _create_task(self, body: dict[str, Any]) -> Task:
         response = self._http.request("POST", f"{self.base_url}/tasks", json_body=body)
-        return Task.from_api(_json_of(response))
+        return Task.from_api(json_body(response))
 
     def get_task(self, task_id: str, *, retry: RetryPolicy | None = None) -> Task:
-        """One task (404 once it expired, 48 h after it finished)."""
-        return Task.from_api(self._get_json(f"{self.base_url}/tasks/{task_id}", retry=retry))
+        """One task (404 once it expired, 48 h after it finished). Counts as a poll."""
+        url = f"{self.base_url}/tasks/{task_id}"
+        _POLLS.record(self._clock, url)
+        return Task.from_api(self._get_json(url, retry=retry))
 
     def list_tasks(self, filters: Mapping[str, str] | None = None) -> list[Task]:
         """Task summaries (id, type, status, ...), following pagination."""
@@ -378,7 +417,9 @@ class ImageClient:
         """Poll a task until ``success``, never more often than every 30 s.
 
         The gap is the largest of 30 s, ``Settings.poll_interval_seconds``, ``interval``
-        and any ``Retry-After``. A 5xx, 413/429 or dropped connection costs one poll.
+        and any ``Retry-After``, also counted from this process's previous poll of the task
+        (a retried step does not poll again at once). A 5xx, 413/429 or dropped connection
+        costs one poll.
 
         Raises:
             TaskFailedError: the task ended in ``failure``; carries the cloud's message and
@@ -386,6 +427,7 @@ class ImageClient:
             WaitTimeoutError: not finished by the deadline.
         """
         gap = max(TASK_POLL_FLOOR_SECONDS, self._settings.poll_interval_seconds, interval or 0)
+        _POLLS.wait_for_turn(self._clock, f"{self.base_url}/tasks/{task_id}", gap)
         return poll_until(
             lambda: self.get_task(task_id, retry=NO_RETRY),
             _task_succeeded,
@@ -403,7 +445,7 @@ class ImageClient:
     def _get_json(
         self, url: str, params: Mapping[str, str] | None = None, retry: RetryPolicy | None = None
     ) -> Any:
-        return _json_of(self._http.request("GET", url, params=params, retry=retry))
+        return json_body(self._http.request("GET", url, params=params, retry=retry))
 
     def _paginate(
         self, url: str, key: str, filters: Mapping[str, str]
@@ -434,20 +476,6 @@ def _next_page(
     if "marker" not in query:
         merged["marker"] = last_id
     return absolute.split("?", 1)[0], merged
-
-
-def _json_of(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        method = response.request.method
-        raise ApiError(
-            f"{method} {urlsplit(response.url).path}: the answer is not JSON",
-            None,
-            response.status_code,
-            method,
-            urlsplit(response.url).path,
-        ) from None
 
 
 def _key_of(pointer: str) -> str:

@@ -185,3 +185,22 @@ def test_the_boot_deadline_comes_from_settings(
 def test_server_record_ignores_a_missing_image_reference() -> None:
     record = Server.from_api({"id": "s1", "status": "ACTIVE", "image": ""})
     assert record.image_id is None
+
+
+def test_an_answer_that_is_not_json_is_an_api_error(
+    server: ScriptedServer, compute: ComputeClient
+) -> None:
+    server.expect("GET", f"/v2/{T}/servers/s1").reply(
+        200, body="<html>captive portal</html>", headers={"X-Compute-Request-Id": "req-h"}
+    )
+    with pytest.raises(errors.ApiError, match="is not JSON") as caught:
+        compute.get_server("s1")
+    assert caught.value.request_id == "req-h"
+
+
+def test_an_answer_without_the_expected_key_is_an_api_error(
+    server: ScriptedServer, compute: ComputeClient
+) -> None:
+    server.expect("GET", f"/v2/{T}/flavors/detail").reply(200, json={"items": []})
+    with pytest.raises(errors.ApiError, match="has no 'flavors'"):
+        compute.list_flavors()

@@ -334,6 +334,23 @@ def test_wait_for_task_never_polls_faster_than_30_s(
     assert len(gaps) == 6 and min(gaps) >= 30.0
 
 
+def test_polls_from_an_earlier_call_count_towards_the_spacing(
+    server: ScriptedServer, clock: ScriptedClock
+) -> None:
+    """A retried step that waits again does not poll the task again at once."""
+    first = ImageClient(f"{server.url}/v2", FixedTokens(), bodies.make_settings(), clock=clock)
+    again = ImageClient(f"{server.url}/v2", FixedTokens(), bodies.make_settings(), clock=clock)
+    server.expect("GET", "/v2/tasks/t1").reply(200, json=bodies.task("t1", "processing"))
+    server.expect("GET", "/v2/tasks/t1").reply(200, json=bodies.task("t1", "processing"))
+    server.expect("GET", "/v2/tasks/t1").reply(200, json=bodies.task("t1", "success"))
+    first.get_task("t1")
+    clock.advance(5)
+    with pytest.raises(errors.WaitTimeoutError):
+        first.wait_for_task("t1", deadline_seconds=10)
+    again.wait_for_task("t1", deadline_seconds=3600)
+    assert poll_gaps(server) == [30.0, 30.0]
+
+
 def test_a_lower_interval_argument_cannot_beat_the_floor(
     server: ScriptedServer, images: ImageClient
 ) -> None:
