@@ -277,7 +277,7 @@ class _RetryBudget:
         if isinstance(error, RateLimitedError):
             return self._rate_limit_delay(error)
         if isinstance(error, ServerError | TransportError) and failure.replayable:
-            return self._backoff_delay(error)
+            return self._backoff_delay()
         return None
 
     def _rate_limit_delay(self, error: RateLimitedError) -> float | None:
@@ -289,7 +289,7 @@ class _RetryBudget:
         self._rate_limit_waits += 1
         return wait
 
-    def _backoff_delay(self, error: ImagehopError) -> float | None:
+    def _backoff_delay(self) -> float | None:
         self._failures += 1
         if self._failures >= self._policy.attempts:
             return None
@@ -331,6 +331,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         retry: RetryPolicy | None = None,
+        redact: tuple[str, ...] = (),
     ) -> requests.Response:
         """Send one request and return its (non-error) response.
 
@@ -338,6 +339,8 @@ class HttpClient:
             idempotent: whether replaying is harmless; defaults to True for GET, HEAD,
                 OPTIONS, PUT and DELETE.
             retry: overrides the client's policy for this call (pollers pass NO_RETRY).
+            redact: secrets sent in the body, blanked out should the answer quote them
+                (the token is always blanked).
 
         Raises:
             ApiError subclasses for error answers, AuthenticationError for a 401 that a
@@ -345,15 +348,15 @@ class HttpClient:
         """
         replayable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         budget = _RetryBudget(retry or self._retry, self._rng)
-        prepared = _Prepared(method, url, json_body, params, headers)
+        prepared = _Prepared(method, url, json_body, params, headers, redact)
         reauthenticated = False
         while True:
-            token = self._tokens.token() if self._tokens else None
+            token = self._tokens.token() if self._tokens is not None else None
             outcome = self._attempt(prepared, token, replayable)
             if isinstance(outcome, requests.Response):
                 return outcome
             refused = isinstance(outcome.error, AuthenticationError)
-            if refused and self._tokens and token and not reauthenticated:
+            if refused and self._tokens is not None and token and not reauthenticated:
                 self._tokens.invalidate(token)
                 reauthenticated = True
                 continue
@@ -383,7 +386,7 @@ class HttpClient:
             return _Failure(error, replayable or _never_sent(exc))
         if response.status_code < 400:
             return response
-        secrets = (token,) if token else ()
+        secrets = (*req.redact, token) if token else req.redact
         return _Failure(error_from_response(response, self._clock.time(), secrets), replayable)
 
 
@@ -394,6 +397,7 @@ class _Prepared:
     json_body: Any
     params: Mapping[str, str] | None
     headers: Mapping[str, str] | None
+    redact: tuple[str, ...] = ()
 
     @property
     def body(self) -> bytes | None:

@@ -231,7 +231,11 @@ def authenticate(
     url = tokens_url(identity_url)
     try:
         response = http.request(
-            "POST", url, json_body=auth_request_body(credentials), idempotent=True
+            "POST",
+            url,
+            json_body=auth_request_body(credentials),
+            idempotent=True,
+            redact=_secrets_of(credentials),
         )
     except (AuthenticationError, BadRequestError, ForbiddenError) as exc:
         raise _refused(exc, credentials, setting_prefix) from None
@@ -244,6 +248,11 @@ def authenticate(
         return parse_access(json_body(response))
     except ValueError as exc:
         raise ApiError(f"POST /tokens answered with an unusable body: {exc}") from None
+
+
+def _secrets_of(credentials: Credentials) -> tuple[str, ...]:
+    secrets = (credentials.api_key, credentials.password)
+    return tuple(s.get_secret_value() for s in secrets if s is not None)
 
 
 def _refused(

@@ -222,6 +222,18 @@ def test_bad_credentials_say_which_setting_to_check(
     assert "very-secret-key" not in text
 
 
+def test_an_answer_quoting_the_key_never_shows_it(
+    server: ScriptedServer, clock: ScriptedClock
+) -> None:
+    server.expect("POST", "/v2.0/tokens").reply(
+        400, json={"badRequest": {"message": "Invalid apiKey 'very-secret-key' for demo"}}
+    )
+    with pytest.raises(errors.AuthenticationError) as caught:
+        manager(server, clock).token()
+    assert "very-secret-key" not in str(caught.value)
+    assert "Invalid apiKey '<redacted>'" in str(caught.value)
+
+
 def test_a_password_user_is_told_to_check_the_password(
     server: ScriptedServer, clock: ScriptedClock
 ) -> None:
