@@ -592,7 +592,7 @@ def _import_error_code(message: str) -> str | None:
 def task_failed_error(task: Task) -> TaskFailedError:
     """The error for a task in ``failure``: the cloud's message plus advice."""
     advice = failure_advice(task.type, task.message)
-    said = task.message or "no message from the cloud"
+    said = (task.message or "no message from the cloud").rstrip(". ")
     return TaskFailedError(
         f"{task.type or 'the'} task {task.id} failed: {said}. {advice}",
         None,
