@@ -266,10 +266,12 @@ class ImageClient:
         """One image. Raises NotFoundError if it is not visible to this account."""
         return Image.from_api(self._get_json(f"{self.base_url}/images/{image_id}", retry=retry))
 
-    def list_images(self, filters: Mapping[str, str] | None = None) -> list[Image]:
+    def list_images(
+        self, filters: Mapping[str, str] | None = None, *, page_size: int = PAGE_SIZE
+    ) -> list[Image]:
         """Every image matching ``filters`` (attributes or properties, e.g.
         ``{"com.mycompany.image-of": "db-3"}``), following pagination to the end."""
-        pages = self._paginate(f"{self.base_url}/images", "images", filters or {})
+        pages = self._paginate(f"{self.base_url}/images", "images", filters or {}, page_size)
         return [Image.from_api(item) for item in pages]
 
     def find_images_by_property(self, key: str, value: str) -> list[Image]:
@@ -401,9 +403,11 @@ class ImageClient:
         _POLLS.record(self._clock, url)
         return Task.from_api(self._get_json(url, retry=retry))
 
-    def list_tasks(self, filters: Mapping[str, str] | None = None) -> list[Task]:
+    def list_tasks(
+        self, filters: Mapping[str, str] | None = None, *, page_size: int = PAGE_SIZE
+    ) -> list[Task]:
         """Task summaries (id, type, status, ...), following pagination."""
-        pages = self._paginate(f"{self.base_url}/tasks", "tasks", filters or {})
+        pages = self._paginate(f"{self.base_url}/tasks", "tasks", filters or {}, page_size)
         return [Task.from_api(item) for item in pages]
 
     def wait_for_task(
@@ -448,9 +452,9 @@ class ImageClient:
         return json_body(self._http.request("GET", url, params=params, retry=retry))
 
     def _paginate(
-        self, url: str, key: str, filters: Mapping[str, str]
+        self, url: str, key: str, filters: Mapping[str, str], page_size: int
     ) -> Iterator[Mapping[str, Any]]:
-        params: dict[str, str] = {"limit": str(PAGE_SIZE), **filters}
+        params: dict[str, str] = {"limit": str(page_size), **filters}
         markers: set[str] = set()
         for _ in range(MAX_PAGES):
             body = self._get_json(url, params)

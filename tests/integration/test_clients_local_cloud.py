@@ -1,0 +1,389 @@
+"""The identity, image and compute clients against the local two-region cloud (real HTTP
+services on real Swift): the documented procedure step by step, its failure modes, and a
+token that expires in the middle of a run.
+
+Task and status polls use a fast-forward clock: the clients still space polls by 30 s (10 s
+for statuses) as far as they can tell, but the test does not wait for real. The spacing
+itself is covered by ``tests/unit/test_image.py`` on a scripted server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from imagehop import errors
+from imagehop.clock import SYSTEM_CLOCK
+from imagehop.compute import ComputeClient, pick_flavor
+from imagehop.identity import TokenManager
+from imagehop.image import IMPORT_CODE_ADVICE, ImageClient
+from imagehop.sandbox.info import AccountInfo, SandboxInfo
+from imagehop.settings import Credentials, Settings
+from tests.support.scripted_bodies import make_settings
+from tests.support.scripted_clock import FastForwardClock
+
+pytestmark = pytest.mark.cloud
+
+DEADLINE = 600.0  # fast-forward seconds: about 20 task polls
+
+
+@dataclass
+class Cloud:
+    """What these tests need from the local cloud."""
+
+    info: SandboxInfo
+    settings: Settings
+
+    @property
+    def main(self) -> AccountInfo:
+        return self.info.accounts[0]
+
+    def account(self, *, admin: bool = True, other_tenant: bool = False) -> AccountInfo:
+        for account in self.info.accounts:
+            different = account.tenant_id != self.main.tenant_id
+            if account.admin == admin and different == other_tenant:
+                return account
+        raise LookupError(f"no account with admin={admin}, other_tenant={other_tenant}")
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.info.admin_url}{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    @contextmanager
+    def options(self, **changes: Any) -> Iterator[None]:
+        """Change options of the running cloud for the duration of a block."""
+        before = self.admin("GET", "/options")
+        self.admin("PATCH", "/options", json=changes)
+        try:
+            yield
+        finally:
+            self.admin("PATCH", "/options", json={k: before[k] for k in changes})
+
+    def tokens(self, account: AccountInfo | None = None, **kw: Any) -> TokenManager:
+        account = account or self.main
+        credentials = Credentials(username=account.username, api_key=SecretStr(account.api_key))
+        return TokenManager(self.info.identity_url, credentials, self.settings, **kw)
+
+    def new_image(self, region: str = "DFW", **properties: str) -> str:
+        """A fresh active image of the main account with real (VHD) bytes."""
+        spec = {"region": region, "owner": self.main.tenant_id, "properties": properties}
+        return str(self.admin("POST", "/images", json=spec)["id"])
+
+
+def _sandbox_info(handle: Any) -> SandboxInfo:
+    info = getattr(handle, "info", handle)
+    assert isinstance(info, SandboxInfo)
+    return info
+
+
+@pytest.fixture(scope="module")
+def cloud(local_cloud: Any) -> Cloud:
+    return Cloud(_sandbox_info(local_cloud), make_settings(identity_url="unused"))
+
+
+@pytest.fixture
+def clock() -> FastForwardClock:
+    return FastForwardClock()
+
+
+@pytest.fixture
+def tokens(cloud: Cloud) -> TokenManager:
+    return cloud.tokens()
+
+
+@pytest.fixture
+def dfw(cloud: Cloud, tokens: TokenManager, clock: FastForwardClock) -> Iterator[ImageClient]:
+    client = ImageClient.for_region(tokens, "DFW", cloud.settings, clock=clock)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def compute(cloud: Cloud, tokens: TokenManager, clock: FastForwardClock) -> Iterator[ComputeClient]:
+    client = ComputeClient.for_region(tokens, "DFW", cloud.settings, clock=clock)
+    yield client
+    client.close()
+
+
+def make_container(tokens: TokenManager, region: str) -> str:
+    """A new Cloud Files container (plain HTTP on the real Swift) with an export-safe name."""
+    name = f"exports-{uuid.uuid4().hex[:12]}"
+    url = f"{tokens.endpoint('object-store', region)}/{name}"
+    response = requests.put(url, headers={"X-Auth-Token": tokens.token()}, timeout=30)
+    assert response.status_code in (201, 202), response.text
+    return name
+
+
+# identity --------------------------------------------------------------------------------
+
+
+def test_api_key_and_password_reach_the_same_account(cloud: Cloud) -> None:
+    by_key = cloud.tokens()
+    credentials = Credentials(username=cloud.main.username, password=SecretStr(cloud.main.password))
+    by_password = TokenManager(cloud.info.identity_url, credentials, cloud.settings)
+    assert by_key.tenant_id == by_password.tenant_id == cloud.main.tenant_id
+    for tokens in (by_key, by_password):
+        images = ImageClient.for_region(tokens, "IAD", cloud.settings)
+        assert images.list_images({"visibility": "public"})
+
+
+def test_the_catalog_offers_every_service_in_both_regions(tokens: TokenManager) -> None:
+    for service in ("image", "compute", "object-store"):
+        assert tokens.catalog.regions(service) == ["DFW", "IAD"]
+    assert tokens.endpoint("image", "iad").endswith("/v2")
+    assert tokens.endpoint("compute", "DFW").endswith(f"/v2/{tokens.tenant_id}")
+    storage = tokens.endpoint("object-store", "DFW", "internal")
+    assert storage.endswith(f"/v1/MossoCloudFS_{tokens.tenant_id}")
+    with pytest.raises(errors.UnknownRegionError, match="DFW, IAD"):
+        tokens.endpoint("image", "ORD")
+
+
+def test_bad_credentials_are_refused_without_echoing_the_secret(cloud: Cloud) -> None:
+    credentials = Credentials(username=cloud.main.username, api_key=SecretStr("wrong-key-123"))
+    manager = TokenManager(cloud.info.identity_url, credentials, cloud.settings)
+    with pytest.raises(errors.AuthenticationError) as caught:
+        manager.token()
+    assert "IMAGEHOP_API_KEY" in str(caught.value)
+    assert "wrong-key-123" not in str(caught.value)
+
+
+# image properties ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_id(cloud: Cloud) -> str:
+    return cloud.new_image(**{"com.example.tier": "old"})
+
+
+def test_set_properties_adds_replaces_and_reports_protected(
+    dfw: ImageClient, image_id: str
+) -> None:
+    changes = dfw.set_properties(
+        image_id,
+        {
+            "com.example.tier": "new",
+            "com.example.path/like~key": "x",
+            "com.rackspace__1__options": "1",
+        },
+    )
+    assert set(changes.changed) == {"com.example.tier", "com.example.path/like~key"}
+    assert list(changes.refused) == ["com.rackspace__1__options"]
+    image = dfw.get_image(image_id)
+    assert image.properties["com.example.tier"] == "new"
+    assert image.properties["com.example.path/like~key"] == "x"
+    again = dfw.set_properties(image_id, {"com.example.tier": "new"})
+    assert again.unchanged == ("com.example.tier",) and not again.changed
+
+
+def test_remove_properties_and_find_by_property(dfw: ImageClient, image_id: str) -> None:
+    marker = f"db-{uuid.uuid4().hex[:8]}"
+    dfw.set_properties(image_id, {"com.example.image-of": marker})
+    assert [i.id for i in dfw.find_images_by_property("com.example.image-of", marker)] == [image_id]
+    dfw.remove_properties(image_id, ["com.example.image-of", "com.example.absent"])
+    assert dfw.find_images_by_property("com.example.image-of", marker) == []
+
+
+def test_listing_follows_the_clouds_next_links(cloud: Cloud, dfw: ImageClient) -> None:
+    marker = f"page-{uuid.uuid4().hex[:8]}"
+    created = {cloud.new_image(**{"com.example.batch": marker}) for _ in range(5)}
+    listed = dfw.list_images({"com.example.batch": marker}, page_size=2)
+    assert sorted(image.id for image in listed) == sorted(created)
+
+
+# export and import -----------------------------------------------------------------------
+
+
+def export_image(tokens: TokenManager, dfw: ImageClient, image_id: str) -> str:
+    container = make_container(tokens, "DFW")
+    task = dfw.create_export_task(image_id, container)
+    done = dfw.wait_for_task(task.id, DEADLINE)
+    assert done.export_location == f"{container}/{image_id}.vhd"
+    return done.export_location
+
+
+def test_export_then_wait_writes_a_dlo(
+    tokens: TokenManager, dfw: ImageClient, image_id: str
+) -> None:
+    seen: list[str] = []
+    container = make_container(tokens, "DFW")
+    task = dfw.create_export_task(image_id, container)
+    done = dfw.wait_for_task(task.id, DEADLINE, on_poll=lambda t: seen.append(t.status))
+    assert seen[-1] == "success" and done.message is None
+    manifest = f"{tokens.endpoint('object-store', 'DFW')}/{done.export_location}"
+    head = requests.head(manifest, headers={"X-Auth-Token": tokens.token()}, timeout=30)
+    assert head.headers["X-Object-Manifest"] == f"{container}/{image_id}.vhd-"
+    assert int(head.headers["Content-Length"]) > 0
+
+
+def test_import_then_wait_creates_a_new_image(
+    tokens: TokenManager, dfw: ImageClient, image_id: str
+) -> None:
+    location = export_image(tokens, dfw, image_id)
+    task = dfw.create_import_task(location, "imported copy")
+    done = dfw.wait_for_task(task.id, DEADLINE)
+    assert done.image_id and done.image_id != image_id
+    imported = dfw.get_image(done.image_id)
+    assert (imported.name, imported.status) == ("imported copy", "active")
+    marker = f"db-{uuid.uuid4().hex[:8]}"
+    dfw.set_properties(done.image_id, {"com.example.image-of": marker})
+    assert [i.id for i in dfw.find_images_by_property("com.example.image-of", marker)] == [
+        done.image_id
+    ]
+
+
+def test_exporting_twice_into_one_container_fails_with_advice(
+    tokens: TokenManager, dfw: ImageClient, image_id: str
+) -> None:
+    location = export_image(tokens, dfw, image_id)
+    task = dfw.create_export_task(image_id, location.split("/")[0])
+    with pytest.raises(errors.TaskFailedError) as caught:
+        dfw.wait_for_task(task.id, DEADLINE)
+    assert "already has an object" in (caught.value.cloud_message or "")
+    assert "reuse that object" in (caught.value.advice or "")
+
+
+def test_a_licence_restricted_image_fails_with_advice(
+    cloud: Cloud, tokens: TokenManager, dfw: ImageClient
+) -> None:
+    licensed = cloud.admin("GET", "/seed")["DFW"]["licensed_image"]
+    task = dfw.create_export_task(licensed, make_container(tokens, "DFW"))
+    with pytest.raises(errors.TaskFailedError) as caught:
+        dfw.wait_for_task(task.id, DEADLINE)
+    assert "Licence restrictions" in (caught.value.advice or "")
+
+
+def test_a_missing_container_fails_with_advice(dfw: ImageClient, image_id: str) -> None:
+    task = dfw.create_export_task(image_id, f"never-created-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(errors.TaskFailedError) as caught:
+        dfw.wait_for_task(task.id, DEADLINE)
+    assert "container" in (caught.value.advice or "")
+
+
+def test_importing_something_that_is_not_a_vhd_gives_code_396_advice(
+    tokens: TokenManager, dfw: ImageClient
+) -> None:
+    container = make_container(tokens, "DFW")
+    url = f"{tokens.endpoint('object-store', 'DFW')}/{container}/junk.vhd"
+    requests.put(url, data=b"not a disk" * 100, headers={"X-Auth-Token": tokens.token()})
+    task = dfw.create_import_task(f"{container}/junk.vhd", "junk")
+    with pytest.raises(errors.TaskFailedError) as caught:
+        dfw.wait_for_task(task.id, DEADLINE)
+    assert caught.value.advice == IMPORT_CODE_ADVICE["396"]
+
+
+def test_an_injected_import_failure_code_maps_to_its_advice(
+    cloud: Cloud, tokens: TokenManager, dfw: ImageClient, image_id: str
+) -> None:
+    location = export_image(tokens, dfw, image_id)
+    message = "Image cannot be imported. Error code: '609'"
+    cloud.admin(
+        "POST", "/faults/tasks", json={"region": "DFW", "type": "import", "message": message}
+    )
+    task = dfw.create_import_task(location, "too big")
+    with pytest.raises(errors.TaskFailedError) as caught:
+        dfw.wait_for_task(task.id, DEADLINE)
+    assert caught.value.cloud_message == message
+    assert caught.value.advice == IMPORT_CODE_ADVICE["609"]
+
+
+def test_a_user_without_the_admin_role_cannot_create_tasks(
+    cloud: Cloud, clock: FastForwardClock, image_id: str
+) -> None:
+    viewer = cloud.tokens(cloud.account(admin=False))
+    client = ImageClient.for_region(viewer, "DFW", cloud.settings, clock=clock)
+    with pytest.raises(errors.ForbiddenError):
+        client.create_export_task(image_id, "exports")
+
+
+def test_a_503_from_the_cloud_is_retried_transparently(
+    cloud: Cloud, dfw: ImageClient, image_id: str
+) -> None:
+    fault = {"service": "images", "region": "DFW", "path": f"/images/{image_id}$",
+             "method": "GET", "status": 503, "count": 1}  # fmt: skip
+    cloud.admin("POST", "/faults/http", json=fault)
+    assert dfw.get_image(image_id).id == image_id
+
+
+# compute ---------------------------------------------------------------------------------
+
+
+def test_snapshot_boot_and_wait(cloud: Cloud, dfw: ImageClient, compute: ComputeClient) -> None:
+    server_id = cloud.admin("GET", "/seed")["DFW"]["demo_server"]
+    with cloud.options(snapshot_seconds=2.0, boot_seconds=1.0):
+        image_id = compute.create_server_image(server_id, "snap", {"com.example.of": "demo"})
+        with pytest.raises(errors.ConflictError, match="already being imaged"):
+            compute.create_server_image(server_id, "second snap")
+    snapshot = dfw.wait_for_image_active(image_id, DEADLINE)
+    assert snapshot.properties["com.example.of"] == "demo"
+    flavor = pick_flavor(compute.list_flavors(), snapshot.min_disk or 0)
+    booted = compute.boot_server(f"from-{image_id[:8]}", image_id, flavor.id)
+    server = compute.wait_for_server_active(booted, DEADLINE)
+    assert (server.status, server.image_id, server.flavor_id) == ("ACTIVE", image_id, flavor.id)
+
+
+def test_a_flavor_too_small_for_the_image_is_a_bad_request(
+    cloud: Cloud, compute: ComputeClient
+) -> None:
+    smallest = min(compute.list_flavors(), key=lambda f: f.disk)
+    spec = {"region": "DFW", "owner": cloud.main.tenant_id, "min_disk": smallest.disk + 1}
+    big = cloud.admin("POST", "/images", json=spec)["id"]
+    with pytest.raises(errors.BadRequestError):
+        compute.boot_server("too-small", big, smallest.id)
+
+
+# tokens ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_tokens(cloud: Cloud) -> Iterator[float]:
+    """Tokens of the local Identity live 2 s during the test."""
+    with cloud.options(token_lifetime_seconds=2.0):
+        yield 2.0
+
+
+def test_a_run_outlives_its_tokens(
+    cloud: Cloud, short_tokens: float, clock: FastForwardClock, image_id: str
+) -> None:
+    """Proactive refresh: 2 s tokens are renewed half-way through a 3 s export."""
+    cloud.admin("POST", "/faults/tasks", json={"region": "DFW", "type": "export",
+                                               "extra_seconds": 3.0})  # fmt: skip
+    tokens = cloud.tokens()
+    client = ImageClient.for_region(tokens, "DFW", cloud.settings, clock=clock)
+    first = tokens.token()
+    task = client.create_export_task(image_id, make_container(tokens, "DFW"))
+    done = client.wait_for_task(task.id, 20 * DEADLINE)
+    assert done.status == "success"
+    assert tokens.token() != first
+
+
+class LaggingClock:
+    """Wall time a day behind: the manager believes its token is fresh when it is not."""
+
+    def time(self) -> float:
+        return SYSTEM_CLOCK.time() - 24 * 3600
+
+    def monotonic(self) -> float:
+        return SYSTEM_CLOCK.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        SYSTEM_CLOCK.sleep(seconds)
+
+
+def test_an_expired_token_is_replaced_after_one_401(
+    cloud: Cloud, short_tokens: float, clock: FastForwardClock, image_id: str
+) -> None:
+    tokens = cloud.tokens(clock=LaggingClock())
+    client = ImageClient.for_region(tokens, "DFW", cloud.settings, clock=clock)
+    stale = tokens.token()
+    SYSTEM_CLOCK.sleep(short_tokens + 0.5)
+    assert tokens.token() == stale  # no proactive refresh: only a 401 can reveal it
+    assert client.get_image(image_id).id == image_id
+    assert tokens.token() != stale
