@@ -100,6 +100,10 @@ class Image:
         value = self._lookup(key)
         return None if value is _MISSING else value
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is an attribute or a property of the image (even if null)."""
+        return self._lookup(key) is not _MISSING
+
     def _lookup(self, key: str) -> Any:
         if key in self.properties:
             return self.properties[key]
@@ -191,7 +195,7 @@ def json_pointer(key: str) -> str:
 def patch_operation(image: Image, key: str, value: PropertyValue) -> dict[str, Any]:
     """``replace`` if the image has ``key`` (Glance answers 409 to ``add`` then), else
     ``add`` (``replace`` of a missing property is an error)."""
-    op = "add" if image._lookup(key) is _MISSING else "replace"
+    op = "replace" if image.has(key) else "add"
     return {"op": op, "path": json_pointer(key), "value": value}
 
 
