@@ -41,6 +41,7 @@ from imagehop.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     ForbiddenError,
     ImagehopError,
@@ -64,6 +65,8 @@ REQUEST_ID_HEADERS = (
 USER_AGENT = "imagehop/0.1"
 MAX_MESSAGE_CHARS = 300
 
+_BAD_URL = (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL)  # fmt: skip
 _ERROR_CLASSES: dict[int, type[ApiError]] = {
     400: BadRequestError,
     403: ForbiddenError,
@@ -381,6 +384,8 @@ class HttpClient:
                 headers=req.headers_with(token),
                 timeout=self._timeout,
             )
+        except _BAD_URL as exc:
+            raise ConfigurationError(f"cannot send {req.method} to {req.url!r}: {exc}") from None
         except requests.RequestException as exc:
             error = TransportError(f"{req.method} {url_path(req.url)} failed: {_describe(exc)}")
             return _Failure(error, replayable or _never_sent(exc))

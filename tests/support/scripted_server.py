@@ -95,9 +95,16 @@ class Expectation:
         for key, value in (self.headers or {}).items():
             if got.headers.get(key.lower()) != value:
                 return f"{got.method} {got.path}: header {key}={got.headers.get(key.lower())!r}"
-        if self.json is not None and got.json() != self.json:
+        if self.json is not None and _json_or_text(got.body) != self.json:
             return f"{got.method} {got.path}: body {got.body!r}, want {self.json!r}"
         return None
+
+
+def _json_or_text(body: bytes) -> Any:
+    try:
+        return jsonlib.loads(body)
+    except ValueError:
+        return body.decode(errors="replace")
 
 
 class ScriptedServer:

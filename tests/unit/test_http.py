@@ -280,6 +280,13 @@ def test_a_read_timeout_from_settings_becomes_a_transport_error(
     assert "read timed out" in str(caught.value)
 
 
+@pytest.mark.parametrize("url", ["cloud.example/v2", "ftp://cloud.example/v2", "http://"])
+def test_a_malformed_url_is_a_configuration_error(clock: ScriptedClock, url: str) -> None:
+    with pytest.raises(errors.ConfigurationError):
+        client(clock).request("GET", url)
+    assert clock.sleeps == []
+
+
 def test_no_retry_policy_raises_at_once(server: ScriptedServer, clock: ScriptedClock) -> None:
     server.expect("GET", "/v2/tasks/t1").reply(503)
     with pytest.raises(errors.ServerError):
