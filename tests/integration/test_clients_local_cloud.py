@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,8 @@ from imagehop.clock import SYSTEM_CLOCK
 from imagehop.compute import ComputeClient, pick_flavor
 from imagehop.identity import TokenManager
 from imagehop.image import IMPORT_CODE_ADVICE, ImageClient
-from imagehop.sandbox.info import AccountInfo, SandboxInfo
+from imagehop.sandbox.info import AccountInfo
+from imagehop.sandbox.testing import LocalCloud
 from imagehop.settings import Credentials, Settings
 from tests.support.scripted_bodies import make_settings
 from tests.support.scripted_clock import FastForwardClock
@@ -36,57 +36,25 @@ DEADLINE = 600.0  # fast-forward seconds: about 20 task polls
 
 @dataclass
 class Cloud:
-    """What these tests need from the local cloud."""
+    """The local cloud plus the settings these tests give the clients."""
 
-    info: SandboxInfo
+    local: LocalCloud
     settings: Settings
 
-    @property
-    def main(self) -> AccountInfo:
-        return self.info.accounts[0]
-
-    def account(self, *, admin: bool = True, other_tenant: bool = False) -> AccountInfo:
-        for account in self.info.accounts:
-            different = account.tenant_id != self.main.tenant_id
-            if account.admin == admin and different == other_tenant:
-                return account
-        raise LookupError(f"no account with admin={admin}, other_tenant={other_tenant}")
-
-    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, f"{self.info.admin_url}{path}", timeout=30, **kwargs)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    @contextmanager
-    def options(self, **changes: Any) -> Iterator[None]:
-        """Change options of the running cloud for the duration of a block."""
-        before = self.admin("GET", "/options")
-        self.admin("PATCH", "/options", json=changes)
-        try:
-            yield
-        finally:
-            self.admin("PATCH", "/options", json={k: before[k] for k in changes})
-
     def tokens(self, account: AccountInfo | None = None, **kw: Any) -> TokenManager:
-        account = account or self.main
+        account = account or self.local.main
         credentials = Credentials(username=account.username, api_key=SecretStr(account.api_key))
-        return TokenManager(self.info.identity_url, credentials, self.settings, **kw)
+        return TokenManager(self.local.identity_url, credentials, self.settings, **kw)
 
     def new_image(self, region: str = "DFW", **properties: str) -> str:
         """A fresh active image of the main account with real (VHD) bytes."""
-        spec = {"region": region, "owner": self.main.tenant_id, "properties": properties}
-        return str(self.admin("POST", "/images", json=spec)["id"])
-
-
-def _sandbox_info(handle: Any) -> SandboxInfo:
-    info = getattr(handle, "info", handle)
-    assert isinstance(info, SandboxInfo)
-    return info
+        owner = self.local.main.tenant_id
+        return str(self.local.admin.create_image(region, owner, properties=properties)["id"])
 
 
 @pytest.fixture(scope="module")
-def cloud(local_cloud: Any) -> Cloud:
-    return Cloud(_sandbox_info(local_cloud), make_settings(identity_url="unused"))
+def cloud(local_cloud: LocalCloud) -> Cloud:
+    return Cloud(local_cloud, make_settings())
 
 
 @pytest.fixture
@@ -127,9 +95,11 @@ def make_container(tokens: TokenManager, region: str) -> str:
 
 def test_api_key_and_password_reach_the_same_account(cloud: Cloud) -> None:
     by_key = cloud.tokens()
-    credentials = Credentials(username=cloud.main.username, password=SecretStr(cloud.main.password))
-    by_password = TokenManager(cloud.info.identity_url, credentials, cloud.settings)
-    assert by_key.tenant_id == by_password.tenant_id == cloud.main.tenant_id
+    credentials = Credentials(
+        username=cloud.local.main.username, password=SecretStr(cloud.local.main.password)
+    )
+    by_password = TokenManager(cloud.local.identity_url, credentials, cloud.settings)
+    assert by_key.tenant_id == by_password.tenant_id == cloud.local.main.tenant_id
     for tokens in (by_key, by_password):
         images = ImageClient.for_region(tokens, "IAD", cloud.settings)
         assert images.list_images({"visibility": "public"})
@@ -147,8 +117,10 @@ def test_the_catalog_offers_every_service_in_both_regions(tokens: TokenManager) 
 
 
 def test_bad_credentials_are_refused_without_echoing_the_secret(cloud: Cloud) -> None:
-    credentials = Credentials(username=cloud.main.username, api_key=SecretStr("wrong-key-123"))
-    manager = TokenManager(cloud.info.identity_url, credentials, cloud.settings)
+    credentials = Credentials(
+        username=cloud.local.main.username, api_key=SecretStr("wrong-key-123")
+    )
+    manager = TokenManager(cloud.local.identity_url, credentials, cloud.settings)
     with pytest.raises(errors.AuthenticationError) as caught:
         manager.token()
     assert "IMAGEHOP_API_KEY" in str(caught.value)
@@ -253,7 +225,7 @@ def test_exporting_twice_into_one_container_fails_with_advice(
 def test_a_licence_restricted_image_fails_with_advice(
     cloud: Cloud, tokens: TokenManager, dfw: ImageClient
 ) -> None:
-    licensed = cloud.admin("GET", "/seed")["DFW"]["licensed_image"]
+    licensed = cloud.local.admin.seed()["DFW"]["licensed_image"]
     task = dfw.create_export_task(licensed, make_container(tokens, "DFW"))
     with pytest.raises(errors.TaskFailedError) as caught:
         dfw.wait_for_task(task.id, DEADLINE)
@@ -284,9 +256,7 @@ def test_an_injected_import_failure_code_maps_to_its_advice(
 ) -> None:
     location = export_image(tokens, dfw, image_id)
     message = "Image cannot be imported. Error code: '609'"
-    cloud.admin(
-        "POST", "/faults/tasks", json={"region": "DFW", "type": "import", "message": message}
-    )
+    cloud.local.admin.fail_next_task("DFW", "import", message)
     task = dfw.create_import_task(location, "too big")
     with pytest.raises(errors.TaskFailedError) as caught:
         dfw.wait_for_task(task.id, DEADLINE)
@@ -297,7 +267,7 @@ def test_an_injected_import_failure_code_maps_to_its_advice(
 def test_a_user_without_the_admin_role_cannot_create_tasks(
     cloud: Cloud, clock: FastForwardClock, image_id: str
 ) -> None:
-    viewer = cloud.tokens(cloud.account(admin=False))
+    viewer = cloud.tokens(cloud.local.viewer)
     client = ImageClient.for_region(viewer, "DFW", cloud.settings, clock=clock)
     with pytest.raises(errors.ForbiddenError):
         client.create_export_task(image_id, "exports")
@@ -306,18 +276,19 @@ def test_a_user_without_the_admin_role_cannot_create_tasks(
 def test_a_503_from_the_cloud_is_retried_transparently(
     cloud: Cloud, dfw: ImageClient, image_id: str
 ) -> None:
-    fault = {"service": "images", "region": "DFW", "path": f"/images/{image_id}$",
-             "method": "GET", "status": 503, "count": 1}  # fmt: skip
-    cloud.admin("POST", "/faults/http", json=fault)
+    cloud.local.admin.fail_next_request(
+        "images", f"/images/{image_id}$", 503, region="DFW", method="GET"
+    )
     assert dfw.get_image(image_id).id == image_id
+    assert not cloud.local.admin.faults()["http"]
 
 
 # compute ---------------------------------------------------------------------------------
 
 
 def test_snapshot_boot_and_wait(cloud: Cloud, dfw: ImageClient, compute: ComputeClient) -> None:
-    server_id = cloud.admin("GET", "/seed")["DFW"]["demo_server"]
-    with cloud.options(snapshot_seconds=2.0, boot_seconds=1.0):
+    server_id = cloud.local.admin.seed()["DFW"]["demo_server"]
+    with cloud.local.admin.temporary_options(snapshot_seconds=2.0, boot_seconds=1.0):
         image_id = compute.create_server_image(server_id, "snap", {"com.example.of": "demo"})
         with pytest.raises(errors.ConflictError, match="already being imaged"):
             compute.create_server_image(server_id, "second snap")
@@ -333,8 +304,8 @@ def test_a_flavor_too_small_for_the_image_is_a_bad_request(
     cloud: Cloud, compute: ComputeClient
 ) -> None:
     smallest = min(compute.list_flavors(), key=lambda f: f.disk)
-    spec = {"region": "DFW", "owner": cloud.main.tenant_id, "min_disk": smallest.disk + 1}
-    big = cloud.admin("POST", "/images", json=spec)["id"]
+    owner = cloud.local.main.tenant_id
+    big = cloud.local.admin.create_image("DFW", owner, min_disk=smallest.disk + 1)["id"]
     with pytest.raises(errors.BadRequestError):
         compute.boot_server("too-small", big, smallest.id)
 
@@ -345,7 +316,7 @@ def test_a_flavor_too_small_for_the_image_is_a_bad_request(
 @pytest.fixture
 def short_tokens(cloud: Cloud) -> Iterator[float]:
     """Tokens of the local Identity live 2 s during the test."""
-    with cloud.options(token_lifetime_seconds=2.0):
+    with cloud.local.admin.temporary_options(token_lifetime_seconds=2.0):
         yield 2.0
 
 
@@ -353,8 +324,7 @@ def test_a_run_outlives_its_tokens(
     cloud: Cloud, short_tokens: float, clock: FastForwardClock, image_id: str
 ) -> None:
     """Proactive refresh: 2 s tokens are renewed half-way through a 3 s export."""
-    cloud.admin("POST", "/faults/tasks", json={"region": "DFW", "type": "export",
-                                               "extra_seconds": 3.0})  # fmt: skip
+    cloud.local.admin.delay_next_task("DFW", "export", 3.0)
     tokens = cloud.tokens()
     client = ImageClient.for_region(tokens, "DFW", cloud.settings, clock=clock)
     first = tokens.token()
