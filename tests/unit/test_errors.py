@@ -18,7 +18,13 @@ ALL_ERRORS = sorted(
     ),
     key=lambda cls: cls.__name__,
 )
-RETRYABLE = {"RateLimitedError", "ServerError", "TransportError", "SourceIncompleteError"}
+RETRYABLE = {
+    "RateLimitedError",
+    "ServerError",
+    "TransportError",
+    "SourceIncompleteError",
+    "UnauthorizedError",  # the object store's 401 (engine branch): a retry gets a new token
+}
 
 
 def _full_instance(cls: type[errors.ImagehopError]) -> errors.ImagehopError:
