@@ -81,6 +81,12 @@ def compute(cloud: Cloud, tokens: TokenManager, clock: FastForwardClock) -> Iter
     client.close()
 
 
+@pytest.fixture
+def image_id(cloud: Cloud) -> str:
+    """A fresh private image of the main account in DFW."""
+    return cloud.new_image(**{"com.example.tier": "old"})
+
+
 def make_container(tokens: TokenManager, region: str) -> str:
     """A new Cloud Files container (plain HTTP on the real Swift) with an export-safe name."""
     name = f"exports-{uuid.uuid4().hex[:12]}"
@@ -127,12 +133,18 @@ def test_bad_credentials_are_refused_without_echoing_the_secret(cloud: Cloud) ->
     assert "wrong-key-123" not in str(caught.value)
 
 
+def test_a_separate_target_account_has_its_own_token_and_images(
+    cloud: Cloud, clock: FastForwardClock, image_id: str
+) -> None:
+    main, other = cloud.tokens(), cloud.tokens(cloud.local.other)
+    assert other.tenant_id == cloud.local.other.tenant_id != main.tenant_id
+    assert other.endpoint("compute", "IAD").endswith(f"/v2/{other.tenant_id}")
+    images = ImageClient.for_region(other, "DFW", cloud.settings, clock=clock)
+    with pytest.raises(errors.NotFoundError):
+        images.get_image(image_id)  # the main account's private image
+
+
 # image properties ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def image_id(cloud: Cloud) -> str:
-    return cloud.new_image(**{"com.example.tier": "old"})
 
 
 def test_set_properties_adds_replaces_and_reports_protected(
