@@ -84,12 +84,15 @@ class Supervisor:
 
     # -- children ------------------------------------------------------------------------
 
-    def start_swift(self, region: str) -> None:
-        cluster = self.clusters[region]
-        cluster.start()
+    def start_swift(self, *regions: str) -> None:
+        """Start the clusters of ``regions`` together, then wait for each to store objects."""
+        for region in regions:
+            self.clusters[region].start()
         token, _ = issue(self.secret, layout.SERVICE_TENANT, "supervisor", 300)
-        cluster.wait_ready(ACCOUNT_PREFIX + layout.SERVICE_TENANT, token, SWIFT_START_SECONDS)
-        log.info("Swift %s ready at %s", region, cluster.storage_host)
+        for region in regions:
+            cluster = self.clusters[region]
+            cluster.wait_ready(ACCOUNT_PREFIX + layout.SERVICE_TENANT, token, SWIFT_START_SECONDS)
+            log.info("Swift %s ready at %s", region, cluster.storage_host)
 
     def start_api(self, fresh: bool) -> None:
         command = [sys.executable, "-m", "imagehop.sandbox.service", str(self.state_dir)]
@@ -152,8 +155,7 @@ class Supervisor:
 
     def run(self) -> None:
         self.publish(ready=False)
-        for region in REGIONS:
-            self.start_swift(region)
+        self.start_swift(*REGIONS)
         self.start_api(fresh=True)
         self.publish(ready=True)
         log.info("local cloud ready: %s", self.info.identity_url)
