@@ -60,7 +60,7 @@ def render_glance_error(request: Request, error: HttpError) -> Response:
         return Response(error.status, text.encode(), {"Content-Type": "text/plain"})
     page = (
         f"<html>\n <head>\n  <title>{status}</title>\n </head>\n <body>\n  <h1>{status}</h1>\n"
-        f"  {explanation}<br /><br />\n{html.escape(error.message)}\n\n\n </body>\n</html>"
+        f"  {explanation}<br /><br />\n{html.escape(error.message, quote=False)}\n\n\n </body>\n</html>"
     )
     return Response(error.status, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
 
