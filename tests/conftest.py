@@ -14,16 +14,17 @@ from collections.abc import Iterator
 import pytest
 
 from imagehop.sandbox import control
+from imagehop.sandbox.control import processes_of
 from imagehop.sandbox.options import MiB
 from imagehop.sandbox.testing import LocalCloud
 
 TEST_OPTIONS = {
     "token_lifetime_seconds": 3600.0,
     "export_segment_bytes": MiB,
-    "task_pending_seconds": 0.1,
-    "task_processing_seconds": 0.3,
-    "snapshot_seconds": 0.3,
-    "boot_seconds": 0.3,
+    "task_pending_seconds": 0.05,
+    "task_processing_seconds": 0.15,
+    "snapshot_seconds": 0.2,
+    "boot_seconds": 0.2,
     "max_file_size": 2 * MiB,
     "server_disk_bytes": 3 * MiB + 123_457,
 }
@@ -38,3 +39,5 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
         yield LocalCloud(info)
     finally:
         control.down(state_dir)
+    left = processes_of(state_dir.resolve())
+    assert not left, f"processes of the local cloud still running after down: {left}"

@@ -141,6 +141,12 @@ def restart_api(state_dir: Path, hard: bool = False, timeout: float = 60.0) -> S
     raise RuntimeError(f"the API service did not come back within {timeout:.0f}s")
 
 
+def processes_of(state_dir: Path) -> list[int]:
+    """Pids of every live process of the local cloud in ``state_dir`` (resolved path)."""
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    return [pid for pid in pids if pid != os.getpid() and _is_ours(pid, state_dir)]
+
+
 # -- internals ---------------------------------------------------------------------------
 
 
@@ -257,7 +263,7 @@ def _stop(state_dir: Path) -> None:
 
 def _stop_leftovers(state_dir: Path) -> None:
     """Kill any process of this local cloud still alive (e.g. after a crashed supervisor)."""
-    for pid in _our_processes(state_dir):
+    for pid in processes_of(state_dir):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -270,11 +276,6 @@ def _supervisor_pid(state_dir: Path) -> int | None:
         return int((state_dir / layout.SUPERVISOR_PID).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _our_processes(state_dir: Path) -> list[int]:
-    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-    return [pid for pid in pids if pid != os.getpid() and _is_ours(pid, state_dir)]
 
 
 def _is_ours(pid: int, state_dir: Path) -> bool:

@@ -58,9 +58,10 @@ def render_glance_error(request: Request, error: HttpError) -> Response:
     if "text/plain" in accept and "text/html" not in accept:
         text = f"{status}\n\n{explanation}\n\n{error.message}  "
         return Response(error.status, text.encode(), {"Content-Type": "text/plain"})
+    detail = html.escape(error.message, quote=False)
     page = (
         f"<html>\n <head>\n  <title>{status}</title>\n </head>\n <body>\n  <h1>{status}</h1>\n"
-        f"  {explanation}<br /><br />\n{html.escape(error.message, quote=False)}\n\n\n </body>\n</html>"
+        f"  {explanation}<br /><br />\n{detail}\n\n\n </body>\n</html>"
     )
     return Response(error.status, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
 
