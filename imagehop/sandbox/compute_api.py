@@ -67,7 +67,7 @@ class ComputeApi:
         self.store = cloud.store
         self.jobs = jobs
         self.region = region
-        self.app = App(f"servers-{region.lower()}", render_nova_error)
+        self.app = App(f"servers-{region.lower()}", render_nova_error, "X-Compute-Request-Id")
         self.app.before.append(cloud.http_fault_hook("compute", region))
         route = self.app.route
         route("GET", "/v2/{tenant}/servers")(self.list_servers)

@@ -35,6 +35,8 @@ class IdentityApi:
         self.store = cloud.store
         app.route("GET", "/v2.0")(self.version)
         app.route("POST", "/v2.0/tokens")(self.tokens)
+        app.route("GET", "/auth/v1.0")(self.legacy_auth)
+        app.route("GET", "/auth/v1.0/{region}")(self.legacy_auth)
 
     def version(self, request: Request) -> Response:
         return Response.json(200, {"version": {"id": "v2.0", "status": "stable"}})
@@ -52,6 +54,29 @@ class IdentityApi:
             raise HttpError(401, f"Token doesn't belong to Tenant with Id/Name: '{wanted}'")
         token, expires = self._token_for(account)
         return Response.json(200, {"access": self._access(account, method, token, expires)})
+
+    def legacy_auth(self, request: Request) -> Response:
+        """Auth v1.0 (``X-Auth-User``/``X-Auth-Key``), so the ``swift`` CLI can log in with
+        ``-A <identity>/auth/v1.0[/<REGION>] -U <user> -K <api key>``; the storage URL is the
+        user's default region unless the path names one."""
+        username = request.headers.get("X-Auth-User") or ""
+        key = request.headers.get("X-Auth-Key") or ""
+        account = self.cloud.account(username)
+        if account is None or account.api_key != key:
+            raise HttpError(401, "Username or api key is invalid.")
+        region_name = request.params.get("region") or account.default_region
+        try:
+            region = self.cloud.info.region(region_name)
+        except KeyError:
+            raise HttpError(404, f"No region {region_name}.") from None
+        token, _ = self._token_for(account)
+        headers = {
+            "X-Auth-Token": token,
+            "X-Storage-Token": token,
+            "X-Storage-Url": region.storage_url_for(account.tenant_id),
+            "X-Server-Management-Url": region.compute_url_for(account.tenant_id),
+        }
+        return Response.empty(204, headers)
 
     def _authenticate(self, body: dict[str, Any]) -> tuple[AccountInfo, str]:
         if isinstance(body.get(APIKEY), dict):

@@ -116,7 +116,7 @@ class ImagesApi:
         self.store = cloud.store
         self.jobs = jobs
         self.region = region
-        self.app = App(f"images-{region.lower()}", render_glance_error)
+        self.app = App(f"images-{region.lower()}", render_glance_error, "X-Openstack-Request-Id")
         self.app.before.append(self._strip_tenant)
         self.app.before.append(cloud.http_fault_hook("images", region))
         route = self.app.route

@@ -109,9 +109,12 @@ Hook = Callable[[Request], Response | None]
 class App:
     """Routes ``METHOD /path/{param}`` to handlers; renders errors with ``render_error``."""
 
-    def __init__(self, name: str, render_error: ErrorRenderer) -> None:
+    def __init__(
+        self, name: str, render_error: ErrorRenderer, request_id_header: str | None = None
+    ) -> None:
         self.name = name
         self.render_error = render_error
+        self.request_id_header = request_id_header
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.before: list[Hook] = []
 
@@ -169,14 +172,16 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
-                self._send(Response(413, b"request body too large"))
+                self.close_connection = True
+                self._send(Response(413, b"request body too large", {"Connection": "close"}))
                 return
             body = self.rfile.read(length) if length else b""
             request = Request(
                 self.command, split.path, parse_qsl(split.query, True), self.headers, body
             )
             response = app.handle(request)
-            response.headers.setdefault("X-Openstack-Request-Id", request.request_id)
+            if app.request_id_header:
+                response.headers.setdefault(app.request_id_header, request.request_id)
             self._send(response)
 
         def _send(self, response: Response) -> None:

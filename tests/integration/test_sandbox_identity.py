@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+import swiftclient.client
 
 from imagehop.sandbox.testing import LocalCloud
 
@@ -180,3 +181,23 @@ def test_same_token_until_its_last_hour_then_a_new_one(local_cloud: LocalCloud) 
         assert token() == token()
     with local_cloud.admin.temporary_options(token_lifetime_seconds=3000.0):
         assert token() != token()
+
+
+def test_swift_clients_can_log_in_with_auth_v1(local_cloud: LocalCloud) -> None:
+    account = local_cloud.main
+    base = local_cloud.identity_url.removesuffix("/v2.0")
+    url, token = swiftclient.client.get_auth(
+        f"{base}/auth/v1.0/IAD", account.username, account.api_key, auth_version="1"
+    )
+    assert url == local_cloud.storage_url("IAD", account.tenant_id)
+    headers, _ = swiftclient.client.get_account(url, token)
+    assert headers["x-account-container-count"].isdigit()
+    default_url, _ = swiftclient.client.get_auth(
+        f"{base}/auth/v1.0", account.username, account.api_key, auth_version="1"
+    )
+    assert default_url == local_cloud.storage_url("DFW", account.tenant_id)
+    with pytest.raises(swiftclient.client.ClientException) as refused:
+        swiftclient.client.get_auth(
+            f"{base}/auth/v1.0", account.username, "wrong", auth_version="1"
+        )
+    assert refused.value.http_status == 401
