@@ -144,7 +144,7 @@ class AdminApi:
             image_id,
             image_chunks(f"admin:{image_id}", disk_bytes, image_id, now),
             disk_bytes + FOOTER_SIZE,
-            self.cloud.options.max_file_size,
+            self.cloud.options,
         )
         image = ImageRecord(
             image_id,

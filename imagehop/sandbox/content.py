@@ -2,7 +2,8 @@
 
 An image small enough for one object is ``images/<id>``; a larger one is an SLO manifest
 ``images/<id>`` over segments ``images_segments/<id>/00000001``, ... no larger than the
-cluster's single-object cap. ``checksum`` is an MD5 over a packaging of the bytes (so it differs
+cluster's single-object cap (a DLO instead when it would need more segments than an SLO may
+have). ``checksum`` is an MD5 over a packaging of the bytes (so it differs
 between two copies of the same content, as on Cloud Images); ``md5`` is the content's own.
 """
 
@@ -12,6 +13,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 
 from imagehop.sandbox.models import ImageContent
+from imagehop.sandbox.options import SandboxOptions
 from imagehop.sandbox.swift_io import (
     SwiftAccount,
     put_slo_manifest,
@@ -33,11 +35,11 @@ def store_content(
     image_id: str,
     chunks: Iterable[bytes],
     size: int,
-    max_file_size: int | None,
+    options: SandboxOptions,
 ) -> ImageContent:
     """Write an image's bytes (``size`` is the expected length) and describe where they are."""
     packaging = hashlib.md5(b"imagehop-sandbox-ova:" + image_id.encode(), usedforsecurity=False)
-    limit = part_size(max_file_size)
+    limit = part_size(options.max_file_size)
     account.ensure_container(CONTAINER)
     if size <= limit:
         written = write_parts(
@@ -49,8 +51,13 @@ def store_content(
         written = write_parts(
             account, SEGMENTS, lambda n: f"{image_id}/{n:08d}", chunks, limit, packaging.update
         )
-        put_slo_manifest(account, CONTAINER, image_id, SEGMENTS, written)
-        layout = "slo"
+        if len(written.parts) <= options.max_manifest_segments:
+            put_slo_manifest(account, CONTAINER, image_id, SEGMENTS, written)
+            layout = "slo"
+        else:
+            manifest = {"X-Object-Manifest": f"{SEGMENTS}/{image_id}/"}
+            account.put(CONTAINER, image_id, b"", manifest)
+            layout = "dlo"
     return ImageContent(
         CONTAINER,
         image_id,
@@ -77,5 +84,10 @@ def open_content(account: SwiftAccount, content: ImageContent) -> Iterator[bytes
 
 
 def delete_content(account: SwiftAccount, content: ImageContent) -> None:
-    query = "?multipart-manifest=delete" if content.layout == "slo" else ""
-    account.delete(content.container, content.name, query)
+    if content.layout == "slo":
+        account.delete(content.container, content.name, "?multipart-manifest=delete")
+        return
+    if content.layout == "dlo":
+        for name in account.list_names(SEGMENTS, f"{content.name}/"):
+            account.delete(SEGMENTS, name)
+    account.delete(content.container, content.name)

@@ -208,7 +208,7 @@ class Jobs:
         options = self.cloud.options
         chunks = stream_body(account.open(container, obj))
         service = self.cloud.service_account(task.region)
-        content = store_content(service, image_id, chunks, size, options.max_file_size)
+        content = store_content(service, image_id, chunks, size, options)
         if content.size != size:
             raise import_failure("111", "The VHD could not be read completely.")
         image = ImageRecord(
@@ -275,7 +275,7 @@ class Jobs:
                 image_id,
                 image_chunks(origin["seed"], origin["disk_bytes"], image_id, image.created_at),
                 origin["disk_bytes"] + FOOTER_SIZE,
-                self.cloud.options.max_file_size,
+                self.cloud.options,
             )
         except (SwiftFailure, requests.RequestException, OSError):
             log.exception("snapshot %s broke", image_id)

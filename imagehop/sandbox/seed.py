@@ -91,7 +91,7 @@ def _image(
         image_id,
         image_chunks(f"seed:{image_id}", SEED_DISK_BYTES, image_id, now),
         SEED_DISK_BYTES + FOOTER_SIZE,
-        cloud.options.max_file_size,
+        cloud.options,
     )
     image = ImageRecord(
         image_id,

@@ -88,6 +88,19 @@ class SwiftAccount:
             _check(response, "GET", container, name)
         return response
 
+    def list_names(self, container: str, prefix: str) -> list[str]:
+        """Names of the objects under ``prefix`` (one listing page: up to 10,000)."""
+        response = requests.get(
+            self._url(container),
+            params={"prefix": prefix, "format": "json"},
+            headers=self._headers(),
+            timeout=TIMEOUT,
+        )
+        if response.status_code == 404:
+            return []
+        _check(response, "GET", container)
+        return [str(item["name"]) for item in response.json()]
+
     def delete(self, container: str, name: str, query: str = "") -> None:
         url = self._url(container, name) + query
         response = requests.delete(url, headers=self._headers(), timeout=TIMEOUT)

@@ -209,7 +209,7 @@ class Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(app))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(
-            target=self.httpd.serve_forever, name=f"http-{app.name}", daemon=True
+            target=self.httpd.serve_forever, args=(0.1,), name=f"http-{app.name}", daemon=True
         )
 
     @property

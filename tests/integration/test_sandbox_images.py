@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,6 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from imagehop.sandbox.content import delete_content, open_content, store_content
+from imagehop.sandbox.options import MiB, SandboxOptions
+from imagehop.sandbox.swift_io import SwiftAccount
 from imagehop.sandbox.testing import CloudSession, LocalCloud
 
 pytestmark = pytest.mark.cloud
@@ -252,3 +257,22 @@ def test_next_links_are_relative_to_the_images_host(local_cloud: LocalCloud) -> 
     response = requests.get(url, headers={"X-Auth-Token": session.token}, timeout=10)
     assert response.status_code == 200
     assert response.json()["images"][0]["id"] != page["images"][0]["id"]
+
+
+def test_image_bytes_beyond_the_slo_segment_limit_are_stored_as_a_dlo(
+    local_cloud: LocalCloud,
+) -> None:
+    info = local_cloud.info
+    account = SwiftAccount(
+        info.region("DFW").storage_host, info.service_tenant, info.token_secret()
+    )
+    options = SandboxOptions(max_file_size=MiB, max_manifest_segments=2)
+    data = random.Random(7).randbytes(3 * MiB + 10)
+    image_id = str(uuid.uuid4())
+    content = store_content(account, image_id, [data], len(data), options)
+    assert (content.layout, content.parts, content.size) == ("dlo", 4, len(data))
+    assert b"".join(open_content(account, content)) == data
+    assert content.md5 == hashlib.md5(data).hexdigest()
+    delete_content(account, content)
+    assert account.head(content.container, content.name) is None
+    assert account.list_names("images_segments", f"{image_id}/") == []
