@@ -1,9 +1,24 @@
 """Sandbox-only admin API under ``/_sandbox`` on the Identity port (no such thing on a real cloud).
 
-For tests and demos: read and change options at run time, inject task failures and HTTP
-errors, count what was created per region, read the recorded poll times of a task, read an
-image's content MD5 (to prove bytes arrived intact across regions), create ready-made images.
-No authentication: it listens on 127.0.0.1 only, like the rest of the local cloud.
+For tests and demos (:class:`imagehop.sandbox.testing.Admin` wraps it). No authentication: it
+listens on 127.0.0.1 only, like the rest of the local cloud.
+
+=======  ===========================  ===========================================================
+GET      /_sandbox/info               pid and start time of the API service
+GET      /_sandbox/options            current options; PATCH changes some at run time, DELETE
+                                      resets them to what ``up`` was given
+POST     /_sandbox/faults/tasks       ``{region, type, message?, extra_seconds?, count?}``: the
+                                      next task(s) fail with ``message`` and/or run longer
+POST     /_sandbox/faults/http        ``{service: images|compute, path (regex), status, region?,
+                                      method?, count?, headers?, body?}``: canned answers
+GET      /_sandbox/faults             pending faults; DELETE clears them
+GET      /_sandbox/counts             tasks, images and servers created, per region
+GET      /_sandbox/seed               ids of the seed images and the demo server
+GET      /_sandbox/tasks/{id}/polls   epoch times of every GET of the task
+GET      /_sandbox/images/{id}        the stored record, with ``content.md5`` of the bytes
+POST     /_sandbox/images             ``{region, owner, name?, properties?, visibility?,
+                                      disk_bytes?, min_disk?}``: an active image, made now
+=======  ===========================  ===========================================================
 """
 
 from __future__ import annotations
@@ -137,6 +152,9 @@ class AdminApi:
         if not isinstance(owner, str) or not owner:
             raise HttpError(400, "give the owner's tenant id as 'owner'")
         disk_bytes = int(spec.get("disk_bytes", 64 * 1024))
+        visibility = str(spec.get("visibility", "private"))
+        if visibility not in ("public", "private"):
+            raise HttpError(400, "visibility must be 'public' or 'private'")
         image_id = str(uuid.uuid4())
         now = time.time()
         content = store_content(
@@ -152,7 +170,7 @@ class AdminApi:
             name=str(spec.get("name", f"image-{image_id[:8]}")),
             owner=owner,
             status="active",
-            visibility=str(spec.get("visibility", "private")),
+            visibility=visibility,
             min_disk=int(spec.get("min_disk", 0)),
             properties={str(k): str(v) for k, v in (spec.get("properties") or {}).items()},
             created_at=now,

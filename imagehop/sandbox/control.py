@@ -33,8 +33,15 @@ from imagehop.sandbox.options import CLUSTER_OPTIONS
 STATE_DIR_ENV = "IMAGEHOP_SANDBOX_DIR"
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
-# Python processes of a local cloud name one of these modules on their command line.
-OUR_MODULES = ("imagehop.sandbox", "swift.account", "swift.container", "swift.obj", "swift.proxy")
+# Processes of a local cloud run one of these modules (and name the state folder).
+OUR_MODULES = (
+    "imagehop.sandbox.supervisor",
+    "imagehop.sandbox.service",
+    "swift.account.server",
+    "swift.container.server",
+    "swift.obj.server",
+    "swift.proxy.server",
+)
 
 
 def default_state_dir() -> Path:
@@ -53,6 +60,7 @@ def up(state_dir: Path, timeout: float = START_TIMEOUT, **options: Any) -> Sandb
                 _apply_runtime_options(running, options)
             return running
         _stop_leftovers(state_dir)
+        (state_dir / INFO_FILE).unlink(missing_ok=True)  # stale after a crash
         _save_options(state_dir, options)
         layout.ensure_secret(state_dir)
         layout.ensure_accounts(state_dir)
