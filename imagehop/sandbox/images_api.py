@@ -224,32 +224,15 @@ class ImagesApi:
             raise HttpError(403, FORBIDDEN)
         if request.content_type != "application/json":
             raise HttpError(415, f"Unsupported Content-Type: {request.content_type or 'none'}")
-        body = request.json()
-        if not isinstance(body, dict):
-            raise HttpError(400, "Body expected in request")
-        for key in ("type", "input"):
-            if key not in body:
-                raise HttpError(400, f"Task '{key}' is required")
-        if body["type"] not in TASK_TYPES:
-            raise HttpError(
-                400,
-                f"Provided object does not match schema 'task': {body['type']!r} is not one "
-                f"of {list(TASK_TYPES)!r}",
-            )
-        if not isinstance(body["input"], dict):
-            raise HttpError(
-                400,
-                f"Provided object does not match schema 'task': {body['input']!r} is not of "
-                "type 'object'",
-            )
+        kind, task_input = _task_request(request.json())
         task = TaskRecord(
             str(uuid.uuid4()),
             self.region,
-            type=body["type"],
+            type=kind,
             owner=caller.tenant,
             user=caller.user,
-            input=body["input"],
-            fault=self.cloud.take_task_fault(self.region, body["type"]),
+            input=task_input,
+            fault=self.cloud.take_task_fault(self.region, kind),
         )
         task.save(self.store)
         self.store.bump(self.region, f"{task.type}_tasks_created")
@@ -310,6 +293,28 @@ class ImagesApi:
         if name not in SCHEMAS:
             raise HttpError(404, f"No schema named {name}")
         return Response.json(200, SCHEMAS[name])
+
+
+def _task_request(body: Any) -> tuple[str, dict[str, Any]]:
+    """Type and input of a ``POST /v2/tasks`` body, validated like Glance's task schema."""
+    if not isinstance(body, dict):
+        raise HttpError(400, "Body expected in request")
+    for key in ("type", "input"):
+        if key not in body:
+            raise HttpError(400, f"Task '{key}' is required")
+    if body["type"] not in TASK_TYPES:
+        raise HttpError(
+            400,
+            f"Provided object does not match schema 'task': {body['type']!r} is not one "
+            f"of {list(TASK_TYPES)!r}",
+        )
+    if not isinstance(body["input"], dict):
+        raise HttpError(
+            400,
+            f"Provided object does not match schema 'task': {body['input']!r} is not of "
+            "type 'object'",
+        )
+    return str(body["type"]), body["input"]
 
 
 _TASK_PROPERTIES: dict[str, Any] = {

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +44,15 @@ IMPORT_CODES = {
     "614": "The VHD's unique id is all zeros.",
     "721": "The VHD has a parent disk; only stand-alone VHDs can be imported.",
 }
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    account: SwiftAccount
+    container: str
+    name: str
+    size: int
+    virtual_size: int
 
 
 class TaskFailure(Exception):
@@ -183,14 +192,44 @@ class Jobs:
     # -- import --------------------------------------------------------------------------
 
     def import_(self, task: TaskRecord) -> dict[str, Any]:
-        location = _required(task.input, "import_from")
         name = _import_name(task.input)
+        source = self._import_source(task)
+        image_id = task.work.get("image_id") or str(uuid.uuid4())
+        if "image_id" not in task.work:  # a resumed import reuses its image id
+            self._update_task(task.id, work={**task.work, "image_id": image_id})
+        content = store_content(
+            self.cloud.service_account(task.region),
+            image_id,
+            stream_body(source.account.open(source.container, source.name)),
+            source.size,
+            self.cloud.options,
+        )
+        if content.size != source.size:
+            raise import_failure("111", "The VHD could not be read completely.")
+        image = ImageRecord(
+            image_id,
+            task.region,
+            name=name,
+            owner=task.owner,
+            status="active",
+            min_disk=max(1, math.ceil(source.virtual_size / GB)),
+            properties={"image_type": "import", LICENCE_PROPERTY: "0"},
+            content=asdict(content),
+            origin={"kind": "import", "task_id": task.id},
+        )
+        image.save(self.store)
+        self.store.bump(task.region, "images_created")
+        return {"image_id": image_id}
+
+    def _import_source(self, task: TaskRecord) -> ImportSource:
+        """The object to import, checked: it exists, is a VHD, and is within the limits."""
+        location = _required(task.input, "import_from")
         fmt = task.input.get("import_from_format", "vhd")
         if fmt != "vhd":
             raise TaskFailure(f"Unsupported import_from_format '{fmt}': only 'vhd' is accepted.")
-        container, _, obj = location.partition("/")
+        container, _, name = location.partition("/")
         account = self._owner_account(task)
-        head = account.head(container, obj) if container and obj else None
+        head = account.head(container, name) if container and name else None
         if head is None:
             raise TaskFailure(NOT_FOUND_FOR_IMPORT)
         size = int(head.headers.get("Content-Length", "0"))
@@ -201,30 +240,8 @@ class Jobs:
                 f"The physical size of the VHD ({size} bytes) exceeds the import limit "
                 f"({limit} bytes).",
             )
-        virtual_size = self._check_vhd(account, container, obj, size, limit)
-        image_id = task.work.get("image_id") or str(uuid.uuid4())
-        if "image_id" not in task.work:
-            self._update_task(task.id, work={**task.work, "image_id": image_id})
-        options = self.cloud.options
-        chunks = stream_body(account.open(container, obj))
-        service = self.cloud.service_account(task.region)
-        content = store_content(service, image_id, chunks, size, options)
-        if content.size != size:
-            raise import_failure("111", "The VHD could not be read completely.")
-        image = ImageRecord(
-            image_id,
-            task.region,
-            name=name,
-            owner=task.owner,
-            status="active",
-            min_disk=max(1, math.ceil(virtual_size / GB)),
-            properties={"image_type": "import", LICENCE_PROPERTY: "0"},
-            content=asdict(content),
-            origin={"kind": "import", "task_id": task.id},
-        )
-        image.save(self.store)
-        self.store.bump(task.region, "images_created")
-        return {"image_id": image_id}
+        virtual_size = self._check_vhd(account, container, name, size, limit)
+        return ImportSource(account, container, name, size, virtual_size)
 
     def _check_vhd(
         self, account: SwiftAccount, container: str, obj: str, size: int, limit: int
