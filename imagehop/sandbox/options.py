@@ -49,7 +49,7 @@ class SandboxOptions:
     max_file_size: int | None = 16 * MiB
     max_manifest_segments: int = 1000
     import_size_limit_bytes: int = 160 * GB
-    server_disk_bytes: int = 40 * MiB
+    server_disk_bytes: int = 40_000_000  # not a multiple of the segment size: uneven last one
 
     def __post_init__(self) -> None:
         for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
