@@ -9,6 +9,7 @@ task durations well under a second. Tests that change options at run time use
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -34,7 +35,7 @@ TEST_OPTIONS = {
 def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     """The local cloud, up for the whole session and stopped (no process left) at the end."""
     state_dir = tmp_path_factory.mktemp("local-cloud")
-    info = control.up(state_dir, **TEST_OPTIONS)
+    info = control.up(state_dir, stop_with_pid=os.getpid(), **TEST_OPTIONS)
     try:
         yield LocalCloud(info)
     finally:

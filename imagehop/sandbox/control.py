@@ -49,8 +49,18 @@ def default_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV) or Path.home() / ".imagehop" / "sandbox")
 
 
-def up(state_dir: Path, timeout: float = START_TIMEOUT, **options: Any) -> SandboxInfo:
-    """Start the local cloud in ``state_dir`` (or find it running) and describe it."""
+def up(
+    state_dir: Path,
+    timeout: float = START_TIMEOUT,
+    stop_with_pid: int | None = None,
+    **options: Any,
+) -> SandboxInfo:
+    """Start the local cloud in ``state_dir`` (or find it running) and describe it.
+
+    ``options`` are :class:`~imagehop.sandbox.options.SandboxOptions` fields. With
+    ``stop_with_pid`` (e.g. a test run's own pid) the cloud stops by itself once that process
+    is gone, so a killed test run leaves nothing behind.
+    """
     state_dir = _resolve(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
@@ -64,7 +74,7 @@ def up(state_dir: Path, timeout: float = START_TIMEOUT, **options: Any) -> Sandb
         _save_options(state_dir, options)
         layout.ensure_secret(state_dir)
         layout.ensure_accounts(state_dir)
-        process = _spawn_supervisor(state_dir)
+        process = _spawn_supervisor(state_dir, stop_with_pid)
         try:
             return _wait_ready(state_dir, process, timeout)
         except BaseException:
@@ -214,12 +224,15 @@ def _save_options(state_dir: Path, options: dict[str, Any]) -> None:
     layout.save_options(state_dir, wanted)
 
 
-def _spawn_supervisor(state_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn_supervisor(state_dir: Path, stop_with_pid: int | None) -> subprocess.Popen[bytes]:
     package_root = str(Path(imagehop.__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "imagehop.sandbox.supervisor", str(state_dir)]
+    if stop_with_pid is not None:
+        command += ["--stop-with", str(stop_with_pid)]
     with open(layout.log_dir(state_dir) / "supervisor.out", "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "imagehop.sandbox.supervisor", str(state_dir)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -7,7 +7,8 @@
 3. writes ``sandbox.json`` (URLs, accounts, pids) with ``ready: true``;
 4. restarts a child that dies; on SIGUSR1 restarts the API service (SIGTERM first), on
    SIGUSR2 kills it (SIGKILL, as a crash would) and starts it again;
-5. on SIGTERM or SIGINT stops every child and removes ``sandbox.json``.
+5. on SIGTERM or SIGINT (or once the ``--stop-with`` process is gone) stops every child and
+   removes ``sandbox.json``.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def build_info(
 
 
 class Supervisor:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, stop_with: int | None = None) -> None:
         self.state_dir = state_dir
+        self.stop_with = stop_with
         options = layout.load_options(state_dir)
         secret_file = layout.ensure_secret(state_dir)
         self.secret = secret_file.read_text().strip()
@@ -161,6 +163,9 @@ class Supervisor:
         log.info("local cloud ready: %s", self.info.identity_url)
         while "stop" not in self.requests:
             time.sleep(0.1)
+            if self.stop_with is not None and not Path(f"/proc/{self.stop_with}").exists():
+                log.info("process %d is gone; stopping with it", self.stop_with)
+                break
             self.handle_requests()
             self.revive_children()
 
@@ -194,12 +199,14 @@ class Supervisor:
         for cluster in self.clusters.values():
             cluster.stop()
         (self.state_dir / INFO_FILE).unlink(missing_ok=True)
+        (self.state_dir / layout.SUPERVISOR_PID).unlink(missing_ok=True)
         log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("state_dir", type=Path)
+    parser.add_argument("--stop-with", type=int, help="stop once this process is gone")
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
     logging.basicConfig(
@@ -208,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
     (state_dir / layout.SUPERVISOR_PID).write_text(str(os.getpid()))
-    supervisor = Supervisor(state_dir)
+    supervisor = Supervisor(state_dir, args.stop_with)
     requests = supervisor.requests
 
     def on_signal(signum: int, _frame: Any) -> None:

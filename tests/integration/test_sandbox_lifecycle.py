@@ -4,6 +4,7 @@ work in flight surviving a crash, and ``down`` leaving no process behind."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 
 import pytest
@@ -68,7 +69,7 @@ def test_down_leaves_no_process_and_up_brings_the_same_cloud_back(local_cloud: L
     control.down(state_dir)
     assert processes_of(state_dir) == []
     assert control.status(state_dir)["state"] == "down"
-    local_cloud.info = control.up(state_dir)
+    local_cloud.info = control.up(state_dir, stop_with_pid=os.getpid())
     assert (local_cloud.info.identity_url, local_cloud.info.regions) == (
         before.identity_url,
         before.regions,
