@@ -54,7 +54,6 @@ class Cloud:
         self.base_options = base_options
         self.secret = secret
         self.started_at = time.time()
-        self._threads: list[threading.Thread] = []
 
     # -- options -------------------------------------------------------------------------
 
@@ -184,10 +183,8 @@ class Cloud:
             except Exception:
                 log.exception("background job %s failed", name)
 
-        thread = threading.Thread(target=guarded, name=name, daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()]
-        self._threads.append(thread)
-        thread.start()
+        # Daemon threads: a stop may cut a job short; the next start resumes it (jobs.py).
+        threading.Thread(target=guarded, name=name, daemon=True).start()
 
 
 def _fault_matches(

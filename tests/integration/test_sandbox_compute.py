@@ -54,7 +54,7 @@ def test_create_image_goes_queued_saving_active_and_blocks_a_second_one(
     local_cloud: LocalCloud, session: CloudSession, demo_server: str
 ) -> None:
     body = {"createImage": {"name": "snap", "metadata": {"com.mycompany.image-of": "web-1"}}}
-    with local_cloud.admin.temporary_options(snapshot_seconds=1.0):
+    with local_cloud.admin.temporary_options(snapshot_seconds=2.0):
         response = session.compute("DFW", "POST", f"/servers/{demo_server}/action", json=body)
         assert (response.status_code, response.content) == (202, b"")
         image_id = response.headers["Location"].rsplit("/", 1)[-1]

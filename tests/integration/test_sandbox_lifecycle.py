@@ -45,7 +45,7 @@ def test_an_export_in_flight_survives_a_crash_of_the_api_service(local_cloud: Lo
         "DFW", session.tenant, disk_bytes=2_500_000, properties={"com.rackspace__1__options": "0"}
     )
     container = session.new_container("DFW")
-    local_cloud.admin.delay_next_task("DFW", "export", 1.0)
+    local_cloud.admin.delay_next_task("DFW", "export", 2.0)
     body = {
         "type": "export",
         "input": {"image_uuid": image["id"], "receiving_swift_container": container},
@@ -54,6 +54,8 @@ def test_an_export_in_flight_survives_a_crash_of_the_api_service(local_cloud: Lo
     while session.images("DFW", "GET", f"/tasks/{task_id}").json()["status"] == "pending":
         time.sleep(0.02)
     local_cloud.restart_api(hard=True)
+    # Still unfinished after the crash: the restarted service must take the work up again.
+    assert session.images("DFW", "GET", f"/tasks/{task_id}").json()["status"] == "processing"
     task = session.wait_task("DFW", task_id)
     assert task["status"] == "success", task["message"]
     head = session.storage("DFW", "HEAD", f"/{container}/{image['id']}.vhd")
