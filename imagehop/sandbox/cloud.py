@@ -116,11 +116,19 @@ class Cloud:
 
     def take_task_fault(self, region: str, task_type: str) -> dict[str, Any] | None:
         """Consume one pending fault for the next task of this region and type."""
+        return self._take_fault(
+            TASK_FAULTS_KEY, lambda f: f["region"] == region and f["type"] == task_type
+        )
+
+    def _take_fault(
+        self, key: str, matches: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        """Count down the first matching fault (dropping it at zero) and return it."""
         taken: list[dict[str, Any]] = []
 
         def pop(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for index, fault in enumerate(faults):
-                if fault["region"] == region and fault["type"] == task_type:
+                if matches(fault):
                     taken.append(dict(fault))
                     fault["count"] -= 1
                     if fault["count"] <= 0:
@@ -128,7 +136,7 @@ class Cloud:
                     break
             return faults
 
-        self.store.update_meta(TASK_FAULTS_KEY, [], pop)
+        self.store.update_meta(key, [], pop)
         return taken[0] if taken else None
 
     def add_http_fault(self, fault: dict[str, Any]) -> None:
@@ -151,24 +159,13 @@ class Cloud:
         """A request hook answering with an injected error when one matches."""
 
         def hook(request: Request) -> Response | None:
-            taken: list[dict[str, Any]] = []
-
-            def pop(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
-                for index, fault in enumerate(faults):
-                    if _fault_matches(fault, service, region, request):
-                        taken.append(dict(fault))
-                        fault["count"] -= 1
-                        if fault["count"] <= 0:
-                            del faults[index]
-                        break
-                return faults
-
             if not self.store.get_meta(HTTP_FAULTS_KEY, []):
                 return None
-            self.store.update_meta(HTTP_FAULTS_KEY, [], pop)
-            if not taken:
+            fault = self._take_fault(
+                HTTP_FAULTS_KEY, lambda f: _fault_matches(f, service, region, request)
+            )
+            if fault is None:
                 return None
-            fault = taken[0]
             body = str(fault.get("body", "")).encode()
             return Response(int(fault["status"]), body, dict(fault.get("headers") or {}))
 
