@@ -99,7 +99,7 @@ class Jobs:
         if task.status == "pending":
             wait_until(task.created_at + options.task_pending_seconds)
             task = self._update_task(task_id, status="processing", processing_at=time.time())
-        assert task.processing_at is not None
+        started = task.processing_at or time.time()
         fault = task.fault or {}
         status, message, result = "success", "None", None
         try:
@@ -112,7 +112,7 @@ class Jobs:
             log.exception("task %s broke", task_id)
             status, message = "failure", f"Internal error while processing the task: {error}"
         extra = float(fault.get("extra_seconds") or 0)
-        wait_until(task.processing_at + options.task_processing_seconds + extra)
+        wait_until(started + options.task_processing_seconds + extra)
         now = time.time()
         self._update_task(
             task_id,
