@@ -1,0 +1,113 @@
+"""Knobs of the local cloud: sizes, durations, lifetimes (test scale or demo scale).
+
+``SandboxOptions`` is saved as ``<state_dir>/options.json`` by ``up``. Most options can also be
+changed while the cloud runs (admin API, ``PATCH /_sandbox/options``); the two that shape the
+Swift clusters (``max_file_size``, ``max_manifest_segments``) are fixed when a state folder is
+first created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+GB = 1000**3
+
+# Fixed once the Swift clusters exist (their configuration is written at creation).
+CLUSTER_OPTIONS = frozenset({"max_file_size", "max_manifest_segments"})
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": KiB,
+    "kb": 1000,
+    "kib": KiB,
+    "m": MiB,
+    "mb": 1000**2,
+    "mib": MiB,
+    "g": GiB,
+    "gb": GB,
+    "gib": GiB,
+}
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """Everything tunable about the local cloud; defaults suit the demo."""
+
+    token_lifetime_seconds: float = 24 * 3600.0
+    export_segment_bytes: int = 8 * MiB
+    task_pending_seconds: float = 2.0
+    task_processing_seconds: float = 5.0
+    snapshot_seconds: float = 3.0
+    boot_seconds: float = 3.0
+    task_ttl_seconds: float = 48 * 3600.0
+    max_file_size: int | None = 16 * MiB
+    max_manifest_segments: int = 1000
+    import_size_limit_bytes: int = 160 * GB
+    server_disk_bytes: int = 40_000_000  # not a multiple of the segment size: uneven last one
+
+    def __post_init__(self) -> None:
+        for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_file_size is not None and self.max_file_size < 1024:
+            raise ValueError("max_file_size must be at least 1024 bytes (or None for no cap)")
+        if self.token_lifetime_seconds <= 0 or self.task_ttl_seconds <= 0:
+            raise ValueError("lifetimes must be positive")
+        for name in ("task_pending_seconds", "task_processing_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.snapshot_seconds < 0 or self.boot_seconds < 0:
+            raise ValueError("durations must not be negative")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SandboxOptions:
+        return cls().updated(data)
+
+    def updated(self, changes: dict[str, Any]) -> SandboxOptions:
+        """A copy with ``changes`` applied; sizes may be strings like ``"8MiB"``."""
+        known = {field.name: field for field in fields(self)}
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ValueError(f"unknown option(s): {', '.join(unknown)}")
+        coerced = {name: _coerce(name, value) for name, value in changes.items()}
+        return replace(self, **coerced)
+
+    @property
+    def effective_segment_bytes(self) -> int:
+        """Export segment size, clamped to the clusters' single-object cap."""
+        if self.max_file_size is None:
+            return self.export_segment_bytes
+        return min(self.export_segment_bytes, self.max_file_size)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None:
+        if name != "max_file_size":
+            raise ValueError(f"{name} cannot be None")
+        return None
+    if name.endswith("_seconds"):
+        return float(value)
+    if name.endswith(("_bytes", "_size", "_segments")):
+        return parse_size(value)
+    return value
+
+
+def parse_size(value: str | int | float) -> int:
+    """Bytes from ``1048576``, ``"1MiB"``, ``"1.5 GB"``, ``"64k"`` (k/m/g are binary)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int | float):
+        return int(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {value!r} (e.g. 1048576, 64KiB, 8MiB, 1GB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])

@@ -1,0 +1,184 @@
+"""The documented procedure, step by step, with plain HTTP calls (what its curl commands do).
+
+Source: "Transfer images between regions of the Rackspace open cloud". Snapshot a server in
+DFW, tag the image, export it to Cloud Files, copy the DLO to IAD object by object, import it
+there, re-tag the new image, find it by its property, boot a server from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from imagehop.sandbox.testing import LocalCloud
+
+pytestmark = pytest.mark.cloud
+
+PATCH = "application/openstack-images-v2.1-json-patch"
+TAG = [{"op": "add", "path": "/com.mycompany.image-of", "value": "db-replica-3"}]
+
+
+def endpoint(access: dict[str, Any], service: str, region: str) -> str:
+    for entry in access["serviceCatalog"]:
+        if entry["name"] == service:
+            for item in entry["endpoints"]:
+                if item["region"] == region:
+                    return str(item["publicURL"])
+    raise AssertionError(f"{service} {region} not in the catalog")
+
+
+def poll(url: str, headers: dict[str, str], done: tuple[str, ...], key: str | None = None) -> Any:
+    for _ in range(600):
+        doc = requests.get(url, headers=headers, timeout=10).json()
+        doc = doc[key] if key else doc
+        if doc["status"] in done:
+            return doc
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never reached {done}")
+
+
+def test_the_documented_procedure_end_to_end(local_cloud: LocalCloud) -> None:
+    # Authenticate and read the catalog.
+    account = local_cloud.main
+    auth = {
+        "auth": {
+            "RAX-KSKEY:apiKeyCredentials": {"username": account.username, "apiKey": account.api_key}
+        }
+    }
+    access = requests.post(f"{local_cloud.identity_url}/tokens", json=auth, timeout=10).json()[
+        "access"
+    ]
+    headers = {"X-Auth-Token": access["token"]["id"]}
+    servers_dfw = endpoint(access, "cloudServersOpenStack", "DFW")
+    images_dfw, images_iad = (
+        endpoint(access, "cloudImages", "DFW"),
+        endpoint(access, "cloudImages", "IAD"),
+    )
+    files_dfw, files_iad = (
+        endpoint(access, "cloudFiles", "DFW"),
+        endpoint(access, "cloudFiles", "IAD"),
+    )
+    servers_iad = endpoint(access, "cloudServersOpenStack", "IAD")
+
+    # 1. Create an image of the source server.
+    server = requests.get(f"{servers_dfw}/servers/detail", headers=headers, timeout=10).json()[
+        "servers"
+    ][0]
+    action = {"createImage": {"name": "Replica Database 3", "metadata": {}}}
+    created = requests.post(
+        f"{servers_dfw}/servers/{server['id']}/action", json=action, headers=headers, timeout=10
+    )
+    assert created.status_code == 202
+    my_img = created.headers["Location"].rsplit("/", 1)[-1]
+    poll(f"{images_dfw}/images/{my_img}", headers, ("active",))
+
+    # 2. Coordinating metadata.
+    tagged = requests.patch(
+        f"{images_dfw}/images/{my_img}",
+        data=json.dumps(TAG),
+        headers={**headers, "Content-Type": PATCH},
+        timeout=10,
+    )
+    assert tagged.status_code == 200
+
+    # 3. A container in the source region.
+    assert requests.put(
+        f"{files_dfw}/exported-images", headers=headers, timeout=10
+    ).status_code in (201, 202)
+
+    # 4-5. Export task, polled until it ends.
+    export = {
+        "type": "export",
+        "input": {"receiving_swift_container": "exported-images", "image_uuid": my_img},
+    }
+    started = requests.post(f"{images_dfw}/tasks", json=export, headers=headers, timeout=10)
+    assert started.status_code == 201
+    task = poll(f"{images_dfw}/tasks/{started.json()['id']}", headers, ("success", "failure"))
+    assert task["status"] == "success", task["message"]
+    assert task["result"]["export_location"] == f"exported-images/{my_img}.vhd"
+
+    # The DLO in Swift: a zero-byte manifest and numbered segments.
+    listing = requests.get(
+        f"{files_dfw}/exported-images?prefix={my_img}.vhd&format=json", headers=headers, timeout=10
+    ).json()
+    names = [o["name"] for o in listing]
+    assert names[0] == f"{my_img}.vhd"
+    assert listing[0]["bytes"] == 0
+    segments = names[1:]
+    assert segments == [f"{my_img}.vhd-{n:05d}" for n in range(1, len(segments) + 1)]
+    assert len(segments) >= 3
+
+    # Working between regions: download each segment, upload it to IAD, recreate the manifest.
+    assert requests.put(f"{files_iad}/imported-files", headers=headers, timeout=10).status_code in (
+        201,
+        202,
+    )
+    for name in segments:
+        data = requests.get(
+            f"{files_dfw}/exported-images/{name}", headers=headers, timeout=30
+        ).content
+        put = requests.put(
+            f"{files_iad}/imported-files/{name}",
+            data=data,
+            headers={**headers, "ETag": hashlib.md5(data).hexdigest()},
+            timeout=30,
+        )
+        assert put.status_code == 201
+    manifest = {**headers, "X-Object-Manifest": f"imported-files/{my_img}.vhd-"}
+    assert requests.put(
+        f"{files_iad}/imported-files/{my_img}.vhd", data=b"", headers=manifest, timeout=10
+    ).ok
+
+    # Working in the target region: import, poll.
+    import_body = {
+        "type": "import",
+        "input": {
+            "import_from": f"imported-files/{my_img}.vhd",
+            "import_from_format": "vhd",
+            "image_properties": {"name": "Replica Database 3"},
+        },
+    }
+    started = requests.post(f"{images_iad}/tasks", json=import_body, headers=headers, timeout=10)
+    assert started.status_code == 201
+    task = poll(f"{images_iad}/tasks/{started.json()['id']}", headers, ("success", "failure"))
+    assert task["status"] == "success", task["message"]
+    new_img = task["result"]["image_id"]
+    assert new_img != my_img
+
+    # The bytes arrived intact, although the image checksums differ (as documented).
+    assert local_cloud.admin.image_content_md5(new_img) == local_cloud.admin.image_content_md5(
+        my_img
+    )
+    source = requests.get(f"{images_dfw}/images/{my_img}", headers=headers, timeout=10).json()
+    target = requests.get(f"{images_iad}/images/{new_img}", headers=headers, timeout=10).json()
+    assert target["checksum"] != source["checksum"]
+    assert target["size"] == source["size"]
+
+    # Re-tag the new image and find it by its property.
+    requests.patch(
+        f"{images_iad}/images/{new_img}",
+        data=json.dumps(TAG),
+        headers={**headers, "Content-Type": PATCH},
+        timeout=10,
+    ).raise_for_status()
+    found = requests.get(
+        f"{images_iad}/images?com.mycompany.image-of=db-replica-3", headers=headers, timeout=10
+    ).json()["images"]
+    assert [image["id"] for image in found] == [new_img]
+
+    # Boot a server in the target region from the imported image.
+    boot = {"server": {"name": "replica-3", "imageRef": new_img, "flavorRef": "general1-2"}}
+    booted = requests.post(f"{servers_iad}/servers", json=boot, headers=headers, timeout=10)
+    assert booted.status_code == 202
+    server = poll(
+        f"{servers_iad}/servers/{booted.json()['server']['id']}",
+        headers,
+        ("ACTIVE", "ERROR"),
+        "server",
+    )
+    assert server["status"] == "ACTIVE"
