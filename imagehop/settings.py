@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     )
     target_api_key: SecretStr | None = Field(None, description="API key of `target_username`.")
     target_password: SecretStr | None = Field(None, description="Password of `target_username`.")
+    api_key_secret_block: str | None = Field(
+        None,
+        description="Name of a Prefect Secret block holding the API key, used by the flows "
+        "when IMAGEHOP_API_KEY is unset (a name, not a secret).",
+    )
+    password_secret_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the password (if no key)."
+    )
+    target_api_key_secret_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the target user's API key."
+    )
+    target_password_secret_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the target user's password."
+    )
 
     poll_interval_seconds: float = Field(
         30.0,

@@ -1,0 +1,142 @@
+"""Clients of both sides of a transfer, built on demand from :class:`~imagehop.settings.Settings`.
+
+One :class:`~imagehop.identity.TokenManager` per account (shared by every thread), one object
+store per account and region (thread-safe), and Images/Servers clients per thread (their HTTP
+sessions are not shared between threads). Nothing here is ever a task input or a result: tasks
+ask the registry for a client by side and region.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
+from imagehop.clock import SYSTEM_CLOCK, Clock
+from imagehop.compute import ComputeClient
+from imagehop.http import DEFAULT_RETRY, HttpClient, RetryPolicy
+from imagehop.identity import TokenManager
+from imagehop.image import ImageClient
+from imagehop.object_store import ObjectStore
+from imagehop.settings import Credentials, Settings
+
+Side = Literal["source", "target"]
+C = TypeVar("C", ImageClient, ComputeClient)
+
+
+class CloudClients:
+    """Process-local registry of clients, keyed by account (identity URL + credentials)."""
+
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        clock: Clock = SYSTEM_CLOCK,
+        http_retry: RetryPolicy = DEFAULT_RETRY,
+        swift_retries: int = 1,
+    ) -> None:
+        """
+        Args:
+            settings: where current settings come from (called on every lookup, so a changed
+                environment means other accounts, never stale credentials).
+            clock: handed to every client (tests pass a fast-forward clock).
+            http_retry: the HTTP layer's own retries; a caller that retries failed steps
+                itself passes one attempt, so each failure kind is retried in one layer.
+            swift_retries: swiftclient's quick retries of replayable requests.
+        """
+        self._settings = settings
+        self.clock = clock
+        self._http_retry = http_retry
+        self._swift_retries = swift_retries
+        self._lock = threading.Lock()
+        self._managers: dict[tuple[str, Credentials], TokenManager] = {}
+        self._stores: dict[tuple[int, str], ObjectStore] = {}
+        self._local = threading.local()
+
+    def settings(self) -> Settings:
+        return self._settings()
+
+    def tokens(self, side: Side) -> TokenManager:
+        """The token manager of the source or the target account."""
+        settings = self._settings()
+        credentials = (
+            settings.source_credentials() if side == "source" else settings.target_credentials()
+        )
+        key = (settings.identity_url, credentials)
+        with self._lock:
+            if key not in self._managers:
+                make = TokenManager.for_source if side == "source" else TokenManager.for_target
+                self._managers[key] = make(settings, clock=self.clock)
+            return self._managers[key]
+
+    def images(self, side: Side, region: str) -> ImageClient:
+        """This thread's Images client of ``side``'s account in ``region``."""
+        tokens = self.tokens(side)
+        return self._per_thread(
+            ("image", id(tokens), region.upper()),
+            lambda settings: ImageClient(
+                tokens.endpoint("image", region),
+                tokens,
+                settings,
+                clock=self.clock,
+                http=self._http(settings, tokens),
+            ),
+        )
+
+    def compute(self, side: Side, region: str) -> ComputeClient:
+        """This thread's Servers client of ``side``'s account in ``region``."""
+        tokens = self.tokens(side)
+        return self._per_thread(
+            ("compute", id(tokens), region.upper()),
+            lambda settings: ComputeClient(
+                tokens.endpoint("compute", region),
+                tokens,
+                settings,
+                clock=self.clock,
+                http=self._http(settings, tokens),
+            ),
+        )
+
+    def objects(self, side: Side, region: str) -> ObjectStore:
+        """The (thread-safe) object store of ``side``'s account in ``region``; the source is
+        read over ServiceNet when ``source_uses_internal_url`` is set."""
+        tokens = self.tokens(side)
+        key = (id(tokens), region.upper())
+        with self._lock:
+            store = self._stores.get(key)
+        if store is not None:
+            return store
+        settings = self._settings()
+        internal = side == "source" and settings.source_uses_internal_url
+        url = tokens.endpoint("object-store", region, "internal" if internal else "public")
+        store = ObjectStore(
+            url,
+            tokens,
+            timeout=settings.http_timeout,
+            region=region.upper(),
+            retries=self._swift_retries,
+            verify_tls=settings.tls_verify,
+        )
+        with self._lock:
+            return self._stores.setdefault(key, store)
+
+    def close(self) -> None:
+        """Close the object stores and this thread's clients; forget every token."""
+        with self._lock:
+            stores = list(self._stores.values())
+            self._stores.clear()
+            self._managers.clear()
+        for store in stores:
+            store.close()
+        for client in getattr(self._local, "clients", {}).values():
+            client.close()
+        self._local = threading.local()
+
+    def _http(self, settings: Settings, tokens: TokenManager) -> HttpClient:
+        return HttpClient(settings, tokens=tokens, clock=self.clock, retry=self._http_retry)
+
+    def _per_thread(self, key: tuple[str, int, str], build: Callable[[Settings], C]) -> C:
+        clients: dict[tuple[str, int, str], C] = self._local.__dict__.setdefault("clients", {})
+        client = clients.get(key)
+        if client is None:
+            client = clients[key] = build(self._settings())
+        return client

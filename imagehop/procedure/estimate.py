@@ -1,0 +1,122 @@
+"""The dry run's plan: the steps a request would take, its bytes and segments, and a duration
+estimate whose assumptions are stated next to it (they are rough: the cloud publishes no
+export or import speeds)."""
+
+from __future__ import annotations
+
+import math
+
+from imagehop.object_store import ClusterLimits
+from imagehop.procedure.preflight import PreflightReport
+from imagehop.procedure.request import (
+    TransferIdentity,
+    TransferRequest,
+    exported_object,
+    import_location,
+    segments_container,
+)
+from imagehop.procedure.result import DryRunPlan
+
+MB = 1000**2
+POLL_SECONDS = 30.0
+SNAPSHOT_MB_PER_S = 40.0
+EXPORT_MB_PER_S = 40.0
+IMPORT_MB_PER_S = 40.0
+STREAM_MB_PER_S = 20.0
+COPY_CAP_MB_PER_S = 200.0
+BOOT_SECONDS = 300.0
+
+
+def effective_segment_size(segment_size: int, limits: ClusterLimits) -> int:
+    """The segment size a plan would use: within the target's object cap and minimum."""
+    return max(min(segment_size, limits.max_file_size), limits.min_segment_size, 1)
+
+
+def estimate_segments(nbytes: int, segment_size: int, limits: ClusterLimits) -> int:
+    """Target segments for ``nbytes`` (the plan grows segments past the manifest limit)."""
+    size = effective_segment_size(segment_size, limits)
+    return min(max(1, math.ceil(nbytes / size)), limits.max_manifest_segments)
+
+
+def estimate_seconds(nbytes: int, concurrency: int, snapshot: bool, boot: bool) -> float:
+    """Seconds the whole transfer may take under :func:`assumptions`."""
+    megabytes = nbytes / MB
+    copy_rate = min(STREAM_MB_PER_S * concurrency, COPY_CAP_MB_PER_S)
+    seconds = _polled(megabytes / EXPORT_MB_PER_S) + megabytes / copy_rate
+    seconds += _polled(megabytes / IMPORT_MB_PER_S)
+    if snapshot:
+        seconds += megabytes / SNAPSHOT_MB_PER_S
+    if boot:
+        seconds += BOOT_SECONDS
+    return seconds
+
+
+def _polled(seconds: float) -> float:
+    """A task's duration as seen through polls every 30 s."""
+    return math.ceil(seconds / POLL_SECONDS + 1) * POLL_SECONDS
+
+
+def assumptions(concurrency: int) -> tuple[str, ...]:
+    return (
+        f"export and import process about {EXPORT_MB_PER_S:.0f} MB/s and are seen through "
+        f"polls every {POLL_SECONDS:.0f} s",
+        f"the copy moves {STREAM_MB_PER_S:.0f} MB/s per stream x {concurrency} streams, "
+        f"at most {COPY_CAP_MB_PER_S:.0f} MB/s",
+        f"a server snapshot saves about {SNAPSHOT_MB_PER_S:.0f} MB/s; a boot takes about "
+        f"{BOOT_SECONDS / 60:.0f} min",
+        "a server's size is its flavor's disk (an upper bound; the snapshot is usually smaller)",
+    )
+
+
+def plan_steps(request: TransferRequest, identity: TransferIdentity, source_id: str) -> list[str]:
+    """The runbook steps this request would run, with the names it would use."""
+    src, dst = request.source_region, request.target_region
+    steps = []
+    if request.server_id is not None:
+        steps.append(f"image server {request.server_id} in {src} (reused if run key exists)")
+    coordinating = f"{identity.coordinating_key}={identity.coordinating_value}"
+    steps += [
+        f"tag the source image with {coordinating}",
+        f"export it to {src} {request.export_container}/{exported_object(source_id)}",
+        f"copy the VHD to {dst} as an SLO (segments in {segments_container(request.import_container)})",
+        f"import {import_location(request.import_container, source_id)} in {dst}",
+        f"copy properties {', '.join(request.properties_to_copy) or '(none)'} and the tag",
+        f"find the new image by {coordinating}",
+    ]
+    if request.boot is not None:
+        steps.append(f"boot a server from it in {dst}")
+    if request.cleanup == "delete-intermediates":
+        steps.append("delete the exported VHD and the staged copy")
+    return steps
+
+
+def dry_run_plan(
+    request: TransferRequest,
+    identity: TransferIdentity,
+    report: PreflightReport,
+    limits: ClusterLimits,
+    segment_size: int,
+    concurrency: int,
+) -> DryRunPlan:
+    """Everything a dry run reports, computed from pre-flight facts and the target's limits."""
+    source = report.source
+    source_id = source.image.id if source.image is not None else "<new image>"
+    nbytes = source.expected_bytes
+    what = f"image {source_id}" if source.image else f"server {request.server_id}"
+    return DryRunPlan(
+        run_key=identity.run_key,
+        source_region=request.source_region,
+        target_region=request.target_region,
+        source=f"{what} ({source.name})",
+        checks=report.checks,
+        steps=tuple(plan_steps(request, identity, source_id)),
+        bytes=nbytes,
+        bytes_exact=source.bytes_exact,
+        segments=estimate_segments(nbytes, segment_size, limits),
+        segment_size=effective_segment_size(segment_size, limits),
+        estimated_seconds=estimate_seconds(
+            nbytes, concurrency, request.server_id is not None, request.boot is not None
+        ),
+        assumptions=assumptions(concurrency),
+        boot_flavor=report.boot_flavor.name if report.boot_flavor else None,
+    )

@@ -1,0 +1,294 @@
+"""Pre-flight: everything that can be known to fail, found before anything is created.
+
+The rules are pure functions over the clients' records (catalogs, images, servers, flavors);
+:func:`run_preflight` reads those records (GETs only) and applies the rules. Each failure is a
+:class:`~imagehop.errors.PreflightError` (or an ``AuthenticationError`` for refused
+credentials) whose message says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from imagehop.compute import Flavor, Server, pick_flavor
+from imagehop.errors import (
+    ImageNotTransferableError,
+    NotFoundError,
+    PreflightError,
+)
+from imagehop.identity import ServiceCatalog, User
+from imagehop.image import Image, ImageClient, check_export_container
+from imagehop.procedure.clients import CloudClients, Side
+from imagehop.procedure.request import BootRequest, TransferRequest
+
+GB = 1000**3
+EXPORT_OPTIONS_PROPERTY = "com.rackspace__1__options"
+#: Role names that may create export/import tasks ("Only users with the Admin role").
+TASK_ROLES = frozenset({"admin", "identity:admin", "identity:user-admin", "cloudimages:admin"})
+
+
+class SourceSummary(BaseModel):
+    """What the transfer starts from, as far as can be known before it starts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image: Image | None = None  # the source image (None for a server: not imaged yet)
+    server: Server | None = None
+    base_image: Image | None = None  # the server's image, when this account can see it
+    expected_bytes: int  # the image's size, or (server) its flavor's disk: an upper bound
+    bytes_exact: bool
+    min_disk: int
+    min_ram: int
+
+    @property
+    def name(self) -> str:
+        if self.image is not None:
+            return self.image.name or self.image.id
+        return self.server.name if self.server is not None else ""
+
+
+class PreflightReport(BaseModel):
+    """The checks that passed and the facts later steps use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_tenant: str
+    target_tenant: str
+    source: SourceSummary
+    boot_flavor: Flavor | None = None
+    checks: tuple[str, ...]
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+
+def check_catalog(catalog: ServiceCatalog, region: str, services: Sequence[str], who: str) -> str:
+    """Every service is offered in ``region``; raises UnknownRegionError naming the ones that
+    are."""
+    for service in services:
+        catalog.endpoint(service, region)
+    return f"{region} offers {', '.join(services)} to the {who} account"
+
+
+def check_distinct(request: TransferRequest, source_tenant: str, target_tenant: str) -> str:
+    """Source and target differ in region or in account."""
+    if request.source_region == request.target_region and source_tenant == target_tenant:
+        raise PreflightError(
+            f"source and target are both {request.source_region} in the same account: pick "
+            "another target region (or set IMAGEHOP_TARGET_USERNAME for another account)"
+        )
+    return "source and target differ"
+
+
+def check_containers(request: TransferRequest) -> str:
+    """Both container names are ones the export and the import accept."""
+    check_export_container(request.export_container)
+    check_export_container(request.import_container)
+    return f"container names {request.export_container!r}, {request.import_container!r} valid"
+
+
+def check_task_role(user: User, who: str) -> str:
+    """The user may create export/import tasks (Cloud Images wants an admin role)."""
+    roles = {role.lower() for role in user.roles}
+    if roles & TASK_ROLES or any(role.endswith(":admin") for role in roles):
+        return f"the {who} user may create tasks"
+    raise PreflightError(
+        f"user {user.name!r} ({who} account) has no admin role ({', '.join(sorted(roles))}); "
+        "only admins may create export and import tasks: use an admin user"
+    )
+
+
+def check_image(image: Image, tenant: str, region: str, limit_bytes: int) -> str:
+    """The image can be exported from ``region`` by ``tenant`` and imported elsewhere."""
+    where = f"image {image.id} in {region}"
+    if image.owner != tenant:
+        raise ImageNotTransferableError(
+            f"{where} belongs to {image.owner or 'the cloud'}, not to account {tenant}; only "
+            "the owner can export it: boot a server from it, image that server and transfer "
+            "the new image (--server-id)"
+        )
+    if image.status != "active":
+        raise ImageNotTransferableError(
+            f"{where} is {image.status!r}, not 'active': wait until it is active, or pick "
+            "another image"
+        )
+    check_exportable(image, where)
+    check_size(image.size or 0, image.min_disk or 0, limit_bytes, where)
+    return f"{where} is owned, active and exportable, {image.size or 0} bytes"
+
+
+def check_exportable(image: Image, where: str) -> None:
+    """``com.rackspace__1__options`` must be ``"0"`` (licence restrictions otherwise)."""
+    options = image.value_of(EXPORT_OPTIONS_PROPERTY)
+    if options is not None and str(options) != "0":
+        raise ImageNotTransferableError(
+            f"{where} cannot be exported: {EXPORT_OPTIONS_PROPERTY} is {options!r}, not '0' "
+            "(licence restrictions, e.g. Windows or Red Hat); it cannot leave its region"
+        )
+
+
+def check_size(nbytes: int, min_disk_gb: int, limit_bytes: int, where: str) -> None:
+    """Size and ``min_disk`` within the target's import limit."""
+    limit_gb = limit_bytes / GB
+    if nbytes > limit_bytes:
+        raise ImageNotTransferableError(
+            f"{where} is {nbytes / GB:.1f} GB, over the import limit of {limit_gb:.0f} GB: "
+            "image a server with a smaller system disk and transfer that"
+        )
+    if min_disk_gb * GB > limit_bytes:
+        raise ImageNotTransferableError(
+            f"{where} needs a {min_disk_gb} GB disk (min_disk), over the import limit of "
+            f"{limit_gb:.0f} GB: image a server whose system disk is at most {limit_gb:.0f} GB"
+        )
+
+
+def check_server(server: Server, region: str) -> str:
+    """The server can be imaged now."""
+    if server.status != "ACTIVE":
+        raise PreflightError(
+            f"server {server.id} in {region} is {server.status}, not ACTIVE: wait until it "
+            "is ACTIVE (a server in ERROR cannot be imaged)"
+        )
+    if server.task_state:
+        raise PreflightError(
+            f"server {server.id} in {region} is busy ({server.task_state}): wait until it "
+            "has no task state"
+        )
+    return f"server {server.id} in {region} is ACTIVE"
+
+
+def choose_flavor(boot: BootRequest, flavors: Sequence[Flavor], min_disk: int, ram: int) -> Flavor:
+    """The flavor named by ``boot`` (id or name), or the smallest that fits the image."""
+    if boot.flavor is None:
+        return pick_flavor(flavors, min_disk, ram)
+    for flavor in flavors:
+        if boot.flavor in (flavor.id, flavor.name):
+            if flavor.disk < min_disk:
+                raise PreflightError(
+                    f"flavor {flavor.name} has a {flavor.disk} GB disk; the image needs "
+                    f"{min_disk} GB (min_disk): pick a larger flavor"
+                )
+            return flavor
+    names = ", ".join(sorted(f.id for f in flavors))
+    raise PreflightError(f"no flavor {boot.flavor!r} in the target region (flavors: {names})")
+
+
+# -- reading the facts -------------------------------------------------------------------------
+
+
+def run_preflight(clients: CloudClients, request: TransferRequest) -> PreflightReport:
+    """Read what the rules need (GET requests only) and apply every rule.
+
+    Raises:
+        AuthenticationError: the cloud refused the source or target credentials.
+        PreflightError: a rule failed (subclasses say which kind).
+    """
+    src, dst = request.source_region, request.target_region
+    source_tokens, target_tokens = clients.tokens("source"), clients.tokens("target")
+    source_services = ["image", "object-store"] + (["compute"] if request.server_id else [])
+    target_services = ["image", "object-store"] + (["compute"] if request.boot else [])
+    checks = [
+        check_catalog(source_tokens.catalog, src, source_services, "source"),
+        check_catalog(target_tokens.catalog, dst, target_services, "target"),
+    ]
+    source_tenant = _tenant(source_tokens.tenant_id, "source")
+    target_tenant = _tenant(target_tokens.tenant_id, "target")
+    checks.append(check_distinct(request, source_tenant, target_tenant))
+    checks.append(check_containers(request))
+    checks.append(check_task_role(source_tokens.user, "source"))
+    checks.append(check_task_role(target_tokens.user, "target"))
+    limit = clients.settings().import_size_limit_bytes
+    source, source_checks = inspect_source(clients, request, source_tenant, limit)
+    checks += source_checks
+    flavor = None
+    if request.boot is not None:
+        flavors = clients.compute("target", dst).list_flavors()
+        flavor = choose_flavor(request.boot, flavors, source.min_disk, source.min_ram)
+        checks.append(f"{dst} can boot it on flavor {flavor.name}")
+    return PreflightReport(
+        source_tenant=source_tenant,
+        target_tenant=target_tenant,
+        source=source,
+        boot_flavor=flavor,
+        checks=tuple(checks),
+    )
+
+
+def inspect_source(
+    clients: CloudClients, request: TransferRequest, tenant: str, limit: int
+) -> tuple[SourceSummary, list[str]]:
+    """The source image (or server) and the checks it passed."""
+    region = request.source_region
+    images = clients.images("source", region)
+    if request.image_id is not None:
+        image = get_image(images, request.image_id, region)
+        check = check_image(image, tenant, region, limit)
+        summary = SourceSummary(
+            image=image,
+            expected_bytes=image.size or 0,
+            bytes_exact=True,
+            min_disk=image.min_disk or 0,
+            min_ram=image.min_ram or 0,
+        )
+        return summary, [check]
+    return _inspect_server(clients, request.server_id or "", region, limit)
+
+
+def get_image(images: ImageClient, image_id: str, region: str) -> Image:
+    """The image, or ImageNotTransferableError when it does not exist (for this account)."""
+    try:
+        return images.get_image(image_id)
+    except NotFoundError as exc:
+        raise ImageNotTransferableError(
+            f"image {image_id} does not exist in {region} (or this account cannot see it): "
+            "check the image id and the source region",
+            exc.request_id,
+        ) from None
+
+
+def _inspect_server(
+    clients: CloudClients, server_id: str, region: str, limit: int
+) -> tuple[SourceSummary, list[str]]:
+    compute = clients.compute("source", region)
+    try:
+        server = compute.get_server(server_id)
+    except NotFoundError as exc:
+        raise PreflightError(
+            f"server {server_id} does not exist in {region} (or this account cannot see it): "
+            "check the server id and the source region",
+            exc.request_id,
+        ) from None
+    checks = [check_server(server, region)]
+    base = _visible_image(clients, region, server.image_id)
+    if base is not None:
+        check_exportable(base, f"server {server_id}'s image {base.id}")
+        checks.append(f"the server's image {base.id} is exportable")
+    flavor = next((f for f in compute.list_flavors() if f.id == server.flavor_id), None)
+    disk_gb = flavor.disk if flavor is not None else (base.min_disk or 0) if base else 0
+    check_size(disk_gb * GB, disk_gb, limit, f"server {server_id}'s disk")
+    summary = SourceSummary(
+        server=server,
+        base_image=base,
+        expected_bytes=disk_gb * GB,
+        bytes_exact=False,
+        min_disk=disk_gb,
+        min_ram=(base.min_ram or 0) if base else 0,
+    )
+    return summary, checks
+
+
+def _visible_image(clients: CloudClients, region: str, image_id: str | None) -> Image | None:
+    if not image_id:
+        return None
+    try:
+        return clients.images("source", region).get_image(image_id)
+    except NotFoundError:
+        return None
+
+
+def _tenant(tenant_id: str | None, side: Side) -> str:
+    if not tenant_id:
+        raise PreflightError(f"the {side} account's token names no tenant; check the user")
+    return tenant_id

@@ -1,0 +1,241 @@
+"""What a user asks for (:class:`TransferRequest`) and the names and identities derived from it.
+
+A transfer's *business identity* is its run key plus its coordinating property. Requests with
+the same run key are the same transfer: a re-run finds what an earlier run created (snapshot,
+export, staged copy, import, tagged image) instead of creating it again. The run key defaults
+to the source image id; for a server it is ``<server id>@<UTC date>``, so a nightly run images
+the server again each night while a same-day re-run reuses that day's snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_COORDINATING_KEY = "com.imagehop.image-of"
+#: Set on the snapshot, the source image and the imported image; finds them on a re-run.
+RUN_KEY_PROPERTY = "com.imagehop.run-key"
+DEFAULT_EXPORT_CONTAINER = "imagehop-exports"
+DEFAULT_IMPORT_CONTAINER = "imagehop-imports"
+#: Image properties an import drops (it accepts only a name) that a booted server relies on.
+DEFAULT_PROPERTIES: tuple[str, ...] = (
+    "os_distro",
+    "os_version",
+    "os_type",
+    "vm_mode",
+    "min_disk",
+    "min_ram",
+    "auto_disk_config",
+    "org.openstack__1__os_distro",
+    "org.openstack__1__os_version",
+    "org.openstack__1__architecture",
+)
+#: Property prefixes the cloud reserves: a coordinating property there would be refused.
+RESERVED_PREFIXES = ("com.rackspace", "org.openstack")
+
+Cleanup = Literal["delete-intermediates", "keep"]
+
+
+class BootRequest(BaseModel):
+    """Boot a server from the new image once it is imported."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flavor: str | None = Field(
+        None,
+        description="Flavor id or name of the new server. Default: the smallest flavor whose "
+        "disk and RAM fit the image's min_disk and min_ram.",
+    )
+    name: str | None = Field(
+        None, description="Name of the new server. Default: the target image's name."
+    )
+
+
+class TransferRequest(BaseModel):
+    """Move one image (or a new image of a server) from one region to another.
+
+    Credentials are never part of a request: they come from IMAGEHOP_* environment variables
+    (or Prefect Secret blocks named there).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_region: str = Field(
+        description="Region the image or server is in, e.g. DFW.", min_length=1
+    )
+    target_region: str = Field(description="Region to copy the image to, e.g. IAD.", min_length=1)
+    image_id: str | None = Field(
+        None, description="Image to transfer. Give this or server_id, not both."
+    )
+    server_id: str | None = Field(
+        None,
+        description="Server to image first (a snapshot is taken, then transferred). Give "
+        "this or image_id, not both.",
+    )
+    target_image_name: str | None = Field(
+        None, description="Name of the new image. Default: the source image's name."
+    )
+    coordinating_property_key: str = Field(
+        DEFAULT_COORDINATING_KEY,
+        description="Image property that ties the source and the new image together, e.g. "
+        "com.mycompany.image-of. Set on both; the new image is found by it.",
+    )
+    coordinating_property_value: str | None = Field(
+        None, description="Value of the coordinating property. Default: the run key."
+    )
+    run_key: str | None = Field(
+        None,
+        description="Requests with the same run key are the same transfer: a re-run resumes "
+        "instead of starting over. Default: the image id, or <server id>@<UTC date> for a "
+        "server (a new snapshot each day, the same one for a same-day re-run).",
+    )
+    export_container: str = Field(
+        DEFAULT_EXPORT_CONTAINER,
+        description="Cloud Files container in the source region that receives the export "
+        "(created if missing; no '/', '?' or '.').",
+    )
+    import_container: str = Field(
+        DEFAULT_IMPORT_CONTAINER,
+        description="Cloud Files container in the target region the image is staged in for "
+        "the import (created if missing, segments go to <name>_segments; no '/', '?' or '.').",
+    )
+    properties_to_copy: tuple[str, ...] = Field(
+        DEFAULT_PROPERTIES,
+        description="Image properties copied to the new image after the import (the import "
+        "keeps only the name). Properties the cloud protects are reported, not fatal.",
+    )
+    boot: BootRequest | None = Field(
+        None, description="Boot a server from the new image (omit to skip)."
+    )
+    cleanup: Cleanup = Field(
+        "delete-intermediates",
+        description="After a successful import: delete the exported VHD (source) and the "
+        "staged copy (target), or keep them. After a failure they are always kept.",
+    )
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Segments copied at once. Default: IMAGEHOP_TRANSFER_CONCURRENCY (8).",
+    )
+    dry_run: bool = Field(
+        False,
+        description="Only check the request and return the plan (steps, bytes, segments, "
+        "estimated duration); create and move nothing.",
+    )
+
+    @field_validator("source_region", "target_region")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        return value.strip().upper()
+
+    @field_validator("coordinating_property_key")
+    @classmethod
+    def _own_namespace(cls, value: str) -> str:
+        key = value.strip()
+        if not key:
+            raise ValueError("the coordinating property key must not be empty")
+        if key.startswith(RESERVED_PREFIXES):
+            raise ValueError(
+                f"{key!r} is in a namespace the cloud reserves ({', '.join(RESERVED_PREFIXES)}); "
+                "use your own, e.g. com.mycompany.image-of"
+            )
+        return key
+
+    @field_validator("properties_to_copy")
+    @classmethod
+    def _property_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(name.strip() for name in value))
+        if any(not name for name in names):
+            raise ValueError("property names must not be empty")
+        return names
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.image_id is None) == (self.server_id is None):
+            raise ValueError("give exactly one of image_id and server_id")
+        return self
+
+    @property
+    def source_kind(self) -> Literal["image", "server"]:
+        return "image" if self.image_id is not None else "server"
+
+    @property
+    def source_ref(self) -> str:
+        """The image id or the server id."""
+        return self.image_id or self.server_id or ""
+
+
+class TransferIdentity(BaseModel):
+    """Run key and coordinating property of one transfer, resolved once per run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_key: str
+    coordinating_key: str
+    coordinating_value: str
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The properties that mark every image of this transfer."""
+        return {self.coordinating_key: self.coordinating_value, RUN_KEY_PROPERTY: self.run_key}
+
+    @property
+    def slug(self) -> str:
+        """The run key as lowercase letters, digits and dashes (artifact keys, run names)."""
+        return slug(self.run_key)
+
+
+def default_run_key(request: TransferRequest, now: float) -> str:
+    """The run key when the request names none; ``now`` is epoch seconds (UTC date taken)."""
+    if request.image_id is not None:
+        return request.image_id
+    day = datetime.fromtimestamp(now, UTC).date().isoformat()
+    return f"{request.server_id}@{day}"
+
+
+def transfer_identity(request: TransferRequest, now: float) -> TransferIdentity:
+    """The request's run key and coordinating property, defaults filled in."""
+    run_key = request.run_key or default_run_key(request, now)
+    return TransferIdentity(
+        run_key=run_key,
+        coordinating_key=request.coordinating_property_key,
+        coordinating_value=request.coordinating_property_value or run_key,
+    )
+
+
+def slug(text: str, limit: int = 48) -> str:
+    """Lowercase letters, digits and single dashes; at most ``limit`` characters."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return cleaned[:limit].rstrip("-") or "x"
+
+
+# -- names of the intermediate objects ------------------------------------------------------
+
+
+def exported_object(image_id: str) -> str:
+    """What an export writes: ``<image id>.vhd`` (a DLO; segments ``<image id>.vhd-00001``...)."""
+    return f"{image_id}.vhd"
+
+
+def staged_object(source_image_id: str) -> str:
+    """The SLO the import reads in the target region (named after the source image)."""
+    return f"{source_image_id}.vhd"
+
+
+def segments_container(import_container: str) -> str:
+    """Where the staged SLO's segments go."""
+    return f"{import_container}_segments"
+
+
+def staged_segments_prefix(source_image_id: str) -> str:
+    """Prefix of every staged segment of that image, whatever the segment size of the run."""
+    return f"{staged_object(source_image_id)}/imagehop/"
+
+
+def import_location(import_container: str, source_image_id: str) -> str:
+    """``import_from`` of the import task: ``<container>/<object>``."""
+    return f"{import_container}/{staged_object(source_image_id)}"

@@ -1,0 +1,177 @@
+"""What a transfer reports: typed, picklable, JSON-able records without secrets."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PhaseTiming(BaseModel):
+    """Wall-clock seconds one phase of the run took (waits for the cloud included)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    seconds: float
+
+
+class SkippedProperty(BaseModel):
+    """A property that was not copied to the new image, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    reason: str
+
+
+class PropertyReport(BaseModel):
+    """What copying the properties to the new image did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    copied: tuple[str, ...] = ()  # the new image now has the source's value
+    skipped: tuple[SkippedProperty, ...] = ()
+
+
+class TransferResult(BaseModel):
+    """The outcome of one transfer-image run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_key: str
+    source_region: str
+    target_region: str
+    source_image_id: str
+    target_image_id: str
+    coordinating_property: dict[str, str]
+    snapshot_created: bool = False
+    export_task_id: str | None = None
+    import_task_id: str | None = None
+    reused: tuple[str, ...] = Field(
+        (), description="What an earlier run with the same run key had already done."
+    )
+    bytes_total: int = 0
+    bytes_copied: int = 0
+    segments_total: int = 0
+    segments_copied: int = 0
+    segments_skipped: int = 0
+    properties: PropertyReport = PropertyReport()
+    server_id: str | None = None
+    flavor_id: str | None = None
+    cleaned_up: tuple[str, ...] = ()
+    remaining: tuple[str, ...] = ()
+    phases: tuple[PhaseTiming, ...] = ()
+    seconds: float = 0.0
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
+        rows: list[tuple[str, Any]] = [
+            ("run key", self.run_key),
+            ("source image", f"{self.source_region} {self.source_image_id}"),
+            ("target image", f"{self.target_region} {self.target_image_id}"),
+            ("coordinating property", _pairs(self.coordinating_property)),
+            ("snapshot created", "yes" if self.snapshot_created else "no"),
+            ("export task", self.export_task_id or "-"),
+            ("import task", self.import_task_id or "-"),
+            ("reused from an earlier run", ", ".join(self.reused) or "-"),
+            ("bytes copied / total", f"{self.bytes_copied} / {self.bytes_total}"),
+            (
+                "segments copied / skipped / total",
+                f"{self.segments_copied} / {self.segments_skipped} / {self.segments_total}",
+            ),
+            ("properties copied", ", ".join(self.properties.copied) or "-"),
+            ("properties skipped", _skipped(self.properties.skipped)),
+            ("server booted", self.server_id or "-"),
+            ("cleaned up", "; ".join(self.cleaned_up) or "-"),
+            ("remaining", "; ".join(self.remaining) or "-"),
+        ]
+        rows += [(f"phase: {phase.name}", f"{phase.seconds:.1f} s") for phase in self.phases]
+        rows.append(("total", f"{self.seconds:.1f} s"))
+        return [{"item": item, "value": str(value)} for item, value in rows]
+
+
+class DryRunPlan(BaseModel):
+    """What a transfer would do, from a dry run: nothing was created or moved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_key: str
+    source_region: str
+    target_region: str
+    source: str = Field(description="The image or server the transfer starts from.")
+    checks: tuple[str, ...] = Field(description="Pre-flight checks that passed.")
+    steps: tuple[str, ...]
+    bytes: int
+    bytes_exact: bool = Field(description="False when the size is an upper bound (a server).")
+    segments: int
+    segment_size: int
+    estimated_seconds: float
+    assumptions: tuple[str, ...]
+    boot_flavor: str | None = None
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
+        size = f"{self.bytes}" if self.bytes_exact else f"at most {self.bytes}"
+        rows: list[tuple[str, Any]] = [
+            ("run key", self.run_key),
+            ("source", f"{self.source_region} {self.source}"),
+            ("target region", self.target_region),
+            ("bytes", size),
+            ("segments (estimate)", f"{self.segments} of at most {self.segment_size} bytes"),
+            ("estimated duration", f"{self.estimated_seconds / 60:.0f} min"),
+            ("boot flavor", self.boot_flavor or "-"),
+        ]
+        rows += [(f"step {n}", step) for n, step in enumerate(self.steps, 1)]
+        rows += [("check", check) for check in self.checks]
+        rows += [("assumption", text) for text in self.assumptions]
+        return [{"item": item, "value": str(value)} for item, value in rows]
+
+
+Outcome = Literal["succeeded", "failed"]
+
+
+class ImageOutcome(BaseModel):
+    """One image of a batch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    status: Outcome
+    target_image_id: str | None = None
+    message: str = ""
+    seconds: float = 0.0
+
+
+class BatchResult(BaseModel):
+    """The outcome of a transfer-images run: one entry per image, in request order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_region: str
+    target_region: str
+    outcomes: tuple[ImageOutcome, ...]
+
+    @property
+    def failed(self) -> tuple[ImageOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "failed")
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "source": o.source,
+                "status": o.status,
+                "target image": o.target_image_id or "-",
+                "seconds": f"{o.seconds:.1f}",
+                "message": o.message or "-",
+            }
+            for o in self.outcomes
+        ]
+
+
+def _pairs(values: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items())
+
+
+def _skipped(skipped: tuple[SkippedProperty, ...]) -> str:
+    return "; ".join(f"{s.key} ({s.reason})" for s in skipped) or "-"

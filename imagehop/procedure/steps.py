@@ -1,0 +1,308 @@
+"""The side-effecting steps of the procedure, each one *find, else create*.
+
+A Prefect cache can be lost or live on another machine, so before creating anything each step
+looks at the cloud for what an earlier run with the same run key left:
+
+* snapshot: an image of this account carrying the run key (createImage sets it);
+* export: an unfinished export task of this image into this container, else the exported
+  ``<image id>.vhd`` already in the container;
+* import: an image in the target already tagged with the run key (done), else an import task
+  (unfinished, or finished with an image nobody has claimed) reading the same location.
+
+Every function takes the clients it needs and returns a small picklable record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from imagehop.compute import ComputeClient
+from imagehop.errors import ForbiddenError, NotFoundError
+from imagehop.image import IMAGE_FAILED_STATUSES, Image, ImageClient, PropertyValue, Task
+from imagehop.object_store import ObjectStore
+from imagehop.procedure.request import (
+    RUN_KEY_PROPERTY,
+    TransferIdentity,
+    exported_object,
+    segments_container,
+    staged_object,
+    staged_segments_prefix,
+)
+from imagehop.procedure.result import PropertyReport, SkippedProperty
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = ("pending", "processing")
+
+
+class SnapshotOutcome(BaseModel):
+    """The server's image for this run key; ``created`` is False when an earlier run made it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_id: str
+    created: bool
+
+
+class ExportOutcome(BaseModel):
+    """Where the exported VHD is (or will be) and the task writing it, if any."""
+
+    model_config = ConfigDict(frozen=True)
+
+    location: str  # <container>/<image id>.vhd
+    task_id: str | None = None
+    finished: bool = False  # nothing left to wait for
+    reused: str | None = None  # what an earlier run left that this run reuses
+
+
+class ImportOutcome(BaseModel):
+    """The import task (if one runs) and the new image (once known)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str | None = None
+    image_id: str | None = None
+    finished: bool = False
+    reused: str | None = None
+
+
+# -- snapshot -------------------------------------------------------------------------------
+
+
+def find_run_images(images: ImageClient, run_key: str, owner: str) -> list[Image]:
+    """Usable images of ``owner`` carrying ``run_key``, newest first."""
+    found = images.find_images_by_property(RUN_KEY_PROPERTY, run_key)
+    usable = [i for i in found if i.owner == owner and i.status not in IMAGE_FAILED_STATUSES]
+    return sorted(usable, key=lambda image: image.created_at or "", reverse=True)
+
+
+def ensure_snapshot(
+    compute: ComputeClient,
+    images: ImageClient,
+    server_id: str,
+    name: str,
+    identity: TransferIdentity,
+    owner: str,
+) -> SnapshotOutcome:
+    """The image of ``server_id`` for this run key: an earlier run's, else a new one."""
+    for image in find_run_images(images, identity.run_key, owner):
+        if image.value_of("instance_uuid") in (None, server_id):
+            log.info(
+                "reusing image %s of server %s (run key %s)", image.id, server_id, identity.run_key
+            )
+            return SnapshotOutcome(image_id=image.id, created=False)
+    image_id = compute.create_server_image(server_id, name, identity.tags)
+    log.info("imaging server %s as image %s", server_id, image_id)
+    return SnapshotOutcome(image_id=image_id, created=True)
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+def find_unfinished_task(
+    images: ImageClient, task_type: str, matches: Mapping[str, str]
+) -> Task | None:
+    """The newest unfinished task of ``task_type`` whose input has these values."""
+    return next(iter(_tasks_with_input(images, task_type, matches, UNFINISHED)), None)
+
+
+def _tasks_with_input(
+    images: ImageClient, task_type: str, matches: Mapping[str, str], statuses: Iterable[str]
+) -> list[Task]:
+    """Tasks (full records, newest first) of that type and status whose input matches.
+
+    A task listing carries no input, so each candidate is read once (which counts as a poll
+    of that task; the poll ledger spaces a later wait accordingly).
+    """
+    wanted = set(statuses)
+    summaries = [t for t in images.list_tasks({"type": task_type}) if t.status in wanted]
+    summaries.sort(key=lambda task: task.created_at or "", reverse=True)
+    found = []
+    for summary in summaries:
+        try:
+            task = images.get_task(summary.id)
+        except NotFoundError:  # expired meanwhile
+            continue
+        if all(str(task.input.get(key)) == value for key, value in matches.items()):
+            found.append(task)
+    return found
+
+
+def ensure_export(
+    images: ImageClient, store: ObjectStore, image_id: str, container: str
+) -> ExportOutcome:
+    """Start exporting ``image_id`` into ``container`` unless an earlier run did.
+
+    An export task still running is waited for; a ``<image id>.vhd`` already in the container
+    is reused (exporting again would fail: "Swift already has an object ...").
+    """
+    location = f"{container}/{exported_object(image_id)}"
+    running = find_unfinished_task(
+        images, "export", {"image_uuid": image_id, "receiving_swift_container": container}
+    )
+    if running is not None:
+        return ExportOutcome(location=location, task_id=running.id, reused="export task")
+    if _exists(store, container, exported_object(image_id)):
+        return ExportOutcome(location=location, finished=True, reused="exported VHD")
+    task = images.create_export_task(image_id, container)
+    log.info("export task %s started for image %s", task.id, image_id)
+    return ExportOutcome(location=location, task_id=task.id)
+
+
+def _exists(store: ObjectStore, container: str, name: str) -> bool:
+    try:
+        store.head_object(container, name)
+    except NotFoundError:
+        return False
+    return True
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+def find_transferred_image(
+    images: ImageClient, identity: TransferIdentity, owner: str
+) -> Image | None:
+    """The target image of this transfer, if an earlier run finished it (active and tagged
+    with both the coordinating property and the run key)."""
+    found = images.find_images_by_property(identity.coordinating_key, identity.coordinating_value)
+    mine = [
+        image
+        for image in found
+        if image.owner == owner
+        and image.status == "active"
+        and image.value_of(RUN_KEY_PROPERTY) == identity.run_key
+    ]
+    mine.sort(key=lambda image: image.created_at or "", reverse=True)
+    return mine[0] if mine else None
+
+
+def ensure_import(
+    images: ImageClient,
+    location: str,
+    name: str,
+    identity: TransferIdentity,
+    owner: str,
+) -> ImportOutcome:
+    """Import ``location`` as ``name`` unless an earlier run did (or is doing it)."""
+    done = find_transferred_image(images, identity, owner)
+    if done is not None:
+        return ImportOutcome(image_id=done.id, finished=True, reused="tagged target image")
+    statuses = (*UNFINISHED, "success")
+    for task in _tasks_with_input(images, "import", {"import_from": location}, statuses):
+        if task.status != "success":
+            return ImportOutcome(task_id=task.id, reused="import task")
+        if _unclaimed(images, task.image_id, identity):
+            return ImportOutcome(
+                task_id=task.id, image_id=task.image_id, finished=True, reused="imported image"
+            )
+    task = images.create_import_task(location, name)
+    log.info("import task %s started for %s", task.id, location)
+    return ImportOutcome(task_id=task.id)
+
+
+def _unclaimed(images: ImageClient, image_id: str | None, identity: TransferIdentity) -> bool:
+    """True if the image exists and no *other* transfer has tagged it as its own."""
+    if image_id is None:
+        return False
+    try:
+        image = images.get_image(image_id)
+    except NotFoundError:
+        return False
+    run_key = image.value_of(RUN_KEY_PROPERTY)
+    return image.status not in IMAGE_FAILED_STATUSES and run_key in (None, identity.run_key)
+
+
+# -- properties -----------------------------------------------------------------------------
+
+
+def copy_properties(
+    images: ImageClient,
+    source: Image,
+    target_image_id: str,
+    keys: Iterable[str],
+    identity: TransferIdentity,
+) -> PropertyReport:
+    """Give the target image the source's values of ``keys`` plus the transfer's tags.
+
+    Keys the source lacks, values that are not plain strings/numbers/booleans, and keys the
+    cloud refuses (403, protected) are reported as skipped; none of them fails the step.
+    """
+    wanted: dict[str, PropertyValue] = {}
+    skipped: list[SkippedProperty] = []
+    for key in keys:
+        value = source.value_of(key)
+        if value is None:
+            skipped.append(SkippedProperty(key=key, reason="not set on the source image"))
+        elif not isinstance(value, str | int | bool):
+            skipped.append(SkippedProperty(key=key, reason="not a plain value"))
+        else:
+            wanted[key] = value
+    changes = images.set_properties(target_image_id, {**wanted, **identity.tags})
+    refused = [SkippedProperty(key=k, reason=r) for k, r in changes.refused.items()]
+    copied = tuple(key for key in wanted if key not in changes.refused)
+    return PropertyReport(copied=copied, skipped=(*skipped, *refused))
+
+
+def tag_image(images: ImageClient, image_id: str, identity: TransferIdentity) -> tuple[str, ...]:
+    """Put the coordinating property and the run key on ``image_id``; returns what changed.
+
+    Raises:
+        ForbiddenError: the cloud refused the tags (they are this transfer's identity).
+    """
+    changes = images.set_properties(image_id, identity.tags)
+    if changes.refused:
+        key, reason = next(iter(changes.refused.items()))
+        raise ForbiddenError(f"the cloud refused to set {key} on image {image_id}: {reason}")
+    return changes.changed
+
+
+# -- cleanup --------------------------------------------------------------------------------
+
+
+def delete_export(store: ObjectStore, container: str, image_id: str) -> int:
+    """Bulk-delete the exported DLO (manifest and segments); returns how many objects went."""
+    names = _names(store, container, exported_object(image_id))
+    return store.bulk_delete((container, name) for name in names).deleted if names else 0
+
+
+def delete_staged(store: ObjectStore, container: str, source_image_id: str) -> int:
+    """Bulk-delete the staged SLO's manifest and every staged segment of that image."""
+    segments = segments_container(container)
+    objects = [
+        (segments, n) for n in _names(store, segments, staged_segments_prefix(source_image_id))
+    ]
+    if _exists(store, container, staged_object(source_image_id)):
+        objects.append((container, staged_object(source_image_id)))
+    return store.bulk_delete(objects).deleted if objects else 0
+
+
+def _names(store: ObjectStore, container: str, prefix: str) -> list[str]:
+    try:
+        return [item.name for item in store.list_objects(container, prefix)]
+    except NotFoundError:
+        return []
+
+
+def intermediates(
+    source_region: str,
+    target_region: str,
+    export_container: str,
+    import_container: str,
+    source_image_id: str,
+) -> list[str]:
+    """What a transfer leaves in Cloud Files until cleanup, and how to remove each by hand."""
+    exported = exported_object(source_image_id)
+    staged = staged_object(source_image_id)
+    segments = segments_container(import_container)
+    prefix = staged_segments_prefix(source_image_id)
+    return [
+        f"{source_region}: {export_container}/{exported} and its segments {exported}-* "
+        f"(remove: swift delete {export_container} --prefix {exported})",
+        f"{target_region}: {import_container}/{staged} and its segments "
+        f"{segments}/{prefix}* (remove: swift delete {import_container} {staged}; "
+        f"swift delete {segments} --prefix {prefix})",
+    ]
