@@ -1,0 +1,43 @@
+"""Read-only steps: pre-flight, the target's limits, and "is this transfer already done?"."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from imagehop.object_store import ClusterLimits
+from imagehop.procedure.preflight import PreflightReport, run_preflight
+from imagehop.procedure.request import TransferIdentity, TransferRequest
+from imagehop.procedure.steps import find_run_images, find_transferred_image
+from tasks.cloud import clients
+from tasks.policy import FRESH
+
+
+@task(name="preflight", **FRESH)
+def preflight(request: TransferRequest) -> PreflightReport:
+    """Check everything that can be checked before any side effect (GET requests only).
+
+    Raises:
+        PreflightError: the request cannot work; the message says what to do.
+        AuthenticationError: the cloud refused the credentials.
+    """
+    return run_preflight(clients(), request)
+
+
+@task(name="find-finished-transfer", **FRESH)
+def find_finished_transfer(region: str, identity: TransferIdentity, owner: str) -> str | None:
+    """The target image of an earlier run of this transfer, if that run got it tagged."""
+    image = find_transferred_image(clients().images("target", region), identity, owner)
+    return image.id if image is not None else None
+
+
+@task(name="read-target-limits", **FRESH)
+def read_target_limits(region: str) -> ClusterLimits:
+    """The target Swift's limits (object cap, manifest segments) from its ``/info``."""
+    return clients().objects("target", region).limits()
+
+
+@task(name="find-source-image", **FRESH)
+def find_source_image(region: str, identity: TransferIdentity, owner: str) -> str | None:
+    """The source image an earlier run of this transfer used (e.g. its server snapshot)."""
+    found = find_run_images(clients().images("source", region), identity.run_key, owner)
+    return found[0].id if found else None

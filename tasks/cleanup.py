@@ -1,0 +1,40 @@
+"""After a successful import: delete the intermediate copies in both regions."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from imagehop.procedure.request import exported_object, staged_object
+from imagehop.procedure.steps import delete_export, delete_staged
+from tasks.cloud import clients
+from tasks.policy import FRESH
+
+
+@task(name="delete-intermediates", task_run_name="delete-intermediates", **FRESH)
+def delete_intermediates(
+    source_region: str,
+    target_region: str,
+    export_container: str,
+    import_container: str,
+    source_image_id: str,
+) -> tuple[str, ...]:
+    """Bulk-delete the exported DLO (source) and the staged SLO (target).
+
+    Only call this once the import succeeded: a re-run after a failure needs both. Deleting
+    what is already gone is not an error, so the step can be repeated.
+
+    Returns:
+        One line per region saying what was deleted.
+    """
+    c = clients()
+    exported = delete_export(c.objects("source", source_region), export_container, source_image_id)
+    staged = delete_staged(c.objects("target", target_region), import_container, source_image_id)
+    done = (
+        f"{source_region}: {export_container}/{exported_object(source_image_id)} "
+        f"({exported} objects)",
+        f"{target_region}: {import_container}/{staged_object(source_image_id)} "
+        f"({staged} objects)",
+    )
+    for line in done:
+        get_run_logger().info("deleted %s", line)
+    return done

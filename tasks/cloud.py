@@ -1,0 +1,104 @@
+"""Where the tasks get their clients, their settings and their clock (one of each per process).
+
+* **Clients** come from one :class:`~imagehop.procedure.clients.CloudClients` registry, keyed
+  by account: one token manager per account shared by every task thread, Images/Servers
+  clients per thread. Tasks take regions and ids, never clients, tokens or settings.
+* **Retries**: the registry's clients make one attempt at 5xx and transport errors (and
+  swiftclient none), because the Prefect tasks retry those; the HTTP layer still renews a
+  refused token once and waits out a short ``Retry-After``. One layer per failure kind.
+* **Credentials** come from ``IMAGEHOP_*`` variables; when a secret is unset but a Secret
+  block is named (``IMAGEHOP_API_KEY_SECRET_BLOCK`` ...), the block is loaded once per process.
+* **Clock**: every wait asks :func:`clock`; tests swap in a fast-forward clock with
+  :func:`use_clock` so 30 s polls cost no real time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import SecretStr
+
+from imagehop.clock import SYSTEM_CLOCK, Clock
+from imagehop.http import RetryPolicy
+from imagehop.procedure.clients import CloudClients
+from imagehop.settings import Settings
+
+#: The HTTP layer inside a task: no replays of 5xx/transport errors (the task retries).
+TASK_HTTP_RETRY = RetryPolicy(attempts=1, rate_limit_waits=3)
+#: (secret field, Secret block name field) pairs of Settings.
+SECRET_BLOCK_FIELDS = (
+    ("api_key", "api_key_secret_block"),
+    ("password", "password_secret_block"),
+    ("target_api_key", "target_api_key_secret_block"),
+    ("target_password", "target_password_secret_block"),
+)
+
+_lock = threading.Lock()
+_clock: Clock = SYSTEM_CLOCK
+_registry: CloudClients | None = None
+_block_values: dict[str, SecretStr] = {}
+
+
+def clock() -> Clock:
+    """The clock every client and wait uses in this process."""
+    return _clock
+
+
+def clients() -> CloudClients:
+    """The process's client registry (created on first use)."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = CloudClients(
+                load_settings, clock=_clock, http_retry=TASK_HTTP_RETRY, swift_retries=0
+            )
+        return _registry
+
+
+@contextmanager
+def use_clock(replacement: Clock) -> Iterator[Clock]:
+    """Run with another clock (and fresh clients that use it), then restore the previous."""
+    global _clock
+    previous = _clock
+    reset()
+    _clock = replacement
+    try:
+        yield replacement
+    finally:
+        reset()
+        _clock = previous
+
+
+def reset() -> None:
+    """Close every client and forget every token (e.g. after the environment changed)."""
+    global _registry
+    with _lock:
+        registry, _registry = _registry, None
+    if registry is not None:
+        registry.close()
+
+
+def load_settings() -> Settings:
+    """``Settings()`` with secrets from Prefect Secret blocks where only a block is named."""
+    settings = Settings()
+    updates = {
+        secret: _block_secret(str(getattr(settings, block)))
+        for secret, block in SECRET_BLOCK_FIELDS
+        if getattr(settings, secret) is None and getattr(settings, block)
+    }
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _block_secret(name: str) -> SecretStr:
+    with _lock:
+        cached = _block_values.get(name)
+    if cached is not None:
+        return cached
+    from prefect.blocks.system import Secret  # needs the Prefect API; only when asked for
+
+    value = SecretStr(str(Secret.load(name).get()))
+    with _lock:
+        _block_values[name] = value
+    return value

@@ -1,0 +1,97 @@
+"""Steps in the source region: image the server, tag the image, export it."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from imagehop.image import Image
+from imagehop.procedure.clients import Side
+from imagehop.procedure.request import TransferIdentity
+from imagehop.procedure.steps import ExportOutcome, SnapshotOutcome, ensure_export, ensure_snapshot
+from imagehop.procedure.steps import tag_image as tag
+from tasks.cloud import clients
+from tasks.policy import FRESH, WAITING, cached_by
+
+
+@task(
+    name="snapshot-server",
+    task_run_name="snapshot-{server_id:.8}",
+    **cached_by("snapshot", "region", "server_id", "identity.run_key"),
+)
+def snapshot_server(
+    region: str, server_id: str, name: str, identity: TransferIdentity, owner: str
+) -> SnapshotOutcome:
+    """Image the server, unless an image with this run key exists (then reuse it)."""
+    c = clients()
+    outcome = ensure_snapshot(
+        c.compute("source", region), c.images("source", region), server_id, name, identity, owner
+    )
+    verb = "created" if outcome.created else "reused"
+    get_run_logger().info("%s image %s of server %s", verb, outcome.image_id, server_id)
+    return outcome
+
+
+@task(name="wait-for-image", task_run_name="wait-for-image-{image_id:.8}", **WAITING)
+def wait_for_image(side: Side, region: str, image_id: str) -> Image:
+    """Poll until the image is ``active``.
+
+    Raises:
+        NotFoundError: the image does not exist (e.g. deleted since a cached step named it).
+        ResourceFailedError: it became killed or deleted.
+        WaitTimeoutError: not active within ``snapshot_deadline_seconds``.
+    """
+    c = clients()
+    images = c.images(side, region)
+    images.get_image(image_id)  # a missing image fails here, not after a long wait
+    return images.wait_for_image_active(image_id, c.settings().snapshot_deadline_seconds)
+
+
+@task(name="tag-source-image", task_run_name="tag-{image_id:.8}", **FRESH)
+def tag_source_image(region: str, image_id: str, identity: TransferIdentity) -> tuple[str, ...]:
+    """Put the coordinating property and the run key on the source image."""
+    return tag(clients().images("source", region), image_id, identity)
+
+
+@task(name="ensure-container", task_run_name="container-{region}-{container}", **FRESH)
+def ensure_container(side: Side, region: str, container: str) -> None:
+    """Create the Cloud Files container unless it exists."""
+    clients().objects(side, region).ensure_container(container)
+
+
+@task(
+    name="start-export",
+    task_run_name="export-{image_id:.8}",
+    **cached_by("export", "region", "image_id", "container"),
+)
+def start_export(region: str, image_id: str, container: str) -> ExportOutcome:
+    """Start the export task, unless one is running or its VHD is already there."""
+    c = clients()
+    outcome = ensure_export(c.images("source", region), c.objects("source", region), image_id, container)
+    logger = get_run_logger()
+    if outcome.reused:
+        logger.info("reusing the %s of an earlier run (%s)", outcome.reused, outcome.location)
+    else:
+        logger.info("export task %s started: %s", outcome.task_id, outcome.location)
+    return outcome
+
+
+@task(name="wait-for-export", task_run_name="wait-for-export-{region}", **WAITING)
+def wait_for_export(region: str, export: ExportOutcome) -> str:
+    """Wait for the export task (polls >= 30 s apart), then check the VHD is there.
+
+    Returns:
+        ``<container>/<image id>.vhd``.
+
+    Raises:
+        TaskFailedError: the export failed (the cloud's message plus advice).
+        NotFoundError: no exported VHD (e.g. deleted since a cached step reported it).
+    """
+    c = clients()
+    if export.task_id is not None and not export.finished:
+        deadline = c.settings().export_deadline_seconds
+        task_record = c.images("source", region).wait_for_task(export.task_id, deadline)
+        get_run_logger().info("export task %s: %s", task_record.id, task_record.export_location)
+    container, _, name = export.location.partition("/")
+    c.objects("source", region).head_object(container, name)
+    return export.location
+
