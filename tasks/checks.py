@@ -41,3 +41,19 @@ def find_source_image(region: str, identity: TransferIdentity, owner: str) -> st
     """The source image an earlier run of this transfer used (e.g. its server snapshot)."""
     found = find_run_images(clients().images("source", region), identity.run_key, owner)
     return found[0].id if found else None
+
+
+@task(name="list-source-images", **FRESH)
+def list_source_images(region: str, filters: dict[str, str]) -> list[str]:
+    """Active images of the source account whose properties match ``filters``, oldest first."""
+    c = clients()
+    owner = c.tokens("source").tenant_id
+    found = c.images("source", region).list_images(filters)
+    mine = [
+        image
+        for image in found
+        if image.owner == owner
+        and image.status == "active"
+        and all(str(image.value_of(key)) == value for key, value in filters.items())
+    ]
+    return [image.id for image in sorted(mine, key=lambda image: image.created_at or "")]

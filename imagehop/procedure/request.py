@@ -239,3 +239,64 @@ def staged_segments_prefix(source_image_id: str) -> str:
 def import_location(import_container: str, source_image_id: str) -> str:
     """``import_from`` of the import task: ``<container>/<object>``."""
     return f"{import_container}/{staged_object(source_image_id)}"
+
+
+class BatchRequest(BaseModel):
+    """Move many images from one region to another: a list of ids, or every image of the
+    account that matches a property filter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_region: str = Field(description="Region the images are in, e.g. DFW.", min_length=1)
+    target_region: str = Field(description="Region to copy them to, e.g. IAD.", min_length=1)
+    image_ids: tuple[str, ...] = Field((), description="Images to transfer.")
+    image_filter: dict[str, str] = Field(
+        default_factory=dict,
+        description="Instead of ids: transfer every active image of the account whose "
+        "properties have these values, e.g. {\"com.mycompany.dr\": \"nightly\"}.",
+    )
+    coordinating_property_key: str = Field(
+        DEFAULT_COORDINATING_KEY,
+        description="Coordinating property of every transfer (its value: the image id).",
+    )
+    export_container: str = Field(DEFAULT_EXPORT_CONTAINER, description="As for one image.")
+    import_container: str = Field(DEFAULT_IMPORT_CONTAINER, description="As for one image.")
+    properties_to_copy: tuple[str, ...] = Field(DEFAULT_PROPERTIES, description="As for one image.")
+    cleanup: Cleanup = Field("delete-intermediates", description="As for one image.")
+    concurrency: int | None = Field(
+        None, ge=1, le=64, description="Segments copied at once, per image."
+    )
+    max_parallel_transfers: int = Field(
+        4, ge=1, le=32, description="Images transferred at once (each a transfer-image run)."
+    )
+    max_exports_per_region: int = Field(
+        2, ge=1, le=32, description="Export tasks running at once in the source region."
+    )
+    max_imports_per_region: int = Field(
+        2, ge=1, le=32, description="Import tasks running at once in the target region."
+    )
+
+    @field_validator("source_region", "target_region")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        return value.strip().upper()
+
+    @model_validator(mode="after")
+    def _ids_or_filter(self) -> Self:
+        if bool(self.image_ids) == bool(self.image_filter):
+            raise ValueError("give image_ids or an image_filter (exactly one of them)")
+        return self
+
+    def request_for(self, image_id: str) -> TransferRequest:
+        """The transfer-image request of one image of the batch."""
+        return TransferRequest(
+            source_region=self.source_region,
+            target_region=self.target_region,
+            image_id=image_id,
+            coordinating_property_key=self.coordinating_property_key,
+            export_container=self.export_container,
+            import_container=self.import_container,
+            properties_to_copy=self.properties_to_copy,
+            cleanup=self.cleanup,
+            concurrency=self.concurrency,
+        )

@@ -1,0 +1,405 @@
+"""``imagehop``: transfer an image between regions from a shell.
+
+    imagehop demo                                   # local cloud, DFW -> IAD, boot it
+    imagehop transfer --source-region DFW --target-region IAD --image-id <id>
+    imagehop plan --source-region DFW --target-region IAD --server-id <id>
+    imagehop sandbox up|down|env|status
+
+``transfer`` and ``plan`` run the ``transfer-image`` flow in this process (on the Prefect
+server named by ``PREFECT_API_URL``, else a temporary local one). Their options mirror the
+flow's request; credentials come from ``IMAGEHOP_*`` variables, never from options.
+
+Exit codes: 0 done; 1 the transfer failed; 2 bad usage; 3 refused by pre-flight (nothing was
+created); 4 configuration or credentials; 130 interrupted. A failure prints one line (the
+reason and what to do); ``--debug`` shows the traceback and Prefect's own logs.
+
+Prefect is imported only by the commands that run a flow, so ``--help`` and ``sandbox`` start
+fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from imagehop.procedure.request import (
+    DEFAULT_PROPERTIES,
+    BootRequest,
+    Cleanup,
+    TransferRequest,
+)
+
+if TYPE_CHECKING:
+    from imagehop.procedure.result import DryRunPlan, TransferResult
+    from tasks.progress import Event
+
+EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_CONFIG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+#: Set for the commands that run a flow, unless the user set them.
+PREFECT_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "imagehop",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}
+
+app = typer.Typer(
+    name="imagehop",
+    help="Move a server image between regions (Cloud Images export/import), verified and "
+    "resumable, as a Prefect flow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(help="The local two-region cloud (real Swift) for trying imagehop.")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+def _help(field: str) -> str:
+    return TransferRequest.model_fields[field].description or ""
+
+
+SourceRegion = Annotated[str, typer.Option(help=_help("source_region"))]
+TargetRegion = Annotated[str, typer.Option(help=_help("target_region"))]
+ImageId = Annotated[str | None, typer.Option(help=_help("image_id"))]
+ServerId = Annotated[str | None, typer.Option(help=_help("server_id"))]
+TargetImageName = Annotated[str | None, typer.Option(help=_help("target_image_name"))]
+PropertyKey = Annotated[
+    str | None, typer.Option("--coordinating-property-key", help=_help("coordinating_property_key"))
+]
+PropertyValue = Annotated[
+    str | None,
+    typer.Option("--coordinating-property-value", help=_help("coordinating_property_value")),
+]
+RunKey = Annotated[str | None, typer.Option(help=_help("run_key"))]
+ExportContainer = Annotated[str | None, typer.Option(help=_help("export_container"))]
+ImportContainer = Annotated[str | None, typer.Option(help=_help("import_container"))]
+CopyProperty = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--copy-property",
+        help="A property to copy (repeat the option). Default: "
+        + ", ".join(DEFAULT_PROPERTIES),
+    ),
+]
+Concurrency = Annotated[int | None, typer.Option(help=_help("concurrency"), min=1, max=64)]
+Debug = Annotated[bool, typer.Option(help="Show tracebacks and Prefect's logs.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+@app.command()
+def transfer(
+    source_region: SourceRegion,
+    target_region: TargetRegion,
+    image_id: ImageId = None,
+    server_id: ServerId = None,
+    target_image_name: TargetImageName = None,
+    coordinating_property_key: PropertyKey = None,
+    coordinating_property_value: PropertyValue = None,
+    run_key: RunKey = None,
+    export_container: ExportContainer = None,
+    import_container: ImportContainer = None,
+    copy_property: CopyProperty = None,
+    boot: Annotated[bool, typer.Option(help="Boot a server from the new image.")] = False,
+    boot_flavor: Annotated[
+        str | None, typer.Option(help=BootRequest.model_fields["flavor"].description)
+    ] = None,
+    boot_name: Annotated[
+        str | None, typer.Option(help=BootRequest.model_fields["name"].description)
+    ] = None,
+    cleanup: Annotated[Cleanup, typer.Option(help=_help("cleanup"))] = "delete-intermediates",
+    concurrency: Concurrency = None,
+    dry_run: Annotated[bool, typer.Option(help=_help("dry_run"))] = False,
+    debug: Debug = False,
+    as_json: AsJson = False,
+) -> None:
+    """Transfer an image (or a new image of a server) to another region."""
+    fields: dict[str, Any] = {
+        "source_region": source_region,
+        "target_region": target_region,
+        "image_id": image_id,
+        "server_id": server_id,
+        "target_image_name": target_image_name,
+        "coordinating_property_key": coordinating_property_key,
+        "coordinating_property_value": coordinating_property_value,
+        "run_key": run_key,
+        "export_container": export_container,
+        "import_container": import_container,
+        "properties_to_copy": tuple(copy_property) if copy_property else None,
+        "boot": BootRequest(flavor=boot_flavor, name=boot_name) if boot else None,
+        "cleanup": cleanup,
+        "concurrency": concurrency,
+        "dry_run": dry_run,
+    }
+    request = _request(fields, debug)
+    _print_outcome(_run(request, debug), as_json)
+
+
+@app.command()
+def plan(
+    source_region: SourceRegion,
+    target_region: TargetRegion,
+    image_id: ImageId = None,
+    server_id: ServerId = None,
+    run_key: RunKey = None,
+    export_container: ExportContainer = None,
+    import_container: ImportContainer = None,
+    concurrency: Concurrency = None,
+    debug: Debug = False,
+    as_json: AsJson = False,
+) -> None:
+    """Check a transfer and show its plan (steps, bytes, segments, duration); change nothing."""
+    fields: dict[str, Any] = {
+        "source_region": source_region,
+        "target_region": target_region,
+        "image_id": image_id,
+        "server_id": server_id,
+        "run_key": run_key,
+        "export_container": export_container,
+        "import_container": import_container,
+        "concurrency": concurrency,
+        "dry_run": True,
+    }
+    _print_outcome(_run(_request(fields, debug), debug), as_json)
+
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(help="State folder of the local cloud (default: $IMAGEHOP_SANDBOX_DIR or "
+                 "~/.imagehop/sandbox)."),
+]  # fmt: skip
+
+
+@app.command()
+def demo(
+    state_dir: StateDir = None,
+    stop_cloud: Annotated[
+        bool, typer.Option(help="Stop the local cloud afterwards (default: leave it up).")
+    ] = False,
+    debug: Debug = False,
+    as_json: AsJson = False,
+) -> None:
+    """Start the local cloud, image its demo server in DFW, transfer the image to IAD, boot
+    a server from it there, and print the new image and server ids."""
+    from imagehop.sandbox import control
+    from imagehop.sandbox.testing import LocalCloud
+
+    folder = state_dir or control.default_state_dir()
+    _say(f"starting the local cloud in {folder} (first start: about a minute) ...")
+    cloud = LocalCloud(control.up(folder))
+    os.environ.update(cloud.settings_env())
+    server_id = cloud.admin.seed()["DFW"]["demo_server"]
+    _say(f"transferring an image of server {server_id} from DFW to IAD and booting it")
+    request = TransferRequest(
+        source_region="DFW", target_region="IAD", server_id=server_id, boot=BootRequest()
+    )
+    try:
+        _print_outcome(_run(request, debug), as_json)
+    finally:
+        if stop_cloud:
+            control.down(folder)
+            _say("local cloud stopped")
+        else:
+            _say("the local cloud keeps running: `imagehop sandbox down` stops it")
+
+
+# -- sandbox -------------------------------------------------------------------------------
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _sandbox(command: str, state_dir: Path | None, extra: list[str]) -> NoReturn:
+    from imagehop.sandbox.__main__ import main as sandbox_main
+
+    prefix = ["--state-dir", str(state_dir)] if state_dir else []
+    raise typer.Exit(sandbox_main([*prefix, command, *extra]))
+
+
+@sandbox_app.command("up", context_settings=PASS_THROUGH)
+def sandbox_up(ctx: typer.Context, state_dir: StateDir = None) -> None:
+    """Start the local cloud in the background (idempotent); `python -m imagehop.sandbox up
+    --help` lists its options (token lifetime, task durations, sizes)."""
+    _sandbox("up", state_dir, ctx.args)
+
+
+@sandbox_app.command("down")
+def sandbox_down(state_dir: StateDir = None) -> None:
+    """Stop the local cloud; no process is left behind."""
+    _sandbox("down", state_dir, [])
+
+
+@sandbox_app.command("env", context_settings=PASS_THROUGH)
+def sandbox_env(ctx: typer.Context, state_dir: StateDir = None) -> None:
+    """Print `export IMAGEHOP_...` lines: eval "$(imagehop sandbox env)"."""
+    _sandbox("env", state_dir, ctx.args)
+
+
+@sandbox_app.command("status")
+def sandbox_status(state_dir: StateDir = None) -> None:
+    """Whether the local cloud runs, and its URLs (exit code 3 when it is down)."""
+    _sandbox("status", state_dir, [])
+
+
+# -- running a flow --------------------------------------------------------------------------
+
+
+def _request(fields: dict[str, Any], debug: bool) -> TransferRequest:
+    from pydantic import ValidationError
+
+    try:
+        return TransferRequest(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(_validation_line(e) for e in error.errors())
+        _fail(EXIT_USAGE, f"invalid request: {problems}", error if debug else None)
+
+
+def _validation_line(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _run(request: TransferRequest, debug: bool) -> TransferResult | DryRunPlan:
+    """Run transfer-image here, showing phases and a progress bar; exit on failure."""
+    _prepare_prefect(debug)
+    from flows.transfer_image import transfer_image
+    from tasks import progress
+
+    display = _Display()
+    try:
+        with display, progress.subscribed(display.on_event):
+            return transfer_image(request)
+    except KeyboardInterrupt:
+        _fail(EXIT_INTERRUPTED, "interrupted; a re-run with the same request resumes", None)
+    except Exception as error:
+        _fail(_exit_code(error), _one_line(error), error if debug else None)
+
+
+def _prepare_prefect(debug: bool) -> None:
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if not debug:  # the flow's own lines below replace Prefect's console log
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
+
+
+def _exit_code(error: BaseException) -> int:
+    from imagehop.errors import AuthenticationError, ConfigurationError, PreflightError
+
+    if isinstance(error, PreflightError):
+        return EXIT_REFUSED
+    if isinstance(error, ConfigurationError | AuthenticationError):
+        return EXIT_CONFIG
+    return EXIT_FAILED
+
+
+def _one_line(error: BaseException) -> str:
+    from imagehop.errors import ImagehopError
+
+    text = " ".join(str(error).split())
+    if isinstance(error, ImagehopError):
+        return text
+    return f"{type(error).__name__}: {text} (run again with --debug for details)"
+
+
+def _fail(code: int, message: str, error: BaseException | None) -> NoReturn:
+    if error is not None:
+        raise error
+    sys.stderr.write(f"imagehop: error: {message}\n")
+    raise typer.Exit(code)
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+class _Display:
+    """Phase lines and a copy progress bar on stderr, fed by progress events."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self._console = Console(stderr=True)
+        self._bar: Any = None
+        self._bar_task: Any = None
+
+    def __enter__(self) -> _Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_bar()
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "copy-progress":
+            self._show_copy(event)
+        elif event.kind == "phase-finished":
+            self._stop_bar()
+            self._console.print(f"[green]done[/]  {event.phase:<11} {event.seconds:6.1f} s")
+        elif event.kind == "phase-failed":
+            self._stop_bar()
+            self._console.print(f"[red]failed[/] {event.phase}")
+        elif event.kind == "phase-started":
+            self._console.print(f"[dim]...[/]   {event.phase}")
+
+    def _show_copy(self, event: Event) -> None:
+        if self._bar is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("copy"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TextColumn("{task.fields[segments]}"),
+                console=self._console,
+                transient=True,
+            )
+            self._bar_task = self._bar.add_task("copy", total=event.bytes_total, segments="")
+            self._bar.start()
+        segments = f"{event.segments_done}/{event.segments_total} segments"
+        self._bar.update(self._bar_task, completed=event.bytes_done, segments=segments)
+
+    def _stop_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
+    from imagehop.procedure.result import TransferResult
+
+    if as_json:
+        sys.stdout.write(outcome.model_dump_json(indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for row in outcome.summary_rows():
+        table.add_row(row["item"], row["value"])
+    Console(stderr=True).print(table)
+    if isinstance(outcome, TransferResult):
+        sys.stdout.write(f"new image {outcome.target_image_id} in {outcome.target_region}\n")
+        if outcome.server_id:
+            sys.stdout.write(f"server {outcome.server_id} in {outcome.target_region} is ACTIVE\n")
+    else:
+        sys.stdout.write(
+            f"plan: {outcome.bytes} bytes in about {outcome.segments} segments, about "
+            f"{outcome.estimated_seconds / 60:.0f} min; nothing was changed\n"
+        )
+
+
+def main() -> None:
+    """Entry point of the ``imagehop`` script."""
+    app()
+
