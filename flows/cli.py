@@ -82,8 +82,7 @@ CopyProperty = Annotated[
     list[str] | None,
     typer.Option(
         "--copy-property",
-        help="A property to copy (repeat the option). Default: "
-        + ", ".join(DEFAULT_PROPERTIES),
+        help="A property to copy (repeat the option). Default: " + ", ".join(DEFAULT_PROPERTIES),
     ),
 ]
 Concurrency = Annotated[int | None, typer.Option(help=_help("concurrency"), min=1, max=64)]
@@ -402,4 +401,3 @@ def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
 def main() -> None:
     """Entry point of the ``imagehop`` script."""
     app()
-

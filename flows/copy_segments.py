@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
+from imagehop.transfer import SegmentResult, TransferPlan
 from prefect import flow, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, wait
@@ -27,7 +28,6 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from imagehop.procedure.request import slug
-from imagehop.transfer import SegmentResult, TransferPlan
 from tasks import progress
 from tasks.copy import copy_segment, find_finished_segments
 
@@ -98,7 +98,11 @@ def copy_segments(
     )
     try:
         futures = copy_segment.map(
-            unmapped(plan), todo, unmapped(source_region), unmapped(target_region), unmapped(copy_id)
+            unmapped(plan),
+            todo,
+            unmapped(source_region),
+            unmapped(target_region),
+            unmapped(copy_id),
         )
         _watch(list(futures), counters, artifact)
     finally:

@@ -28,6 +28,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.transactions import transaction
 
+from flows.copy_segments import CopySummary, copy_segments
 from imagehop.errors import ApiError, NotFoundError
 from imagehop.procedure.estimate import dry_run_plan
 from imagehop.procedure.preflight import PreflightReport
@@ -44,7 +45,6 @@ from imagehop.procedure.result import (
     TransferResult,
 )
 from imagehop.procedure.steps import intermediates
-from flows.copy_segments import CopySummary, copy_segments
 from tasks import limits, progress
 from tasks.checks import (
     find_finished_transfer,
@@ -114,8 +114,9 @@ def _run_name() -> str:
         request = TransferRequest.model_validate(request)
     if not isinstance(request, TransferRequest):
         return "transfer-image"
-    return f"{request.source_region}-to-{request.target_region}-{request.source_kind}-" + (
-        request.source_ref[:8]
+    return (
+        f"{request.source_region}-to-{request.target_region}-{request.source_kind}-"
+        + (request.source_ref[:8])
     )
 
 
@@ -296,9 +297,7 @@ def _check_found(region: str, image_id: str, identity: TransferIdentity, owner: 
         )
 
 
-def _boot(
-    request: TransferRequest, report: PreflightReport, run: Progress, image_id: str
-) -> str:
+def _boot(request: TransferRequest, report: PreflightReport, run: Progress, image_id: str) -> str:
     dst = request.target_region
     boot = request.boot
     flavor = report.boot_flavor
@@ -442,4 +441,3 @@ def _log_remains(request: TransferRequest, run: Progress) -> None:
         run.identity.run_key,
         " | ".join(_intermediates(request, run.source_image_id)),
     )
-

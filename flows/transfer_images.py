@@ -17,9 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.transfer_image import transfer_image
 from imagehop.procedure.request import BatchRequest, TransferRequest, slug
 from imagehop.procedure.result import BatchResult, ImageOutcome, TransferResult
-from flows.transfer_image import transfer_image
 from tasks import limits
 from tasks.checks import list_source_images
 

@@ -32,8 +32,7 @@ def delete_intermediates(
     done = (
         f"{source_region}: {export_container}/{exported_object(source_image_id)} "
         f"({exported} objects)",
-        f"{target_region}: {import_container}/{staged_object(source_image_id)} "
-        f"({staged} objects)",
+        f"{target_region}: {import_container}/{staged_object(source_image_id)} ({staged} objects)",
     )
     for line in done:
         get_run_logger().info("deleted %s", line)

@@ -9,22 +9,25 @@ manifest would then reference a missing object. Reading the target costs one lis
 
 from __future__ import annotations
 
-from prefect import task
-
-from imagehop.procedure.request import segments_container, staged_object
 from imagehop.transfer import (
     SegmentResult,
     TransferPlan,
     discover_source,
     plan_transfer,
+    verify_target,
 )
 from imagehop.transfer import copy_segment as copy_one_segment
 from imagehop.transfer import find_finished_segments as finished_segments
 from imagehop.transfer import prepare_target as prepare
-from imagehop.transfer import verify_target, write_manifest as put_manifest
+from imagehop.transfer import write_manifest as put_manifest
+from prefect import task
+from prefect.runtime import task_run
+
+from imagehop.errors import ImagehopError
+from imagehop.procedure.request import segments_container, staged_object
 from tasks import progress
 from tasks.cloud import clients, clock
-from tasks.policy import FRESH
+from tasks.policy import FRESH, RETRIES
 
 
 @task(name="plan-copy", task_run_name="plan-copy-{source_image_id:.8}", **FRESH)
@@ -43,7 +46,9 @@ def plan_copy(
     """
     c = clients()
     container, _, name = location.partition("/")
-    layout = discover_source(c.objects("source", source_region), container, name, sleep=clock().sleep)
+    layout = discover_source(
+        c.objects("source", source_region), container, name, sleep=clock().sleep
+    )
     target = c.objects("target", target_region)
     return plan_transfer(
         layout,
@@ -86,18 +91,29 @@ def copy_segment(
     if counters is not None and counters.aborted.is_set():
         return None
     c = clients()
-    result = copy_one_segment(
-        c.objects("source", source_region),
-        c.objects("target", target_region),
-        plan,
-        plan.segments[index],
-        chunk_size=c.settings().chunk_size_bytes,
-        attempts=1,
-        on_bytes=counters.add_bytes if counters is not None else None,
-    )
+    try:
+        result = copy_one_segment(
+            c.objects("source", source_region),
+            c.objects("target", target_region),
+            plan,
+            plan.segments[index],
+            chunk_size=c.settings().chunk_size_bytes,
+            attempts=1,
+            on_bytes=counters.add_bytes if counters is not None else None,
+        )
+    except Exception as error:
+        if counters is not None and _final(error):
+            counters.aborted.set()  # segments that have not started are skipped
+        raise
     if counters is not None:
         counters.add_segment()
     return result
+
+
+def _final(error: Exception) -> bool:
+    """Whether this failure ends the segment (not retryable, or the last try)."""
+    retryable = isinstance(error, ImagehopError) and error.retryable
+    return not retryable or (task_run.run_count or 1) > RETRIES
 
 
 @task(name="write-manifest", task_run_name="write-manifest-{region}", **FRESH)
@@ -114,4 +130,3 @@ def verify_copy(region: str, plan: TransferPlan) -> int:
         IntegrityError: any difference (not retried).
     """
     return verify_target(clients().objects("target", region), plan).size
-

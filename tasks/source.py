@@ -66,7 +66,9 @@ def ensure_container(side: Side, region: str, container: str) -> None:
 def start_export(region: str, image_id: str, container: str) -> ExportOutcome:
     """Start the export task, unless one is running or its VHD is already there."""
     c = clients()
-    outcome = ensure_export(c.images("source", region), c.objects("source", region), image_id, container)
+    outcome = ensure_export(
+        c.images("source", region), c.objects("source", region), image_id, container
+    )
     logger = get_run_logger()
     if outcome.reused:
         logger.info("reusing the %s of an earlier run (%s)", outcome.reused, outcome.location)
@@ -94,4 +96,3 @@ def wait_for_export(region: str, export: ExportOutcome) -> str:
     container, _, name = export.location.partition("/")
     c.objects("source", region).head_object(container, name)
     return export.location
-

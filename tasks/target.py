@@ -99,8 +99,10 @@ def boot_server(
     The Servers API offers no lookup by metadata here, so a second boot is prevented by the
     cache only (keyed by image and name, kept once the server became ACTIVE).
     """
-    server_id = clients().compute("target", region).boot_server(
-        name, image_id, flavor_id, metadata=identity.tags
+    server_id = (
+        clients()
+        .compute("target", region)
+        .boot_server(name, image_id, flavor_id, metadata=identity.tags)
     )
     get_run_logger().info("booting server %s from image %s", server_id, image_id)
     return server_id

@@ -253,7 +253,7 @@ class BatchRequest(BaseModel):
     image_filter: dict[str, str] = Field(
         default_factory=dict,
         description="Instead of ids: transfer every active image of the account whose "
-        "properties have these values, e.g. {\"com.mycompany.dr\": \"nightly\"}.",
+        'properties have these values, e.g. {"com.mycompany.dr": "nightly"}.',
     )
     coordinating_property_key: str = Field(
         DEFAULT_COORDINATING_KEY,

@@ -1,0 +1,63 @@
+"""Flow tests: the real flows on one session-wide Prefect test harness, against the local cloud.
+
+Polls use a fast-forward clock (:func:`tasks.cloud.use_clock`): the flows still space task
+polls 30 s apart *in clock time*, but a sleep costs a few real milliseconds, while the local
+cloud (test scale: tasks finish in about 0.2 s) does its work in real time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+# Before Prefect is imported: a private Prefect home (database, result storage) for this run,
+# no telemetry, a generous start-up timeout for the temporary server on 2 busy cores.
+_HOME = tempfile.mkdtemp(prefix="imagehop-prefect-")
+for _name, _value in {
+    "PREFECT_HOME": _HOME,
+    "PREFECT_RESULTS_LOCAL_STORAGE_PATH": os.path.join(_HOME, "storage"),
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}.items():
+    os.environ[_name] = _value
+
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from imagehop.sandbox.testing import LocalCloud  # noqa: E402
+from tasks import cloud  # noqa: E402
+from tests.support.scripted_clock import FastForwardClock  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_harness() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def clock() -> Iterator[FastForwardClock]:
+    """A fast-forward clock for every client the tasks build during the test."""
+    fake = FastForwardClock(real_sleep=0.02)
+    with cloud.use_clock(fake):
+        yield fake
+
+
+@pytest.fixture
+def on_cloud(
+    local_cloud: LocalCloud, clock: FastForwardClock, monkeypatch: pytest.MonkeyPatch
+) -> LocalCloud:
+    """IMAGEHOP_* variables pointing at the local cloud's main account."""
+    for name in list(os.environ):
+        if name.startswith("IMAGEHOP_") and name != "IMAGEHOP_SANDBOX_DIR":
+            monkeypatch.delenv(name)
+    for name, value in local_cloud.settings_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("IMAGEHOP_CONNECT_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("IMAGEHOP_READ_TIMEOUT_SECONDS", "30")
+    cloud.reset()
+    return local_cloud
