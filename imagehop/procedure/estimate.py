@@ -71,6 +71,7 @@ def assumptions(concurrency: int) -> tuple[str, ...]:
 def plan_steps(request: TransferRequest, identity: TransferIdentity, source_id: str) -> list[str]:
     """The runbook steps this request would run, with the names it would use."""
     src, dst = request.source_region, request.target_region
+    segments = segments_container(request.import_container)
     steps = []
     if request.server_id is not None:
         steps.append(f"image server {request.server_id} in {src} (reused if run key exists)")
@@ -78,7 +79,7 @@ def plan_steps(request: TransferRequest, identity: TransferIdentity, source_id: 
     steps += [
         f"tag the source image with {coordinating}",
         f"export it to {src} {request.export_container}/{exported_object(source_id)}",
-        f"copy the VHD to {dst} as an SLO (segments in {segments_container(request.import_container)})",
+        f"copy the VHD to {dst} as an SLO (segments in {segments})",
         f"import {import_location(request.import_container, source_id)} in {dst}",
         f"copy properties {', '.join(request.properties_to_copy) or '(none)'} and the tag",
         f"find the new image by {coordinating}",
