@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -73,6 +73,8 @@ from tasks.target import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -174,7 +176,7 @@ def _source_image(request: TransferRequest, report: PreflightReport, run: Progre
         name = _snapshot_name(request, report)
 
         def snapshot(refresh: bool) -> str:
-            step = snapshot_server.with_options(refresh_cache=refresh)
+            step = _fresh_if(snapshot_server, refresh)
             outcome = step(src, request.server_id or "", name, run.identity, report.source_tenant)
             wait_for_image("source", src, outcome.image_id)
             run.snapshot_created = outcome.created
@@ -194,7 +196,7 @@ def _export(request: TransferRequest, run: Progress) -> str:
     ensure_container("source", src, request.export_container)
 
     def export(refresh: bool) -> str:
-        outcome = start_export.with_options(refresh_cache=refresh)(
+        outcome = _fresh_if(start_export, refresh)(
             src, image_id, request.export_container
         )
         location = wait_for_export(src, outcome)
@@ -226,7 +228,7 @@ def _import(request: TransferRequest, report: PreflightReport, run: Progress) ->
     name = request.target_image_name or _source_name(request, report)
 
     def import_(refresh: bool) -> str:
-        step = start_import.with_options(refresh_cache=refresh)
+        step = _fresh_if(start_import, refresh)
         outcome = step(dst, location, name, run.identity, report.target_tenant)
         image_id = wait_for_import(dst, outcome)
         run.import_task_id = outcome.task_id
@@ -305,7 +307,7 @@ def _boot(request: TransferRequest, report: PreflightReport, run: Progress, imag
     name = boot.name or request.target_image_name or _source_name(request, report)
 
     def boot_and_wait(refresh: bool) -> str:
-        step = boot_server.with_options(refresh_cache=refresh)
+        step = _fresh_if(boot_server, refresh)
         server_id = step(dst, image_id, name, flavor.id, run.identity)
         wait_for_server(dst, server_id)
         return server_id
@@ -383,6 +385,11 @@ def _cached_with_wait(step: Callable[[bool], T], what: str) -> T:
         get_run_logger().warning("%s: %s; asking the cloud again, not the cache", what, error)
         with transaction():
             return step(True)
+
+
+def _fresh_if(step: Task[P, R], refresh: bool) -> Task[P, R]:
+    """``step`` ignoring its cache when ``refresh`` (else the cache setting decides)."""
+    return step.with_options(refresh_cache=True) if refresh else step
 
 
 def _dry_run(

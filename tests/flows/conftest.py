@@ -30,7 +30,7 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from imagehop.sandbox.testing import LocalCloud  # noqa: E402
 from tasks import cloud  # noqa: E402
-from tests.support.scripted_clock import FastForwardClock  # noqa: E402
+from tests.flows.helpers import RecordingClock  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,16 +40,16 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture
-def clock() -> Iterator[FastForwardClock]:
+def clock() -> Iterator[RecordingClock]:
     """A fast-forward clock for every client the tasks build during the test."""
-    fake = FastForwardClock(real_sleep=0.02)
+    fake = RecordingClock(real_sleep=0.02)
     with cloud.use_clock(fake):
         yield fake
 
 
 @pytest.fixture
 def on_cloud(
-    local_cloud: LocalCloud, clock: FastForwardClock, monkeypatch: pytest.MonkeyPatch
+    local_cloud: LocalCloud, clock: RecordingClock, monkeypatch: pytest.MonkeyPatch
 ) -> LocalCloud:
     """IMAGEHOP_* variables pointing at the local cloud's main account."""
     for name in list(os.environ):

@@ -1,26 +1,231 @@
-"""transfer-image against the local cloud: the documented procedure end to end, re-runs,
-dry runs, pre-flight refusals and poll spacing."""
+"""transfer-image against the local cloud: the documented procedure end to end, re-runs after a
+failure and after success, a lost Prefect cache, dry runs and poll spacing."""
 
 from __future__ import annotations
 
-import pytest
+import base64
+import json
+from pathlib import Path
 
+import pytest
+from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, PREFECT_TASKS_REFRESH_CACHE
+from prefect.settings import temporary_settings
+
+import tasks.copy
 from flows.transfer_image import transfer_image
-from imagehop.procedure import BootRequest, TransferRequest, TransferResult
+from imagehop.errors import IntegrityError, TaskFailedError
+from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
+from imagehop.procedure.request import (
+    DEFAULT_EXPORT_CONTAINER,
+    DEFAULT_IMPORT_CONTAINER,
+    RUN_KEY_PROPERTY,
+    segments_container,
+)
 from imagehop.sandbox.testing import LocalCloud
+from imagehop.sandbox.tokens import PREFIX as TOKEN_PREFIX
+from tests.flows.helpers import RecordingClock, created, image, new_image, objects, request_for
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
 
+SEGMENTS = 6  # new_image(): 5 MiB + a bit, exported in 1 MiB segments
+
 
 def test_server_to_booted_server_in_the_other_region(on_cloud: LocalCloud) -> None:
+    """The whole runbook: snapshot, tag, export, copy, import, re-tag, find, boot, clean up."""
     server_id = on_cloud.admin.seed()["DFW"]["demo_server"]
+    before = created(on_cloud)
     request = TransferRequest(
-        source_region="DFW", target_region="IAD", server_id=server_id, boot=BootRequest()
+        source_region="DFW",
+        target_region="IAD",
+        server_id=server_id,
+        coordinating_property_key="com.mycompany.image-of",
+        coordinating_property_value="demo-web-1",
+        boot=BootRequest(name="demo-web-1-iad"),
     )
+
     result = transfer_image(request)
+
     assert isinstance(result, TransferResult)
-    print(result.model_dump_json(indent=2))
     admin = on_cloud.admin
     assert admin.image_content_md5(result.target_image_id) == admin.image_content_md5(
         result.source_image_id
     )
+    source = image(on_cloud, "DFW", result.source_image_id)
+    target = image(on_cloud, "IAD", result.target_image_id)
+    assert source["instance_uuid"] == server_id and result.snapshot_created
+    for key in ("os_distro", "os_version", "vm_mode", "org.openstack__1__architecture"):
+        assert target[key] == source[key]
+    assert target["min_disk"] == source["min_disk"]
+    assert target["com.mycompany.image-of"] == source["com.mycompany.image-of"] == "demo-web-1"
+    assert target[RUN_KEY_PROPERTY] == result.run_key == f"{server_id}@{result.run_key[-10:]}"
+    assert result.segments_copied == result.segments_total > 1
+    assert result.bytes_copied == result.bytes_total == source["size"]
+    assert result.export_task_id and result.import_task_id
+    server = on_cloud.session().compute("IAD", "GET", f"/servers/{result.server_id}").json()
+    assert server["server"]["status"] == "ACTIVE"
+    assert server["server"]["image"]["id"] == result.target_image_id
+    assert created(on_cloud) == {
+        **before,
+        "DFW images_created": before.get("DFW images_created", 0) + 1,
+        "DFW export_tasks_created": before.get("DFW export_tasks_created", 0) + 1,
+        "IAD import_tasks_created": before.get("IAD import_tasks_created", 0) + 1,
+        "IAD images_created": before.get("IAD images_created", 0) + 1,
+        "IAD servers_created": before.get("IAD servers_created", 0) + 1,
+    }
+    # Cleanup: no intermediate copy of this image is left in either region.
+    assert not objects(on_cloud, "DFW", DEFAULT_EXPORT_CONTAINER, result.source_image_id)
+    assert not objects(on_cloud, "IAD", DEFAULT_IMPORT_CONTAINER, result.source_image_id)
+    staged = objects(on_cloud, "IAD", segments_container(DEFAULT_IMPORT_CONTAINER))
+    assert not [name for name in staged if name.startswith(result.source_image_id)]
+    assert [phase.name for phase in result.phases] == [
+        "preflight", "snapshot", "export", "copy", "import", "properties", "boot", "cleanup",
+    ]  # fmt: skip
+
+
+def test_rerun_after_a_failure_mid_copy_copies_only_the_missing_segments(
+    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The third segment fails to verify; the re-run creates no second export or import
+    task and copies only what is missing, even without the Prefect cache."""
+    image_id = new_image(on_cloud)
+    request = request_for(image_id, concurrency=1)
+    real_copy = tasks.copy.copy_one_segment
+
+    def third_segment_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if args[3].index == 2:
+            raise IntegrityError("segment 2: the target stored another ETag (injected)")
+        return real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.copy, "copy_one_segment", third_segment_fails)
+    before = created(on_cloud)
+    with pytest.raises(IntegrityError, match="injected"):
+        transfer_image(request)
+    staged = objects(on_cloud, "IAD", segments_container(DEFAULT_IMPORT_CONTAINER), image_id)
+    assert len(staged) == 2  # segments 0 and 1; the others never started
+    exported = objects(on_cloud, "DFW", DEFAULT_EXPORT_CONTAINER, image_id)
+    assert len(exported) == SEGMENTS + 1  # kept for the re-run (manifest + segments)
+
+    monkeypatch.setattr(tasks.copy, "copy_one_segment", real_copy)
+    with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):  # as if the cache were lost
+        result = transfer_image(request)
+
+    assert isinstance(result, TransferResult)
+    assert result.segments_skipped == 2 and result.segments_copied == SEGMENTS - 2
+    assert result.bytes_copied == result.bytes_total - 2 * 1024 * 1024
+    assert "exported VHD" in result.reused
+    after = created(on_cloud)
+    assert after["DFW export_tasks_created"] == before.get("DFW export_tasks_created", 0) + 1
+    assert after["IAD import_tasks_created"] == before.get("IAD import_tasks_created", 0) + 1
+    admin = on_cloud.admin
+    assert admin.image_content_md5(result.target_image_id) == admin.image_content_md5(image_id)
+
+
+def test_rerunning_a_finished_transfer_creates_nothing(on_cloud: LocalCloud) -> None:
+    """Same request again (from the cache, then as if the cache were lost): same image,
+    no new task, image or object."""
+    image_id = new_image(on_cloud)
+    first = transfer_image(request_for(image_id, cleanup="keep"))
+    assert isinstance(first, TransferResult)
+    before = created(on_cloud)
+    staged_before = objects(on_cloud, "IAD", DEFAULT_IMPORT_CONTAINER, image_id)
+
+    again = transfer_image(request_for(image_id, cleanup="keep"))
+    with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):
+        once_more = transfer_image(request_for(image_id, cleanup="keep"))
+
+    for result in (again, once_more):
+        assert isinstance(result, TransferResult)
+        assert result.target_image_id == first.target_image_id
+        assert result.reused == ("transferred image",) and result.bytes_copied == 0
+        assert result.properties.copied == first.properties.copied
+    assert created(on_cloud) == before
+    assert objects(on_cloud, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == staged_before
+    assert first.remaining and "swift delete" in first.remaining[0]
+
+
+def test_deleted_copy_is_transferred_again(on_cloud: LocalCloud) -> None:
+    """If the new image was deleted, the same request transfers it again; cached steps that
+    name deleted things (the export, the import) are not trusted."""
+    image_id = new_image(on_cloud)
+    first = transfer_image(request_for(image_id))
+    assert isinstance(first, TransferResult)
+    response = on_cloud.session().images("IAD", "DELETE", f"/images/{first.target_image_id}")
+    assert response.status_code == 204
+
+    second = transfer_image(request_for(image_id))
+
+    assert isinstance(second, TransferResult)
+    assert second.target_image_id != first.target_image_id
+    assert second.bytes_copied == second.bytes_total
+    assert on_cloud.admin.image_content_md5(second.target_image_id) == (
+        on_cloud.admin.image_content_md5(image_id)
+    )
+
+
+def test_a_failed_export_says_what_the_cloud_said_and_what_to_do(on_cloud: LocalCloud) -> None:
+    image_id = new_image(on_cloud)
+    on_cloud.admin.fail_next_task(
+        "DFW", "export", "Image cannot be exported due to licence restrictions"
+    )
+    with pytest.raises(TaskFailedError) as failure:
+        transfer_image(request_for(image_id))
+    assert "licence restrictions" in str(failure.value)
+    assert failure.value.advice and "Licence restrictions" in failure.value.advice
+
+
+def test_dry_run_touches_nothing(on_cloud: LocalCloud) -> None:
+    image_id = new_image(on_cloud)
+    before = created(on_cloud)
+    listed = {
+        ("DFW", DEFAULT_EXPORT_CONTAINER): objects(on_cloud, "DFW", DEFAULT_EXPORT_CONTAINER),
+        ("IAD", DEFAULT_IMPORT_CONTAINER): objects(on_cloud, "IAD", DEFAULT_IMPORT_CONTAINER),
+    }
+    properties = image(on_cloud, "DFW", image_id)
+
+    plan = transfer_image(request_for(image_id, dry_run=True, boot=BootRequest()))
+
+    assert isinstance(plan, DryRunPlan)
+    assert plan.bytes == properties["size"] and plan.bytes_exact
+    assert plan.segments == 3  # 2 MiB segments (the target's object cap) for about 6 MiB
+    assert plan.estimated_seconds > 0 and plan.assumptions
+    assert any("export" in step for step in plan.steps) and plan.boot_flavor
+    assert created(on_cloud) == before
+    for (region, container), names in listed.items():
+        assert objects(on_cloud, region, container) == names
+    assert image(on_cloud, "DFW", image_id) == properties  # not even tagged
+
+
+def test_task_polls_are_at_least_30_s_apart(on_cloud: LocalCloud, clock: RecordingClock) -> None:
+    """In clock time (the fast-forward clock the clients use); the local cloud recorded the
+    polls it answered, in real time, which the clock converts."""
+    with on_cloud.admin.temporary_options(task_processing_seconds=0.6):
+        result = transfer_image(request_for(new_image(on_cloud)))
+    assert isinstance(result, TransferResult)
+    for task_id in (result.export_task_id, result.import_task_id):
+        assert task_id is not None
+        polls = [clock.clock_time(t) for t in on_cloud.admin.task_polls(task_id)]
+        assert len(polls) >= 3, polls
+        gaps = [later - earlier for earlier, later in zip(polls, polls[1:], strict=False)]
+        assert min(gaps) >= 30.0 - 0.01, gaps
+
+
+def test_persisted_results_hold_no_secret(on_cloud: LocalCloud) -> None:
+    """Everything Prefect persisted (cached step results, flow results) is free of the API
+    key and of tokens."""
+    transfer_image(request_for(new_image(on_cloud)))
+    secret = on_cloud.main.api_key
+    storage = Path(str(PREFECT_RESULTS_LOCAL_STORAGE_PATH.value()))
+    files = [path for path in storage.rglob("*") if path.is_file()]
+    assert files
+    for path in files:
+        text = path.read_text(errors="replace")
+        decoded = _decoded_result(text)
+        for value in (secret, f"{TOKEN_PREFIX}."):  # the key; any token of the local cloud
+            assert value not in text and value.encode() not in decoded, path
+
+
+def _decoded_result(text: str) -> bytes:
+    try:
+        return base64.b64decode(json.loads(text)["result"])
+    except (ValueError, KeyError, TypeError):
+        return b""
