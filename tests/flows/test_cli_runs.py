@@ -1,0 +1,64 @@
+"""The imagehop command running the flow: exit codes, one-line errors, results."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import PREFECT_DEFAULTS, app
+from imagehop.sandbox.testing import LocalCloud
+from tests.flows.helpers import new_image
+
+pytestmark = [pytest.mark.cloud, pytest.mark.flow]
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A runner; the variables the CLI sets for Prefect are restored after the test."""
+    for name in (*PREFECT_DEFAULTS, "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
+                 "PREFECT_SERVER_LOGGING_LEVEL"):  # fmt: skip
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
+def args(image_id: str, *more: str) -> list[str]:
+    return ["--source-region", "DFW", "--target-region", "IAD", "--image-id", image_id, *more]
+
+
+def test_transfer_prints_the_new_image(on_cloud: LocalCloud, runner: CliRunner) -> None:
+    image_id = new_image(on_cloud, disk_bytes=1024 * 1024 + 5)
+    outcome = runner.invoke(app, ["transfer", *args(image_id, "--json")])
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.stdout)
+    assert result["source_image_id"] == image_id and result["target_image_id"]
+
+
+def test_plan_changes_nothing(on_cloud: LocalCloud, runner: CliRunner) -> None:
+    outcome = runner.invoke(app, ["plan", *args(new_image(on_cloud))])
+    assert outcome.exit_code == 0, outcome.output
+    assert "nothing was changed" in outcome.stdout
+
+
+def test_refusal_is_one_line_and_exit_code_3(on_cloud: LocalCloud, runner: CliRunner) -> None:
+    licensed = on_cloud.admin.seed()["DFW"]["licensed_image"]
+    outcome = runner.invoke(app, ["transfer", *args(licensed)])
+    assert outcome.exit_code == 3
+    lines = outcome.stderr.strip().splitlines()
+    assert lines[-1].startswith("imagehop: error: image ") and "cannot be exported" in lines[-1]
+    assert "Traceback" not in outcome.output
+
+
+def test_bad_credentials_exit_code_4(
+    on_cloud: LocalCloud, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGEHOP_API_KEY", "wrong")
+    outcome = runner.invoke(app, ["plan", *args(new_image(on_cloud))])
+    assert outcome.exit_code == 4
+    assert "IMAGEHOP_API_KEY" in outcome.stderr.strip().splitlines()[-1]
+    assert "wrong" not in outcome.output  # the secret is never echoed
