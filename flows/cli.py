@@ -215,7 +215,11 @@ def _sandbox(command: str, state_dir: Path | None, extra: list[str]) -> NoReturn
     from imagehop.sandbox.__main__ import main as sandbox_main
 
     prefix = ["--state-dir", str(state_dir)] if state_dir else []
-    raise typer.Exit(sandbox_main([*prefix, command, *extra]))
+    try:
+        code = sandbox_main([*prefix, command, *extra])
+    except (RuntimeError, ValueError) as error:  # e.g. "the local cloud is not up"
+        _fail(EXIT_FAILED, " ".join(str(error).split()), None)
+    raise typer.Exit(code)
 
 
 @sandbox_app.command("up", context_settings=PASS_THROUGH)

@@ -196,9 +196,7 @@ def _export(request: TransferRequest, run: Progress) -> str:
     ensure_container("source", src, request.export_container)
 
     def export(refresh: bool) -> str:
-        outcome = _fresh_if(start_export, refresh)(
-            src, image_id, request.export_container
-        )
+        outcome = _fresh_if(start_export, refresh)(src, image_id, request.export_container)
         location = wait_for_export(src, outcome)
         run.export_task_id = outcome.task_id
         if outcome.reused:

@@ -31,7 +31,9 @@ class Case:
 
 CASES = {
     "unknown region": Case(
-        errors.UnknownRegionError, "regions that do: DFW, IAD", lambda c, i: {"target_region": "ORD"}
+        errors.UnknownRegionError,
+        "regions that do: DFW, IAD",
+        lambda c, i: {"target_region": "ORD"},
     ),
     "same region and account": Case(
         errors.PreflightError, "pick another target region", lambda c, i: {"target_region": "DFW"}

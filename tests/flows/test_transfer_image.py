@@ -4,12 +4,16 @@ failure and after success, a lost Prefect cache, dry runs and poll spacing."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, PREFECT_TASKS_REFRESH_CACHE
-from prefect.settings import temporary_settings
+from prefect.settings import (
+    PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+    PREFECT_TASKS_REFRESH_CACHE,
+    temporary_settings,
+)
 
 import tasks.copy
 from flows.transfer_image import transfer_image
@@ -205,7 +209,7 @@ def test_task_polls_are_at_least_30_s_apart(on_cloud: LocalCloud, clock: Recordi
         assert task_id is not None
         polls = [clock.clock_time(t) for t in on_cloud.admin.task_polls(task_id)]
         assert len(polls) >= 3, polls
-        gaps = [later - earlier for earlier, later in zip(polls, polls[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
         assert min(gaps) >= 30.0 - 0.01, gaps
 
 

@@ -1,0 +1,74 @@
+"""The imagehop command without a cloud or a Prefect server: help, usage errors, sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flows.cli import _one_line, app
+from imagehop.errors import TaskFailedError
+from imagehop.image import IMPORT_CODE_ADVICE
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands() -> None:
+    outcome = runner.invoke(app, ["--help"])
+    assert outcome.exit_code == 0
+    for command in ("transfer", "plan", "demo", "sandbox"):
+        assert command in outcome.stdout
+
+
+def test_help_and_sandbox_do_not_import_prefect() -> None:
+    """They must start fast: Prefect is imported only to run a flow."""
+    code = (
+        "import sys; from flows.cli import app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(app, ['transfer', '--help']); assert r.exit_code == 0; "
+        "r = CliRunner().invoke(app, ['sandbox', 'status', '--state-dir', sys.argv[1]]); "
+        "assert r.exit_code == 3, r.output; "
+        "assert 'prefect' not in sys.modules, 'prefect was imported'"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(root / "no-such-sandbox")],
+        cwd=root, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_both_sources_is_a_usage_error_in_one_line() -> None:
+    outcome = runner.invoke(
+        app,
+        ["transfer", "--source-region", "DFW", "--target-region", "IAD",
+         "--image-id", "i", "--server-id", "s"],
+    )  # fmt: skip
+    assert outcome.exit_code == 2
+    assert outcome.stderr.strip() == (
+        "imagehop: error: invalid request: give exactly one of image_id and server_id"
+    )
+
+
+def test_missing_region_is_a_usage_error() -> None:
+    outcome = runner.invoke(app, ["plan", "--image-id", "i"])
+    assert outcome.exit_code == 2
+    assert "--source-region" in outcome.output
+
+
+def test_sandbox_env_of_a_stopped_cloud_is_one_line(tmp_path: Path) -> None:
+    outcome = runner.invoke(app, ["sandbox", "env", "--state-dir", str(tmp_path)])
+    assert outcome.exit_code == 1
+    assert outcome.stderr.startswith("imagehop: error: the local cloud is not up")
+
+
+def test_failed_import_line_carries_the_cloud_message_and_advice() -> None:
+    error = TaskFailedError(
+        "import task t-1 failed: Image cannot be imported. Error code: '609'. "
+        + IMPORT_CODE_ADVICE["609"],
+        "req-9",
+    )
+    line = _one_line(error)
+    assert "\n" not in line and "Error code: '609'" in line
+    assert IMPORT_CODE_ADVICE["609"] in line and line.endswith("(request id: req-9)")

@@ -1,0 +1,139 @@
+"""Pre-flight rules as pure functions over the clients' records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from imagehop.compute import Flavor, Server
+from imagehop.errors import (
+    ImageNotTransferableError,
+    InvalidContainerNameError,
+    PreflightError,
+    UnknownRegionError,
+)
+from imagehop.identity import Endpoint, ServiceCatalog, User
+from imagehop.image import Image
+from imagehop.procedure.preflight import (
+    GB,
+    check_catalog,
+    check_containers,
+    check_distinct,
+    check_image,
+    check_server,
+    check_task_role,
+    choose_flavor,
+)
+from imagehop.procedure.request import BootRequest, TransferRequest
+
+LIMIT = 160 * GB
+FLAVORS = [Flavor("small", "1 GB", 1024, 20, 1), Flavor("big", "8 GB", 8192, 160, 4)]
+
+
+def image(**fields: Any) -> Image:
+    values: dict[str, Any] = {
+        "id": "img-1",
+        "name": "web",
+        "status": "active",
+        "owner": "t1",
+        "size": 10 * GB,
+        "min_disk": 20,
+        "properties": {"com.rackspace__1__options": "0"},
+    }
+    return Image(**{**values, **fields})
+
+
+def request(**fields: Any) -> TransferRequest:
+    return TransferRequest(
+        **{"source_region": "DFW", "target_region": "IAD", "image_id": "img-1", **fields}
+    )
+
+
+def test_an_owned_active_exportable_image_passes() -> None:
+    assert "owned, active and exportable" in check_image(image(), "t1", "DFW", LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"owner": "rackspace"}, "only the owner can export it"),
+        ({"status": "saving"}, "not 'active'"),
+        ({"properties": {"com.rackspace__1__options": "1"}}, "licence restrictions"),
+        ({"size": 161 * GB}, "over the import limit of 160 GB"),
+        ({"min_disk": 320}, "needs a 320 GB disk"),
+    ],
+)
+def test_images_that_cannot_be_transferred(fields: dict[str, Any], says: str) -> None:
+    with pytest.raises(ImageNotTransferableError, match=says):
+        check_image(image(**fields), "t1", "DFW", LIMIT)
+
+
+def test_region_missing_from_the_catalog_names_the_regions_that_exist() -> None:
+    catalog = ServiceCatalog(
+        tuple(
+            Endpoint("cloudImages", "image", r, f"https://{r}", None, "t1") for r in ("DFW", "IAD")
+        )
+    )
+    assert "DFW offers image" in check_catalog(catalog, "DFW", ["image"], "source")
+    with pytest.raises(UnknownRegionError, match="regions that do: DFW, IAD"):
+        check_catalog(catalog, "ORD", ["image"], "target")
+
+
+def test_same_region_is_only_fine_across_accounts() -> None:
+    same = request(target_region="DFW")
+    with pytest.raises(PreflightError, match="same account"):
+        check_distinct(same, "t1", "t1")
+    assert check_distinct(same, "t1", "t2")
+
+
+@pytest.mark.parametrize(("export", "bad"), [("a.b", "'.'"), ("a/b", "'/'"), ("", "empty")])
+def test_container_names_the_export_rejects(export: str, bad: str) -> None:
+    with pytest.raises(InvalidContainerNameError, match=bad):
+        check_containers(request(export_container=export))
+
+
+def test_import_container_is_checked_too() -> None:
+    with pytest.raises(InvalidContainerNameError):
+        check_containers(request(import_container="my.imports"))
+
+
+@pytest.mark.parametrize(
+    ("roles", "allowed"),
+    [
+        (("identity:user-admin",), True),
+        (("admin",), True),
+        (("cloudImages:admin", "identity:default"), True),
+        (("identity:default", "cloudImages:observer"), False),
+    ],
+)
+def test_only_admins_may_create_tasks(roles: tuple[str, ...], allowed: bool) -> None:
+    user = User("u1", "alice", "DFW", roles)
+    if allowed:
+        assert check_task_role(user, "source")
+    else:
+        with pytest.raises(PreflightError, match="only admins"):
+            check_task_role(user, "source")
+
+
+@pytest.mark.parametrize(
+    ("status", "task_state", "says"),
+    [("SHUTOFF", None, "not ACTIVE"), ("ACTIVE", "image_snapshot", "busy")],
+)
+def test_servers_that_cannot_be_imaged_now(status: str, task_state: str | None, says: str) -> None:
+    with pytest.raises(PreflightError, match=says):
+        check_server(Server("s1", "web", status, task_state), "DFW")
+
+
+def test_flavor_defaults_to_the_smallest_that_fits() -> None:
+    assert choose_flavor(BootRequest(), FLAVORS, 20, 512).id == "small"
+    assert choose_flavor(BootRequest(), FLAVORS, 40, 512).id == "big"
+    assert choose_flavor(BootRequest(flavor="8 GB"), FLAVORS, 20, 512).id == "big"
+
+
+@pytest.mark.parametrize(
+    ("flavor", "says"), [("small", "pick a larger flavor"), ("x", "no flavor")]
+)
+def test_named_flavor_must_exist_and_fit(flavor: str, says: str) -> None:
+    with pytest.raises(PreflightError, match=says):
+        choose_flavor(BootRequest(flavor=flavor), FLAVORS, 40, 512)
