@@ -45,12 +45,12 @@ class BootRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     flavor: str | None = Field(
-        None,
+        default=None,
         description="Flavor id or name of the new server. Default: the smallest flavor whose "
         "disk and RAM fit the image's min_disk and min_ram.",
     )
     name: str | None = Field(
-        None, description="Name of the new server. Default: the target image's name."
+        default=None, description="Name of the new server. Default: the target image's name."
     )
 
 
@@ -68,61 +68,61 @@ class TransferRequest(BaseModel):
     )
     target_region: str = Field(description="Region to copy the image to, e.g. IAD.", min_length=1)
     image_id: str | None = Field(
-        None, description="Image to transfer. Give this or server_id, not both."
+        default=None, description="Image to transfer. Give this or server_id, not both."
     )
     server_id: str | None = Field(
-        None,
+        default=None,
         description="Server to image first (a snapshot is taken, then transferred). Give "
         "this or image_id, not both.",
     )
     target_image_name: str | None = Field(
-        None, description="Name of the new image. Default: the source image's name."
+        default=None, description="Name of the new image. Default: the source image's name."
     )
     coordinating_property_key: str = Field(
-        DEFAULT_COORDINATING_KEY,
+        default=DEFAULT_COORDINATING_KEY,
         description="Image property that ties the source and the new image together, e.g. "
         "com.mycompany.image-of. Set on both; the new image is found by it.",
     )
     coordinating_property_value: str | None = Field(
-        None, description="Value of the coordinating property. Default: the run key."
+        default=None, description="Value of the coordinating property. Default: the run key."
     )
     run_key: str | None = Field(
-        None,
+        default=None,
         description="Requests with the same run key are the same transfer: a re-run resumes "
         "instead of starting over. Default: the image id, or <server id>@<UTC date> for a "
         "server (a new snapshot each day, the same one for a same-day re-run).",
     )
     export_container: str = Field(
-        DEFAULT_EXPORT_CONTAINER,
+        default=DEFAULT_EXPORT_CONTAINER,
         description="Cloud Files container in the source region that receives the export "
         "(created if missing; no '/', '?' or '.').",
     )
     import_container: str = Field(
-        DEFAULT_IMPORT_CONTAINER,
+        default=DEFAULT_IMPORT_CONTAINER,
         description="Cloud Files container in the target region the image is staged in for "
         "the import (created if missing, segments go to <name>_segments; no '/', '?' or '.').",
     )
     properties_to_copy: tuple[str, ...] = Field(
-        DEFAULT_PROPERTIES,
+        default=DEFAULT_PROPERTIES,
         description="Image properties copied to the new image after the import (the import "
         "keeps only the name). Properties the cloud protects are reported, not fatal.",
     )
     boot: BootRequest | None = Field(
-        None, description="Boot a server from the new image (omit to skip)."
+        default=None, description="Boot a server from the new image (omit to skip)."
     )
     cleanup: Cleanup = Field(
-        "delete-intermediates",
+        default="delete-intermediates",
         description="After a successful import: delete the exported VHD (source) and the "
         "staged copy (target), or keep them. After a failure they are always kept.",
     )
     concurrency: int | None = Field(
-        None,
+        default=None,
         ge=1,
         le=64,
         description="Segments copied at once. Default: IMAGEHOP_TRANSFER_CONCURRENCY (8).",
     )
     dry_run: bool = Field(
-        False,
+        default=False,
         description="Only check the request and return the plan (steps, bytes, segments, "
         "estimated duration); create and move nothing.",
     )
@@ -249,31 +249,36 @@ class BatchRequest(BaseModel):
 
     source_region: str = Field(description="Region the images are in, e.g. DFW.", min_length=1)
     target_region: str = Field(description="Region to copy them to, e.g. IAD.", min_length=1)
-    image_ids: tuple[str, ...] = Field((), description="Images to transfer.")
+    image_ids: tuple[str, ...] = Field(default=(), description="Images to transfer.")
     image_filter: dict[str, str] = Field(
         default_factory=dict,
         description="Instead of ids: transfer every active image of the account whose "
         'properties have these values, e.g. {"com.mycompany.dr": "nightly"}.',
     )
     coordinating_property_key: str = Field(
-        DEFAULT_COORDINATING_KEY,
+        default=DEFAULT_COORDINATING_KEY,
         description="Coordinating property of every transfer (its value: the image id).",
     )
-    export_container: str = Field(DEFAULT_EXPORT_CONTAINER, description="As for one image.")
-    import_container: str = Field(DEFAULT_IMPORT_CONTAINER, description="As for one image.")
-    properties_to_copy: tuple[str, ...] = Field(DEFAULT_PROPERTIES, description="As for one image.")
-    cleanup: Cleanup = Field("delete-intermediates", description="As for one image.")
+    export_container: str = Field(default=DEFAULT_EXPORT_CONTAINER, description="As for one image.")
+    import_container: str = Field(default=DEFAULT_IMPORT_CONTAINER, description="As for one image.")
+    properties_to_copy: tuple[str, ...] = Field(
+        default=DEFAULT_PROPERTIES, description="As for one image."
+    )
+    cleanup: Cleanup = Field(default="delete-intermediates", description="As for one image.")
     concurrency: int | None = Field(
-        None, ge=1, le=64, description="Segments copied at once, per image."
+        default=None, ge=1, le=64, description="Segments copied at once, per image."
     )
     max_parallel_transfers: int = Field(
-        4, ge=1, le=32, description="Images transferred at once (each a transfer-image run)."
+        default=4,
+        ge=1,
+        le=32,
+        description="Images transferred at once (each a transfer-image run).",
     )
     max_exports_per_region: int = Field(
-        2, ge=1, le=32, description="Export tasks running at once in the source region."
+        default=2, ge=1, le=32, description="Export tasks running at once in the source region."
     )
     max_imports_per_region: int = Field(
-        2, ge=1, le=32, description="Import tasks running at once in the target region."
+        default=2, ge=1, le=32, description="Import tasks running at once in the target region."
     )
 
     @field_validator("source_region", "target_region")

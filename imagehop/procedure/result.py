@@ -49,7 +49,7 @@ class TransferResult(BaseModel):
     export_task_id: str | None = None
     import_task_id: str | None = None
     reused: tuple[str, ...] = Field(
-        (), description="What an earlier run with the same run key had already done."
+        default=(), description="What an earlier run with the same run key had already done."
     )
     bytes_total: int = 0
     bytes_copied: int = 0
