@@ -388,6 +388,8 @@ def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
+    table.add_column("item", style="dim", no_wrap=True)
+    table.add_column("value", overflow="fold")
     for row in outcome.summary_rows():
         table.add_row(row["item"], row["value"])
     Console(stderr=True).print(table)

@@ -27,6 +27,7 @@ from imagehop.procedure.request import (
 )
 from imagehop.sandbox.testing import LocalCloud
 from imagehop.sandbox.tokens import PREFIX as TOKEN_PREFIX
+from tasks import cloud
 from tests.flows.helpers import RecordingClock, created, image, new_image, objects, request_for
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
@@ -233,3 +234,25 @@ def _decoded_result(text: str) -> bytes:
         return base64.b64decode(json.loads(text)["result"])
     except (ValueError, KeyError, TypeError):
         return b""
+
+
+def test_same_region_into_another_account(
+    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Source and target may share a region when the target is another account."""
+    other = on_cloud.other
+    monkeypatch.setenv("IMAGEHOP_TARGET_USERNAME", other.username)
+    monkeypatch.setenv("IMAGEHOP_TARGET_API_KEY", other.api_key)
+    cloud.reset()
+    image_id = new_image(on_cloud, disk_bytes=1024 * 1024 + 9)
+
+    result = transfer_image(
+        TransferRequest(source_region="DFW", target_region="DFW", image_id=image_id)
+    )
+
+    assert isinstance(result, TransferResult)
+    target = on_cloud.session(other).images("DFW", "GET", f"/images/{result.target_image_id}")
+    assert target.json()["owner"] == other.tenant_id
+    assert on_cloud.admin.image_content_md5(result.target_image_id) == (
+        on_cloud.admin.image_content_md5(image_id)
+    )
