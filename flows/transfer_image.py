@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from prefect import Task, flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -73,7 +73,6 @@ from tasks.target import (
 )
 
 T = TypeVar("T")
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -176,10 +175,12 @@ def _source_image(request: TransferRequest, report: PreflightReport, run: Progre
         name = _snapshot_name(request, report)
 
         def snapshot(refresh: bool) -> str:
-            step = _fresh_if(snapshot_server, refresh)
-            outcome = step(src, request.server_id or "", name, run.identity, report.source_tenant)
+            outcome, cached = _create(
+                snapshot_server, refresh, src, request.server_id, name, run.identity,
+                report.source_tenant,
+            )  # fmt: skip
             wait_for_image("source", src, outcome.image_id)
-            run.snapshot_created = outcome.created
+            run.snapshot_created = outcome.created and not cached
             return outcome.image_id
 
         image_id = _cached_with_wait(snapshot, "snapshot")
@@ -196,11 +197,10 @@ def _export(request: TransferRequest, run: Progress) -> str:
     ensure_container("source", src, request.export_container)
 
     def export(refresh: bool) -> str:
-        outcome = _fresh_if(start_export, refresh)(src, image_id, request.export_container)
+        outcome, cached = _create(start_export, refresh, src, image_id, request.export_container)
         location = wait_for_export(src, outcome)
         run.export_task_id = outcome.task_id
-        if outcome.reused:
-            run.reused.append(outcome.reused)
+        _note_reuse(run, outcome.reused or ("export task" if cached else None))
         return location
 
     with limits.region_slot("export", src):
@@ -226,12 +226,12 @@ def _import(request: TransferRequest, report: PreflightReport, run: Progress) ->
     name = request.target_image_name or _source_name(request, report)
 
     def import_(refresh: bool) -> str:
-        step = _fresh_if(start_import, refresh)
-        outcome = step(dst, location, name, run.identity, report.target_tenant)
+        outcome, cached = _create(
+            start_import, refresh, dst, location, name, run.identity, report.target_tenant
+        )
         image_id = wait_for_import(dst, outcome)
         run.import_task_id = outcome.task_id
-        if outcome.reused:
-            run.reused.append(outcome.reused)
+        _note_reuse(run, outcome.reused or ("import task" if cached else None))
         return image_id
 
     with limits.region_slot("import", dst):
@@ -305,8 +305,7 @@ def _boot(request: TransferRequest, report: PreflightReport, run: Progress, imag
     name = boot.name or request.target_image_name or _source_name(request, report)
 
     def boot_and_wait(refresh: bool) -> str:
-        step = _fresh_if(boot_server, refresh)
-        server_id = step(dst, image_id, name, flavor.id, run.identity)
+        server_id, _ = _create(boot_server, refresh, dst, image_id, name, flavor.id, run.identity)
         wait_for_server(dst, server_id)
         return server_id
 
@@ -385,9 +384,17 @@ def _cached_with_wait(step: Callable[[bool], T], what: str) -> T:
             return step(True)
 
 
-def _fresh_if(step: Task[P, R], refresh: bool) -> Task[P, R]:
-    """``step`` ignoring its cache when ``refresh`` (else the cache setting decides)."""
-    return step.with_options(refresh_cache=True) if refresh else step
+def _create(step: Task[..., R], refresh: bool, *args: Any) -> tuple[R, bool]:
+    """Run a cached create step (ignoring its cache when ``refresh``; otherwise Prefect's
+    cache setting decides); returns its result and whether that came from the cache."""
+    task = step.with_options(refresh_cache=True) if refresh else step
+    state = task(*args, return_state=True)
+    return state.result(), state.name == "Cached"
+
+
+def _note_reuse(run: Progress, what: str | None) -> None:
+    if what:
+        run.reused.append(what)
 
 
 def _dry_run(
