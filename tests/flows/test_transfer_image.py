@@ -9,6 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.objects import Artifact
 from prefect.settings import (
     PREFECT_RESULTS_LOCAL_STORAGE_PATH,
     PREFECT_TASKS_REFRESH_CACHE,
@@ -24,6 +27,7 @@ from imagehop.procedure.request import (
     DEFAULT_IMPORT_CONTAINER,
     RUN_KEY_PROPERTY,
     segments_container,
+    slug,
 )
 from imagehop.sandbox.testing import LocalCloud
 from imagehop.sandbox.tokens import PREFIX as TOKEN_PREFIX
@@ -87,6 +91,12 @@ def test_server_to_booted_server_in_the_other_region(on_cloud: LocalCloud) -> No
     assert [phase.name for phase in result.phases] == [
         "preflight", "snapshot", "export", "copy", "import", "properties", "boot", "cleanup",
     ]  # fmt: skip
+
+    progress, summary = (
+        _artifacts(f"{kind}-{slug(result.run_key)}") for kind in ("copy", "transfer")
+    )
+    assert progress[-1].type == "progress" and float(progress[-1].data) == 100.0
+    assert result.target_image_id in str(summary[-1].data)
 
     # The same request the same day is the same transfer: nothing new, the same server.
     again = transfer_image(request)
@@ -295,3 +305,12 @@ def test_same_region_into_another_account(
     assert on_cloud.admin.image_content_md5(result.target_image_id) == (
         on_cloud.admin.image_content_md5(image_id)
     )
+
+
+def _artifacts(key: str) -> list[Artifact]:
+    """Every version of the artifact ``key``, oldest first."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    return sorted(found, key=lambda artifact: str(artifact.created))
