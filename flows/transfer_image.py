@@ -10,6 +10,10 @@ A re-run with the same run key resumes: each create step finds what an earlier r
 whose target image is already tagged goes straight to the finishing steps. Create steps are
 cached only together with their successful wait (one transaction each); a cached result that
 names something deleted since is dropped and the cloud asked again.
+
+Logs: the task runs log task ids and reuse decisions; the library's own lines (HTTP retries
+with request ids, "export task ... started") reach the run's logs when the process runs with
+``PREFECT_LOGGING_EXTRA_LOGGERS=imagehop`` (the ``imagehop`` CLI sets it).
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ R = TypeVar("R")
 
 
 @dataclass
-class Progress:
+class RunState:
     """What the run has done so far (phase timings, ids), for the result and for the log
     line that says what remains after a failure."""
 
@@ -135,7 +139,7 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     """
     logging.getLogger("imagehop").setLevel(logging.INFO)
     identity = transfer_identity(request, clock().time())
-    run = Progress(identity)
+    run = RunState(identity)
     with run.phase("preflight"):
         report = preflight(request)
     if request.dry_run:
@@ -151,7 +155,7 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
 # -- the procedure ---------------------------------------------------------------------------
 
 
-def _move_image(request: TransferRequest, report: PreflightReport, run: Progress) -> None:
+def _move_image(request: TransferRequest, report: PreflightReport, run: RunState) -> None:
     """Source image -> export -> copy -> import; logs what remains if a step fails."""
     try:
         with run.phase("snapshot"):
@@ -167,7 +171,7 @@ def _move_image(request: TransferRequest, report: PreflightReport, run: Progress
         raise
 
 
-def _source_image(request: TransferRequest, report: PreflightReport, run: Progress) -> str:
+def _source_image(request: TransferRequest, report: PreflightReport, run: RunState) -> str:
     """The image to export: the request's, or this run key's image of the server."""
     src = request.source_region
     image_id = request.image_id
@@ -190,7 +194,7 @@ def _source_image(request: TransferRequest, report: PreflightReport, run: Progre
     return image_id
 
 
-def _export(request: TransferRequest, run: Progress) -> str:
+def _export(request: TransferRequest, run: RunState) -> str:
     """Export the source image to the export container; returns ``<container>/<object>``."""
     src = request.source_region
     image_id = run.source_image_id or ""
@@ -207,7 +211,7 @@ def _export(request: TransferRequest, run: Progress) -> str:
         return _cached_with_wait(export, "export")
 
 
-def _copy(request: TransferRequest, run: Progress, location: str) -> None:
+def _copy(request: TransferRequest, run: RunState, location: str) -> None:
     """Plan, copy the missing segments (a subflow), write and verify the SLO manifest."""
     src, dst = request.source_region, request.target_region
     plan = plan_copy(src, dst, location, run.source_image_id or "", request.import_container)
@@ -219,7 +223,7 @@ def _copy(request: TransferRequest, run: Progress, location: str) -> None:
     verify_copy(dst, plan)
 
 
-def _import(request: TransferRequest, report: PreflightReport, run: Progress) -> str:
+def _import(request: TransferRequest, report: PreflightReport, run: RunState) -> str:
     """Import the staged copy in the target region; returns the new image's id."""
     dst = request.target_region
     location = import_location(request.import_container, run.source_image_id or "")
@@ -239,7 +243,7 @@ def _import(request: TransferRequest, report: PreflightReport, run: Progress) ->
 
 
 def _already_transferred(
-    request: TransferRequest, report: PreflightReport, run: Progress, target_image_id: str
+    request: TransferRequest, report: PreflightReport, run: RunState, target_image_id: str
 ) -> None:
     """An earlier run finished the move: only the finishing steps are left."""
     get_run_logger().info(
@@ -255,7 +259,7 @@ def _already_transferred(
     )
 
 
-def _finish(request: TransferRequest, report: PreflightReport, run: Progress) -> TransferResult:
+def _finish(request: TransferRequest, report: PreflightReport, run: RunState) -> TransferResult:
     """Properties -> find by property -> boot (optional) -> cleanup -> summary."""
     src, dst = request.source_region, request.target_region
     target_image_id = run.target_image_id or ""
@@ -297,7 +301,7 @@ def _check_found(region: str, image_id: str, identity: TransferIdentity, owner: 
         )
 
 
-def _boot(request: TransferRequest, report: PreflightReport, run: Progress, image_id: str) -> str:
+def _boot(request: TransferRequest, report: PreflightReport, run: RunState, image_id: str) -> str:
     dst = request.target_region
     boot = request.boot
     flavor = report.boot_flavor
@@ -312,7 +316,7 @@ def _boot(request: TransferRequest, report: PreflightReport, run: Progress, imag
     return _cached_with_wait(boot_and_wait, "boot")
 
 
-def _cleanup(request: TransferRequest, run: Progress) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _cleanup(request: TransferRequest, run: RunState) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(what was deleted, what remains) under the request's cleanup policy."""
     if run.source_image_id is None:
         return (), ()
@@ -331,7 +335,7 @@ def _cleanup(request: TransferRequest, run: Progress) -> tuple[tuple[str, ...], 
 def _result(
     request: TransferRequest,
     report: PreflightReport,
-    run: Progress,
+    run: RunState,
     properties: PropertyReport,
     server_id: str | None,
     cleaned: tuple[str, ...],
@@ -392,7 +396,7 @@ def _create(step: Task[..., R], refresh: bool, *args: Any) -> tuple[R, bool]:
     return state.result(), state.name == "Cached"
 
 
-def _note_reuse(run: Progress, what: str | None) -> None:
+def _note_reuse(run: RunState, what: str | None) -> None:
     if what:
         run.reused.append(what)
 
@@ -442,7 +446,7 @@ def _intermediates(request: TransferRequest, source_image_id: str) -> list[str]:
     )
 
 
-def _log_remains(request: TransferRequest, run: Progress) -> None:
+def _log_remains(request: TransferRequest, run: RunState) -> None:
     """After a failure: say what stays in place for a re-run, and how to remove it instead."""
     logger = get_run_logger()
     if run.source_image_id is None:
