@@ -98,7 +98,7 @@ def copy_segments(
     )
     try:
         futures = copy_segment.map(
-            unmapped(plan),
+            [segment_plan(plan, index) for index in todo],
             todo,
             unmapped(source_region),
             unmapped(target_region),
@@ -114,6 +114,15 @@ def copy_segments(
         segments_skipped=len(done),
         bytes_copied=sum(result.size for result in copied),
     )
+
+
+def segment_plan(plan: TransferPlan, index: int) -> TransferPlan:
+    """The plan cut down to segment ``index`` (all a segment task needs). Prefect walks
+    every task input; a whole plan per segment task would cost O(segments^2) (about 0.1 s
+    per task for 640 segments)."""
+    source = plan.source.model_copy(update={"segments": ()})
+    segments = tuple(spec for spec in plan.segments if spec.index == index)
+    return plan.model_copy(update={"source": source, "segments": segments})
 
 
 def _watch(

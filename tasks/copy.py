@@ -78,7 +78,8 @@ def find_finished_segments(region: str, plan: TransferPlan) -> list[SegmentResul
 def copy_segment(
     plan: TransferPlan, index: int, source_region: str, target_region: str, copy_id: str
 ) -> SegmentResult | None:
-    """Copy one segment (ranged GETs from the source into one verified PUT).
+    """Copy segment ``index`` of ``plan`` (ranged GETs from the source into one verified
+    PUT). ``plan`` may be cut down to that segment (``flows.copy_segments.segment_plan``).
 
     One attempt per task try: the task's retries are the segment's retry layer, and each
     retry re-opens the source range (a stream is never replayed).
@@ -96,7 +97,7 @@ def copy_segment(
             c.objects("source", source_region),
             c.objects("target", target_region),
             plan,
-            plan.segments[index],
+            next(spec for spec in plan.segments if spec.index == index),
             chunk_size=c.settings().chunk_size_bytes,
             attempts=1,
             on_bytes=counters.add_bytes if counters is not None else None,
