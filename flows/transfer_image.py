@@ -145,30 +145,30 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     if request.dry_run:
         return _dry_run(request, identity, report)
     target_image_id = find_finished_transfer(request.target_region, identity, report.target_tenant)
-    if target_image_id is not None:
-        _already_transferred(request, report, run, target_image_id)
-    else:
-        _move_image(request, report, run)
-    return _finish(request, report, run)
+    try:
+        if target_image_id is not None:
+            _already_transferred(request, report, run, target_image_id)
+        else:
+            _move_image(request, report, run)
+        return _finish(request, report, run)
+    except Exception:
+        _log_remains(request, run)
+        raise
 
 
 # -- the procedure ---------------------------------------------------------------------------
 
 
 def _move_image(request: TransferRequest, report: PreflightReport, run: RunState) -> None:
-    """Source image -> export -> copy -> import; logs what remains if a step fails."""
-    try:
-        with run.phase("snapshot"):
-            run.source_image_id = _source_image(request, report, run)
-        with run.phase("export"):
-            location = _export(request, run)
-        with run.phase("copy"):
-            _copy(request, run, location)
-        with run.phase("import"):
-            run.target_image_id = _import(request, report, run)
-    except Exception:
-        _log_remains(request, run)
-        raise
+    """Source image -> export -> copy -> import."""
+    with run.phase("snapshot"):
+        run.source_image_id = _source_image(request, report, run)
+    with run.phase("export"):
+        location = _export(request, run)
+    with run.phase("copy"):
+        _copy(request, run, location)
+    with run.phase("import"):
+        run.target_image_id = _import(request, report, run)
 
 
 def _source_image(request: TransferRequest, report: PreflightReport, run: RunState) -> str:
@@ -450,7 +450,7 @@ def _log_remains(request: TransferRequest, run: RunState) -> None:
     """After a failure: say what stays in place for a re-run, and how to remove it instead."""
     logger = get_run_logger()
     if run.source_image_id is None:
-        logger.error("the transfer failed before the export; nothing was left in Cloud Files")
+        logger.error("the transfer failed before the export: nothing is left in Cloud Files")
         return
     logger.error(
         "the transfer failed; kept for a re-run with run key %r (same request): %s",

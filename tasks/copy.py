@@ -23,7 +23,7 @@ from imagehop.transfer import write_manifest as put_manifest
 from prefect import task
 from prefect.runtime import task_run
 
-from imagehop.errors import ImagehopError
+from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
 from imagehop.procedure.request import segments_container, staged_object
 from tasks import progress
 from tasks.cloud import clients, clock
@@ -119,8 +119,16 @@ def _final(error: Exception) -> bool:
 
 @task(name="write-manifest", task_run_name="write-manifest-{region}", **FRESH)
 def write_manifest(region: str, plan: TransferPlan, results: list[SegmentResult]) -> str:
-    """PUT the SLO manifest (Swift checks every segment's size and ETag); returns its ETag."""
-    return put_manifest(clients().objects("target", region), plan, results)
+    """PUT the SLO manifest (Swift checks every segment's size and ETag); returns its ETag.
+
+    A manifest an earlier run wrote that still matches the plan is left as it is, so the
+    staged object keeps its timestamp (which tells imports of it from older ones).
+    """
+    store = clients().objects("target", region)
+    try:
+        return verify_target(store, plan).etag
+    except (NotFoundError, IntegrityError):
+        return put_manifest(store, plan, results)
 
 
 @task(name="verify-copy", task_run_name="verify-copy-{region}", **FRESH)

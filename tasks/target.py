@@ -27,7 +27,9 @@ def start_import(
 ) -> ImportOutcome:
     """Start the import task, unless this transfer's image exists or an import of the same
     location is running (or finished with an image no other transfer claimed)."""
-    outcome = ensure_import(clients().images("target", region), location, name, identity, owner)
+    c = clients()
+    images, store = c.images("target", region), c.objects("target", region)
+    outcome = ensure_import(images, store, location, name, identity, owner)
     logger = get_run_logger()
     if outcome.reused:
         logger.info("reusing the %s of an earlier run (task %s)", outcome.reused, outcome.task_id)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from imagehop.compute import ComputeClient
 from imagehop.errors import ForbiddenError, NotFoundError
+from imagehop.http import parse_timestamp
 from imagehop.image import IMAGE_FAILED_STATUSES, Image, ImageClient, PropertyValue, Task
 from imagehop.object_store import ObjectStore
 from imagehop.procedure.request import (
@@ -36,6 +37,8 @@ from imagehop.procedure.result import PropertyReport, SkippedProperty
 log = logging.getLogger(__name__)
 
 UNFINISHED = ("pending", "processing")
+#: Allowed difference between the object store's and the Images API's clocks.
+CLOCK_SLACK_SECONDS = 600.0
 
 
 class SnapshotOutcome(BaseModel):
@@ -110,15 +113,24 @@ def find_unfinished_task(
 
 
 def _tasks_with_input(
-    images: ImageClient, task_type: str, matches: Mapping[str, str], statuses: Iterable[str]
+    images: ImageClient,
+    task_type: str,
+    matches: Mapping[str, str],
+    statuses: Iterable[str],
+    created_after: float | None = None,
 ) -> list[Task]:
     """Tasks (full records, newest first) of that type and status whose input matches.
 
     A task listing carries no input, so each candidate is read once (which counts as a poll
-    of that task; the poll ledger spaces a later wait accordingly).
+    of that task; the poll ledger spaces a later wait accordingly); ``created_after`` (epoch
+    seconds) rules out older tasks without reading them.
     """
     wanted = set(statuses)
-    summaries = [t for t in images.list_tasks({"type": task_type}) if t.status in wanted]
+    summaries = [
+        task
+        for task in images.list_tasks({"type": task_type})
+        if task.status in wanted and _created_after(task, created_after)
+    ]
     summaries.sort(key=lambda task: task.created_at or "", reverse=True)
     found = []
     for summary in summaries:
@@ -129,6 +141,15 @@ def _tasks_with_input(
         if all(str(task.input.get(key)) == value for key, value in matches.items()):
             found.append(task)
     return found
+
+
+def _created_after(task: Task, moment: float | None) -> bool:
+    if moment is None or not task.created_at:
+        return True
+    try:
+        return parse_timestamp(task.created_at) >= moment
+    except ValueError:
+        return True
 
 
 def ensure_export(
@@ -182,26 +203,47 @@ def find_transferred_image(
 
 def ensure_import(
     images: ImageClient,
+    store: ObjectStore,
     location: str,
     name: str,
     identity: TransferIdentity,
     owner: str,
 ) -> ImportOutcome:
-    """Import ``location`` as ``name`` unless an earlier run did (or is doing it)."""
+    """Import ``location`` as ``name`` unless an earlier run did (or is doing it).
+
+    Besides running imports of ``location``, a *finished* one counts if its image exists and
+    no other transfer tagged it (a run that stopped between import and tagging); only imports
+    created after the staged object was written are read.
+    """
     done = find_transferred_image(images, identity, owner)
     if done is not None:
         return ImportOutcome(image_id=done.id, finished=True, reused="tagged target image")
-    statuses = (*UNFINISHED, "success")
-    for task in _tasks_with_input(images, "import", {"import_from": location}, statuses):
-        if task.status != "success":
-            return ImportOutcome(task_id=task.id, reused="import task")
-        if _unclaimed(images, task.image_id, identity):
-            return ImportOutcome(
-                task_id=task.id, image_id=task.image_id, finished=True, reused="imported image"
-            )
+    source = {"import_from": location}
+    running = find_unfinished_task(images, "import", source)
+    if running is not None:
+        return ImportOutcome(task_id=running.id, reused="import task")
+    staged_at = _written_at(store, location)
+    if staged_at is not None:
+        after = staged_at - CLOCK_SLACK_SECONDS
+        for task in _tasks_with_input(images, "import", source, ("success",), after):
+            if _unclaimed(images, task.image_id, identity):
+                image_id = task.image_id
+                return ImportOutcome(
+                    task_id=task.id, image_id=image_id, finished=True, reused="imported image"
+                )
     task = images.create_import_task(location, name)
     log.info("import task %s started for %s", task.id, location)
     return ImportOutcome(task_id=task.id)
+
+
+def _written_at(store: ObjectStore, location: str) -> float | None:
+    """Epoch seconds when ``<container>/<object>`` was last written (None if absent)."""
+    container, _, name = location.partition("/")
+    try:
+        timestamp = store.head_object(container, name).timestamp
+    except NotFoundError:
+        return None
+    return float(timestamp) if timestamp else None
 
 
 def _unclaimed(images: ImageClient, image_id: str | None, identity: TransferIdentity) -> bool:

@@ -19,8 +19,9 @@ from prefect.settings import (
 )
 
 import tasks.copy
+import tasks.target
 from flows.transfer_image import transfer_image
-from imagehop.errors import IntegrityError, TaskFailedError
+from imagehop.errors import ConflictError, IntegrityError, TaskFailedError
 from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
 from imagehop.procedure.request import (
     DEFAULT_EXPORT_CONTAINER,
@@ -314,3 +315,30 @@ def _artifacts(key: str) -> list[Artifact]:
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
         )
     return sorted(found, key=lambda artifact: str(artifact.created))
+
+
+def test_rerun_after_a_stop_between_import_and_tagging_imports_nothing_new(
+    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import finished but its image was never tagged; without the Prefect cache the
+    re-run still finds that import (and its untagged image) instead of importing again."""
+    image_id = new_image(on_cloud, disk_bytes=2 * 1024 * 1024 + 1)
+    real = tasks.target.copy_allowed_properties
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise ConflictError("injected stop before tagging")
+
+    monkeypatch.setattr(tasks.target, "copy_allowed_properties", stop)
+    before = created(on_cloud)
+    with pytest.raises(ConflictError, match="injected"):
+        transfer_image(request_for(image_id))
+    monkeypatch.setattr(tasks.target, "copy_allowed_properties", real)
+
+    with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):
+        result = transfer_image(request_for(image_id))
+
+    assert isinstance(result, TransferResult)
+    assert "imported image" in result.reused and result.bytes_copied == 0
+    after = created(on_cloud)
+    assert after["IAD import_tasks_created"] == before.get("IAD import_tasks_created", 0) + 1
+    assert after["IAD images_created"] == before.get("IAD images_created", 0) + 1
