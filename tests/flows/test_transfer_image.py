@@ -136,7 +136,7 @@ def test_rerun_after_a_failed_import_reuses_the_snapshot_export_and_copy(
 
 
 def test_rerun_after_a_failure_mid_copy_copies_only_the_missing_segments(
-    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The third segment fails to verify; the re-run creates no second export or import
     task and copies only what is missing, even without the Prefect cache."""
@@ -157,6 +157,8 @@ def test_rerun_after_a_failure_mid_copy_copies_only_the_missing_segments(
     assert len(staged) == 2  # segments 0 and 1; the others never started
     exported = objects(on_cloud, "DFW", DEFAULT_EXPORT_CONTAINER, image_id)
     assert len(exported) == SEGMENTS + 1  # kept for the re-run (manifest + segments)
+    assert "kept for a re-run" in caplog.text
+    assert f"swift delete {DEFAULT_EXPORT_CONTAINER} --prefix {image_id}.vhd" in caplog.text
 
     monkeypatch.setattr(tasks.copy, "copy_one_segment", real_copy)
     with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):  # as if the cache were lost
