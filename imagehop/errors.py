@@ -15,6 +15,7 @@ plain positional values only.
   * ApiError                  an HTTP error answer from a cloud API (status, request id)
     * BadRequestError (400), ForbiddenError (403), NotFoundError (404),
       ConflictError (409), UnsupportedMediaTypeError (415)
+    * UnauthorizedError (401: token refused and invalidated; a retry gets a new one) retryable
     * RateLimitedError (413/429 with Retry-After)          retryable
     * ServerError (5xx)                                    retryable
   * TransportError            connection refused/reset, read timeout           retryable
@@ -98,6 +99,12 @@ class ApiError(ImagehopError):
 
 class BadRequestError(ApiError):
     """400: the cloud rejected the request's content."""
+
+
+class UnauthorizedError(ApiError):
+    """401: the token was refused; it has been invalidated, so a retry uses a new one."""
+
+    retryable = True
 
 
 class ForbiddenError(ApiError):
