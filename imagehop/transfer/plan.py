@@ -142,7 +142,7 @@ def plan_transfer(
         size, ends = _fewer_segments(boundaries, layout.size, size, limits)
     segments_container = segments_container or f"{target_container}_segments"
     prefix = segment_prefix(target_object, layout, size)
-    starts = [0, *ends[:-1]]
+    starts = [0, *ends][: len(ends)]
     specs = tuple(
         _spec(index, prefix, start, end, sources, boundaries)
         for index, (start, end) in enumerate(zip(starts, ends, strict=True))

@@ -113,16 +113,21 @@ def test_another_tenants_account_is_forbidden(swift_pair: SwiftPair) -> None:
         store.list_objects("anything")
 
 
-def test_an_expired_token_is_replaced_after_a_401(swift_pair: SwiftPair) -> None:
+@pytest.mark.parametrize("request_kind", ["GET", "HEAD"])
+def test_an_expired_token_is_replaced_after_a_401(swift_pair: SwiftPair, request_kind: str) -> None:
     """The provider believes its token lives an hour; it dies after 1 s. The next request gets
     a 401, hands the stale token back and succeeds with a new one."""
     tokens = swift_pair.tokens(lifetime=1.0, believed_lifetime=3600.0)
     store = swift_pair.store("DFW", tokens)
     container = swift_pair.new_container("DFW")
+    swift_pair.raw("DFW").put_object(container, "o", b"x")
     store.list_objects(container)
     time.sleep(1.2)
 
-    store.list_objects(container)
+    if request_kind == "HEAD":
+        assert store.head_object(container, "o").size == 1
+    else:
+        assert len(store.list_objects(container)) == 1
 
     assert (tokens.issued, tokens.invalidated) == (2, 1)
 
