@@ -137,7 +137,7 @@ def plan_transfer(
     size = max(min(segment_size, limits.max_file_size), floor)
     sources = [segment for segment in layout.segments if segment.length]
     boundaries = list(itertools.accumulate(segment.length for segment in sources))
-    ends = cut_points(boundaries, layout.size, size, floor)
+    ends = cut_points(boundaries, layout.size, size, floor, limits.max_manifest_segments)
     if len(ends) > limits.max_manifest_segments:
         size, ends = _fewer_segments(boundaries, layout.size, size, limits)
     segments_container = segments_container or f"{target_container}_segments"
@@ -158,8 +158,10 @@ def plan_transfer(
     )
 
 
-def cut_points(boundaries: Sequence[int], total: int, size: int, floor: int) -> list[int]:
-    """End offsets of the target segments.
+def cut_points(
+    boundaries: Sequence[int], total: int, size: int, floor: int, limit: int | None = None
+) -> list[int]:
+    """End offsets of the target segments (stops early once there are more than ``limit``).
 
     Cuts at the nearest source boundary at least ``floor`` bytes ahead (or the end); when that
     boundary is more than ``size`` bytes ahead, cuts the span into balanced parts of at most
@@ -180,6 +182,8 @@ def cut_points(boundaries: Sequence[int], total: int, size: int, floor: int) -> 
             cut = position + (part if part >= floor else size)
         ends.append(cut)
         position = cut
+        if limit is not None and len(ends) > limit:
+            break
     return ends
 
 
@@ -197,7 +201,7 @@ def _fewer_segments(
         if floor > limits.max_file_size:
             break
         grown = min(limits.max_file_size, max(size, 2 * floor))
-        ends = cut_points(boundaries, total, grown, floor)
+        ends = cut_points(boundaries, total, grown, floor, limit)
         if len(ends) <= limit:
             return grown, ends
     raise PreflightError(

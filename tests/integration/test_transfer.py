@@ -198,9 +198,16 @@ def test_resume_after_an_interrupted_run_moves_only_the_missing_segments(
     content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 5 + [123_456])
     with pytest.raises(Interrupt):
         transfer_object(
-            dfw, iad, src, "img.vhd", dst, "img.vhd", concurrency=1,
-            progress=_interrupt_after(3), **FAST,
-        )  # fmt: skip
+            dfw,
+            iad,
+            src,
+            "img.vhd",
+            dst,
+            "img.vhd",
+            concurrency=1,
+            progress=_interrupt_after(3),
+            **FAST,
+        )
     plan = plan_transfer(discover_source(dfw, src, "img.vhd"), iad.limits(), dst, "img.vhd", MiB)
     first = find_finished_segments(iad, plan)
     assert [r.index for r in first] == [0, 1, 2]
@@ -254,9 +261,17 @@ def test_missing_dlo_segment_is_found_before_any_byte_moves(
 
     with pytest.raises(SourceIncompleteError, match=r"segment\(s\) 3 missing") as caught:
         transfer_object(
-            dfw, iad, src, "img.vhd", dst, "img.vhd", listing_attempts=3, listing_delay=7.0,
-            sleep=slept.append, segment_size=MiB,
-        )  # fmt: skip
+            dfw,
+            iad,
+            src,
+            "img.vhd",
+            dst,
+            "img.vhd",
+            listing_attempts=3,
+            listing_delay=7.0,
+            sleep=slept.append,
+            segment_size=MiB,
+        )
 
     assert caught.value.retryable
     assert slept == [7.0, 7.0]
