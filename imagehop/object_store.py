@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,10 +150,12 @@ class _TokenSession:
     """
 
     def __init__(self, connection: _TokenConnection) -> None:
-        self._connection = connection
+        self._connection = weakref.ref(connection)  # no cycle: a worker's connection dies with it
 
     def invalidate(self) -> bool:
-        connection = self._connection
+        connection = self._connection()
+        if connection is None:
+            return False
         if connection.token:
             connection.tokens.invalidate(connection.token)
         return not connection.single_attempt
@@ -300,7 +303,8 @@ class ObjectStore:
         self._verify_tls = verify_tls
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[_TokenConnection] = []
+        # Weak: a worker thread's connection (and its socket) goes when the thread ends.
+        self._connections: weakref.WeakSet[_TokenConnection] = weakref.WeakSet()
         self._limits: ClusterLimits | None = None
 
     @classmethod
@@ -335,13 +339,14 @@ class ObjectStore:
             )
             self._local.connection = connection
             with self._lock:
-                self._connections.append(connection)
+                self._connections.add(connection)
         return connection
 
     def close(self) -> None:
         """Close every thread's connection (they reopen on next use)."""
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections = list(self._connections)
+            self._connections = weakref.WeakSet()
         for connection in connections:
             connection.drop_http()
         self._local = threading.local()

@@ -47,7 +47,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 
 from pydantic import BaseModel, ConfigDict
 
@@ -317,8 +317,13 @@ def copy_segments(
     Returns:
         One result per segment of the plan, in index order (``finished`` ones included).
 
+    Stopping: after the first failed segment (or an exception from ``progress``) no new
+    segment starts; the ones in flight are finished, since a later run can reuse them, and
+    then the error is raised. The same goes for Ctrl-C (KeyboardInterrupt) in the calling
+    thread; a second Ctrl-C while waiting stops the workers at their next chunk.
+
     Raises:
-        The first error of any segment; the other workers stop at their next chunk.
+        The first error of any segment, once the segments in flight are done.
     """
     done = {result.index: result for result in finished}
     todo = [spec for spec in plan.segments if spec.index not in done]
@@ -342,17 +347,45 @@ def copy_segments(
         return result
 
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="imagehop-copy") as pool:
-        futures: list[Future[SegmentResult]] = [pool.submit(work, spec) for spec in todo]
+        futures = [pool.submit(work, spec) for spec in todo]
         try:
-            for future in as_completed(futures):
-                result = future.result()
-                done[result.index] = result
+            failure = _collect(futures, done)
         except BaseException:
-            abort.set()
-            for future in futures:
-                future.cancel()
+            _finish_in_flight(futures, abort)
             raise
+    if failure is not None:
+        raise failure
     return [done[index] for index in sorted(done)]
+
+
+def _collect(
+    futures: list[Future[SegmentResult]], done: dict[int, SegmentResult]
+) -> BaseException | None:
+    """Gather results as they come; after the first failure, cancel what has not started."""
+    failure: BaseException | None = None
+    for future in as_completed(futures):
+        if future.cancelled():
+            continue
+        error = future.exception()
+        if error is None:
+            result = future.result()
+            done[result.index] = result
+        elif failure is None:
+            failure = error
+            for pending in futures:
+                pending.cancel()
+    return failure
+
+
+def _finish_in_flight(futures: list[Future[SegmentResult]], abort: threading.Event) -> None:
+    """Interrupted while waiting: let running segments finish, unless interrupted again."""
+    for future in futures:
+        future.cancel()
+    try:
+        wait(futures)
+    except BaseException:
+        abort.set()
+        raise
 
 
 # -- around the copy -----------------------------------------------------------------------
