@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote, unquote
 
 import requests
@@ -52,9 +52,12 @@ from imagehop.errors import (
     TransportError,
     UnauthorizedError,
 )
-from imagehop.settings import MiB, Settings
+
+if TYPE_CHECKING:  # only for from_settings(); keeps pydantic-settings off the copy path
+    from imagehop.settings import Settings
 
 T = TypeVar("T")
+MiB = 1024 * 1024
 
 #: Rackspace documents 1 MiB as the smallest SLO segment (all but the last), even though
 #: upstream Swift's ``/info`` says 1 byte; plans honour the larger of the two.

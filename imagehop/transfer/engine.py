@@ -52,8 +52,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from pydantic import BaseModel, ConfigDict
 
 from imagehop.errors import ImagehopError, IntegrityError, NotFoundError, RateLimitedError
-from imagehop.object_store import VERIFIED_META, ObjectInfo, ObjectStore, RangeReader
-from imagehop.settings import MiB
+from imagehop.object_store import VERIFIED_META, MiB, ObjectInfo, ObjectStore, RangeReader
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
 from imagehop.transfer.source import LISTING_ATTEMPTS, LISTING_DELAY_SECONDS, discover_source
 
