@@ -11,6 +11,10 @@ Copiers, each run in its own process (peak RSS from ``wait4``; wall time of the 
 * ``serial``      the simplest segment-by-segment GET -> PUT loop (python-swiftclient);
 * ``swift-cli``   ``swift download`` to disk, then ``swift upload --use-slo -S 100MiB``.
 
+The source DLO has 64 MiB segments by default (16 for 1 GiB): real exports have tens to
+hundreds of segments, and with only a few (e.g. 11 of 100 MiB) the last wave of 8 workers
+runs mostly idle on the WAN (``--source-segment 100MiB`` shows that effect).
+
 Networks: ``loopback`` (direct), ``passthrough`` (through the proxy with no shaping, to show
 the proxy is not the bottleneck) and ``wan`` (per-connection cap and added round-trip time,
 default 20 MB/s and 40 ms). Repetitions are interleaved; medians are reported, with ratios
@@ -433,6 +437,7 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
                 "swift_cpu_s_median": round(
                     statistics.median(r.swift_cpu_seconds for r in mine), 2
                 ),
+                "in_process_mb_per_s_median": _in_process(mine),
                 "vs_rclone": round(median / rclone, 2) if rclone else None,
                 "vs_serial": round(median / serial, 2) if serial else None,
                 "runs": len(mine),
@@ -440,6 +445,12 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _in_process(runs: Sequence[Run]) -> float | None:
+    """Median MB/s measured inside the Python copiers (without interpreter start-up)."""
+    speeds = [r.mb_per_s * r.seconds / r.detail["seconds"] for r in runs if r.detail.get("seconds")]
+    return round(statistics.median(speeds), 1) if speeds else None
 
 
 def _order(copier: str) -> tuple[int, int]:
