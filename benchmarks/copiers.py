@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     token = os.environ["BENCH_TOKEN"]
+    # A shell starting the benchmark in the background may have left SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
         result = (run_imagehop if args.kind == "imagehop" else run_serial)(args, token)

@@ -336,15 +336,16 @@ class Bench:
 
     # -- resume ------------------------------------------------------------------------
 
-    def measure_resume(self, how: signal.Signals) -> dict[str, Any]:
-        """Interrupt imagehop-8 at ~50 % with ``how``, restart it, report what moved."""
+    def measure_resume(self, how: signal.Signals, point: float) -> dict[str, Any]:
+        """Interrupt imagehop-8 at ``point`` (fraction of bytes) with ``how``, restart it,
+        report what the second run moved."""
         target = self.fresh_target()
         command, env = self.command("imagehop-8", "loopback", target)
         sent: list[float] = []
 
         def interrupt_at_half(line: str, pid: int) -> None:
             parts = line.split()
-            if not sent and parts[0] == "progress" and int(parts[1]) >= int(parts[2]) / 2:
+            if not sent and parts[0] == "progress" and int(parts[1]) >= int(parts[2]) * point:
                 sent.append(int(parts[1]) / int(parts[2]))
                 os.kill(pid, how)
 
@@ -355,6 +356,7 @@ class Bench:
         self.clean_target(target)
         result = {
             "signal": how.name,
+            "wanted_at": point,
             "interrupted_at": sent[0] if sent else None,
             "first_run_exit": first.returncode,
             "second_run_fraction_moved": moved / self.args.size if ok else None,
@@ -487,6 +489,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-wan", action="store_true")
     parser.add_argument("--no-passthrough", action="store_true")
     parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument("--resume-points", default="0.5", help="fractions, e.g. 0.4,0.5,0.6")
     parser.add_argument("--wan-rate", type=float, default=20e6, help="bytes/s per connection")
     parser.add_argument("--wan-latency", type=float, default=0.040, help="added RTT, seconds")
     parser.add_argument("--root", help="working directory (default: a new temporary one)")
@@ -537,8 +540,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 extra[f"proxy_cpu_seconds_{network}"] = bench.proxy_cpu_seconds(network)
         if not args.no_resume:
             extra["resume"] = [
-                bench.measure_resume(signal.SIGINT),
-                bench.measure_resume(signal.SIGKILL),
+                bench.measure_resume(how, float(point))
+                for point in args.resume_points.split(",")
+                for how in (signal.SIGINT, signal.SIGKILL)
             ]
     finally:
         extra["load_average_end"] = os.getloadavg()

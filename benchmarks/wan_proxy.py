@@ -11,6 +11,8 @@ Run standalone::
     python -m benchmarks.wan_proxy --upstream 127.0.0.1:8080 --rate 20e6 --latency 0.040
 
 It prints ``listening <port>`` once per upstream, then forwards until SIGTERM.
+``python -m benchmarks.wan_proxy --selftest`` measures the proxy alone: a sender pushes 1 GiB
+through it to a sink over 1 and 8 connections, unshaped and shaped.
 """
 
 from __future__ import annotations
@@ -128,12 +130,73 @@ class ShapingProxy:
             ).start()
 
 
+def _sink() -> int:
+    """A TCP server that counts what it receives and answers the count; returns its port."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+
+    def drain(connection: socket.socket) -> None:
+        received = 0
+        while data := connection.recv(1 << 20):
+            received += len(data)
+        connection.sendall(str(received).encode())
+        connection.close()
+
+    def accept() -> None:
+        while True:
+            connection, _ = server.accept()
+            threading.Thread(target=drain, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return int(server.getsockname()[1])
+
+
+def selftest(total: int = 1 << 30) -> None:
+    """Print the proxy's throughput and CPU time for a few shapes and connection counts."""
+    sink = _sink()
+    block = b"\0" * (1 << 20)
+    for shape, connections, size in [
+        (Shape(0, 0), 1, total),
+        (Shape(0, 0), 8, total),
+        (Shape(20e6, 0.040), 1, total // 8),
+        (Shape(20e6, 0.040), 8, total),
+    ]:
+        proxy = ShapingProxy(("127.0.0.1", sink), shape)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+
+        def send(count: int = size // connections, port: int = proxy.port) -> None:
+            with socket.create_connection(("127.0.0.1", port)) as connection:
+                for _ in range(count // len(block)):
+                    connection.sendall(block)
+                connection.shutdown(socket.SHUT_WR)
+                connection.recv(100)
+
+        started, cpu = time.monotonic(), time.process_time()
+        senders = [threading.Thread(target=send) for _ in range(connections)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        seconds = time.monotonic() - started
+        print(
+            f"rate {shape.rate / 1e6:g} MB/s, latency {shape.latency * 1000:g} ms, "
+            f"{connections} connection(s): {size / seconds / 1e6:.0f} MB/s, "
+            f"{time.process_time() - cpu:.2f} CPU s (proxy + sender + sink) in {seconds:.1f} s"
+        )
+        proxy.listener.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--upstream", action="append", required=True, help="host:port")
+    parser.add_argument("--selftest", action="store_true", help="measure the proxy alone")
+    parser.add_argument("--upstream", action="append", help="host:port")
     parser.add_argument("--rate", type=float, default=20e6, help="bytes/s per connection")
     parser.add_argument("--latency", type=float, default=0.040, help="added RTT in seconds")
     args = parser.parse_args(argv)
+    if args.selftest:
+        selftest()
+        return
+    if not args.upstream:
+        parser.error("--upstream is required")
     shape = Shape(args.rate, args.latency)
     for upstream in args.upstream:
         host, port = upstream.rsplit(":", 1)

@@ -314,12 +314,13 @@ class ObjectStore:
     def from_settings(
         cls, storage_url: str, tokens: TokenProvider, settings: Settings, region: str = ""
     ) -> ObjectStore:
-        """A store using the timeouts and TLS options of ``settings``."""
+        """A store using the timeouts, chunk size and TLS options of ``settings``."""
         return cls(
             storage_url,
             tokens,
             timeout=settings.http_timeout,
             region=region,
+            block_size=settings.chunk_size_bytes,
             verify_tls=settings.tls_verify,
         )
 
