@@ -19,7 +19,7 @@ from typing import Any
 
 from imagehop.errors import PreflightError, SourceIncompleteError
 from imagehop.object_store import ListedObject, ObjectInfo, ObjectStore
-from imagehop.transfer.layout import SourceLayout, SourceSegment
+from imagehop.transfer.layout import SourceKind, SourceLayout, SourceSegment
 
 LISTING_ATTEMPTS = 4
 LISTING_DELAY_SECONDS = 10.0
@@ -63,10 +63,10 @@ def discover_source(
 
 
 def _layout(
-    kind: str, info: ObjectInfo, etag: str, segments: Sequence[SourceSegment]
+    kind: SourceKind, info: ObjectInfo, etag: str, segments: Sequence[SourceSegment]
 ) -> SourceLayout:
     return SourceLayout(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         container=info.container,
         name=info.name,
         size=info.size,

@@ -80,8 +80,10 @@ class SwiftPair:
     storage_urls: dict[str, str]
     _names: Iterator[int] = field(default_factory=itertools.count)
 
-    def tokens(self, **kwargs: float) -> SandboxTokens:
-        return SandboxTokens(self.secret, **kwargs)  # type: ignore[arg-type]
+    def tokens(
+        self, lifetime: float = 3600.0, believed_lifetime: float | None = None
+    ) -> SandboxTokens:
+        return SandboxTokens(self.secret, lifetime, believed_lifetime)
 
     def store(self, region: str, tokens: SandboxTokens | None = None) -> ObjectStore:
         return ObjectStore(

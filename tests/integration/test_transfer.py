@@ -18,6 +18,7 @@ from swiftclient import client as swift
 from imagehop.errors import IntegrityError, NotFoundError, SourceIncompleteError
 from imagehop.object_store import VERIFIED_META, ObjectStore
 from imagehop.transfer import (
+    Progress,
     SegmentResult,
     TransferPlan,
     copy_segments,
@@ -71,7 +72,8 @@ def put_slo(
 
 
 def read_all(raw: swift.Connection, container: str, name: str) -> bytes:
-    return raw.get_object(container, name)[1]  # type: ignore[no-any-return]
+    body: bytes = raw.get_object(container, name)[1]
+    return body
 
 
 def md5_of_md5s(etags: Sequence[str]) -> str:
@@ -181,7 +183,7 @@ def test_zero_byte_source_becomes_an_empty_object(
     assert iad.head_object(dst, "empty").size == 0
 
 
-def _interrupt_after(segments: int) -> object:
+def _interrupt_after(segments: int) -> Progress:
     def progress(done: int, total: int, segments_done: int, segments_total: int) -> None:
         if segments_done >= segments:
             raise Interrupt
@@ -237,7 +239,7 @@ def test_resume_trusts_split_segments_only_with_the_verified_marker(
     plan = plan_transfer(discover_source(dfw, src, "disk.vhd"), iad.limits(), dst, "d", MiB)
     prepare_target(iad, plan)
     with pytest.raises(Interrupt):
-        copy_segments(dfw, iad, plan, 1, _interrupt_after(2), chunk_size=256 * 1024)  # type: ignore[arg-type]
+        copy_segments(dfw, iad, plan, 1, _interrupt_after(2), chunk_size=256 * 1024)
     iad.post_metadata(plan.segments_container, plan.segments[1].name, {})  # drop the marker
 
     finished = find_finished_segments(iad, plan)
@@ -401,7 +403,7 @@ def test_after_a_failure_the_segments_in_flight_are_finished_for_the_next_run(
     prepare_target(iad, plan)
 
     with pytest.raises(Interrupt):
-        copy_segments(dfw, iad, plan, 3, _interrupt_after(1), chunk_size=256 * 1024)  # type: ignore[arg-type]
+        copy_segments(dfw, iad, plan, 3, _interrupt_after(1), chunk_size=256 * 1024)
 
     finished = find_finished_segments(iad, plan)
     stored = [o.name for o in iad.list_objects(plan.segments_container)]
