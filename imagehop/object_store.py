@@ -10,6 +10,7 @@ Retries, one layer per failure kind:
 * replayable single requests (HEAD, listings, container PUT, manifest PUT, ...) get
   ``retries`` quick retries inside swiftclient for transport blips and 5xx, and one retry with
   a new token after a 401 (the stale token is handed to ``TokenProvider.invalidate`` first);
+  a second 401 raises :class:`~imagehop.errors.AuthenticationError`;
 * the streaming calls of the segment copy (:meth:`ObjectStore.open_range`,
   :meth:`ObjectStore.put_stream`) make exactly one attempt: the transfer engine retries the
   whole segment by re-opening its source range, which is the only safe way to retry a stream.
@@ -41,6 +42,7 @@ from swiftclient.exceptions import ClientException
 
 from imagehop.errors import (
     ApiError,
+    AuthenticationError,
     BadRequestError,
     ConflictError,
     ForbiddenError,
@@ -366,7 +368,12 @@ class ObjectStore:
         except ClientException as exc:
             if stream or exc.http_status is None:
                 connection.drop_http()
-            raise map_client_exception(exc, f"{what} in {self.region or self.storage_url}") from exc
+            where = f"{what} in {self.region or self.storage_url}"
+            if exc.http_status == 401 and not stream:  # refused again with a fresh token
+                raise AuthenticationError(
+                    f"{where}: the storage refused a fresh token (401)", exc.transaction_id
+                ) from exc
+            raise map_client_exception(exc, where) from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             connection.drop_http()
             raise TransportError(

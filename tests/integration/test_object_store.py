@@ -12,10 +12,10 @@ import pytest
 
 from imagehop.errors import (
     ApiError,
+    AuthenticationError,
     ForbiddenError,
     IntegrityError,
     NotFoundError,
-    UnauthorizedError,
 )
 from imagehop.object_store import ObjectStore
 from tests.integration.conftest import TARGET_CAP, SwiftPair
@@ -132,7 +132,7 @@ def test_an_expired_token_is_replaced_after_a_401(swift_pair: SwiftPair, request
     assert (tokens.issued, tokens.invalidated) == (2, 1)
 
 
-def test_a_token_refused_twice_raises_unauthorized_without_the_token(
+def test_a_token_refused_twice_is_an_authentication_error_without_the_token(
     swift_pair: SwiftPair,
 ) -> None:
     class Refused:
@@ -146,9 +146,10 @@ def test_a_token_refused_twice_raises_unauthorized_without_the_token(
 
     tokens = Refused()
     store = ObjectStore(swift_pair.storage_urls["DFW"], tokens, region="DFW")
-    with pytest.raises(UnauthorizedError) as caught:
+    with pytest.raises(AuthenticationError) as caught:
         store.list_objects("x")
-    assert caught.value.retryable
+    assert not caught.value.retryable
+    assert caught.value.request_id
     assert tokens.calls == 2
     assert "valid-token" not in str(caught.value) + repr(store)
 

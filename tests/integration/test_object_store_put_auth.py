@@ -26,8 +26,9 @@ def test_put_stream_with_an_expired_token_raises_unauthorized_and_invalidates(
     time.sleep(1.2)
     body = os.urandom(6 * MiB)
 
-    with pytest.raises(UnauthorizedError):
+    with pytest.raises(UnauthorizedError) as caught:
         store.put_stream(container, "o", io.BytesIO(body), len(body))
+    assert caught.value.retryable  # the engine retries the segment with a new token
 
     assert tokens.invalidated == 1
     assert store.put_stream(container, "o", io.BytesIO(body), len(body))  # new token works
