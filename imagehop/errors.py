@@ -15,6 +15,7 @@ plain positional values only.
   * ApiError                  an HTTP error answer from a cloud API (status, request id)
     * BadRequestError (400), ForbiddenError (403), NotFoundError (404),
       ConflictError (409), UnsupportedMediaTypeError (415)
+    * UnauthorizedError (401 on a one-shot stream; token invalidated, retry)  retryable
     * RateLimitedError (413/429 with Retry-After)          retryable
     * ServerError (5xx)                                    retryable
   * TransportError            connection refused/reset, read timeout           retryable
@@ -98,6 +99,14 @@ class ApiError(ImagehopError):
 
 class BadRequestError(ApiError):
     """400: the cloud rejected the request's content."""
+
+
+class UnauthorizedError(ApiError):
+    """401 on a request that cannot be repeated in place (a streamed segment copy): the token
+    has been invalidated, so retrying the step uses a new one. A 401 that a fresh token does
+    not cure is an :class:`AuthenticationError`."""
+
+    retryable = True
 
 
 class ForbiddenError(ApiError):

@@ -46,10 +46,11 @@ class TokenAuth:
             return self.app(environ, start_response)
         token = environ.get("HTTP_X_AUTH_TOKEN") or environ.get("HTTP_X_STORAGE_TOKEN") or ""
         claims = verify(self.secret, token)
+        head = environ.get("REQUEST_METHOD") == "HEAD"
         if claims is None:
-            return _deny(start_response, "401 Unauthorized", UNAUTHORIZED)
+            return _deny(start_response, "401 Unauthorized", UNAUTHORIZED, head)
         if claims.account != parts[2]:
-            return _deny(start_response, "403 Forbidden", FORBIDDEN)
+            return _deny(start_response, "403 Forbidden", FORBIDDEN, head)
         environ["REMOTE_USER"] = claims.user
         environ["swift.authorize"] = _allow
         environ["swift.authorize_override"] = True
@@ -57,7 +58,7 @@ class TokenAuth:
         return self.app(environ, start_response)
 
 
-def _deny(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
+def _deny(start_response: StartResponse, status: str, body: bytes, head: bool) -> list[bytes]:
     start_response(
         status,
         [
@@ -66,7 +67,7 @@ def _deny(start_response: StartResponse, status: str, body: bytes) -> list[bytes
             ("Www-Authenticate", 'Swift realm="imagehop-sandbox"'),
         ],
     )
-    return [body]
+    return [] if head else [body]  # a HEAD answer has no body (Swift says 500 otherwise)
 
 
 def filter_factory(global_conf: dict[str, str], **local_conf: str) -> Callable[[WsgiApp], WsgiApp]:

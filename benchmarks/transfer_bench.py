@@ -1,0 +1,569 @@
+"""Benchmark: copy a DLO from "DFW" to "IAD" (two real Swift clusters on loopback) with imagehop
+and with the anchors, directly and through a WAN-shaping proxy.
+
+    python -m benchmarks.transfer_bench                   # 1 GiB, 3 repetitions, loopback + WAN
+    python -m benchmarks.transfer_bench --size 4GiB --no-wan --reps 2
+
+Copiers, each run in its own process (peak RSS from ``wait4``; wall time of the process):
+
+* ``imagehop-N``  the segment transfer engine with N workers (``transfer_object``);
+* ``rclone``      ``rclone copyto`` between the two Swift endpoints (``--swift-chunk-size 100Mi``);
+* ``serial``      the simplest segment-by-segment GET -> PUT loop (python-swiftclient);
+* ``swift-cli``   ``swift download`` to disk, then ``swift upload --use-slo -S 100MiB``.
+
+The source DLO has 64 MiB segments by default (16 for 1 GiB): real exports have tens to
+hundreds of segments, and with only a few (e.g. 11 of 100 MiB) the last wave of 8 workers
+runs mostly idle on the WAN (``--source-segment 100MiB`` shows that effect).
+
+Networks: ``loopback`` (direct), ``passthrough`` (through the proxy with no shaping, to show
+the proxy is not the bottleneck) and ``wan`` (per-connection cap and added round-trip time,
+default 20 MB/s and 40 ms). Repetitions are interleaved; medians are reported, with ratios
+to rclone and to the serial copy of the same network in the same run. Also measured: a run
+interrupted at ~50 % (SIGINT: graceful; SIGKILL: a crash) and restarted, as the fraction of
+the bytes the second run moved. Results go to ``benchmarks/results/<time>.json``.
+
+The machine is shared and CPU-bound (2 cores run the client, 8 Swift servers and the proxy):
+read the figures as relative, and quote the load average printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swiftclient import client as swift
+
+from imagehop.errors import NotFoundError
+from imagehop.object_store import ObjectStore
+from imagehop.sandbox.swift_cluster import SwiftCluster
+from imagehop.sandbox.tokens import ACCOUNT_PREFIX, issue
+
+REPO = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
+TENANT = "100000"
+SOURCE_CONTAINER = "exports"
+SOURCE_OBJECT = "bench-image.vhd"
+UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB}
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)i?b?", text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1GiB, 100MiB)")
+    return int(float(match.group(1)) * UNITS[match.group(2)])
+
+
+@dataclass
+class Run:
+    network: str
+    copier: str
+    rep: int
+    seconds: float
+    mb_per_s: float
+    peak_rss_mib: float
+    returncode: int
+    load_average: float
+    copier_cpu_seconds: float
+    swift_cpu_seconds: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Child:
+    seconds: float
+    peak_rss_mib: float
+    returncode: int
+    lines: list[str]
+    cpu_seconds: float
+
+
+def run_child(
+    command: Sequence[str],
+    env: dict[str, str],
+    log: Path,
+    on_line: Callable[[str, int], None] | None = None,
+) -> Child:
+    """Run one copier process; its wall time and the peak RSS of it and its descendants.
+
+    The peak is VmHWM polled from /proc every 50 ms: ``wait4``'s ru_maxrss would include
+    the benchmark's own memory, copied into the child by fork before exec.
+    """
+    started = time.monotonic()
+    with open(log, "ab") as errors:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, env=env, cwd=REPO, text=True
+        )
+        peaks: dict[int, int] = {}
+        poller = threading.Thread(target=_poll_peaks, args=(process, peaks), daemon=True)
+        poller.start()
+        lines = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if on_line is not None:
+                on_line(line, process.pid)
+        _, status, usage = os.wait4(process.pid, 0)  # CPU times are the child's own
+        process.returncode = os.waitstatus_to_exitcode(status)
+        poller.join()
+    peak = max(peaks.values(), default=0) / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return Child(time.monotonic() - started, peak, process.returncode, lines, cpu)
+
+
+def _poll_peaks(process: subprocess.Popen[str], peaks: dict[int, int]) -> None:
+    """Record VmHWM (KiB) of ``process`` and its descendants until it exits."""
+    while process.returncode is None and Path(f"/proc/{process.pid}/status").exists():
+        for pid in _family(process.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(r"^VmHWM:\s+(\d+)", status, re.MULTILINE)
+            if match:
+                peaks[pid] = max(peaks.get(pid, 0), int(match.group(1)))
+        time.sleep(0.05)
+
+
+def _family(pid: int) -> list[int]:
+    family, index = [pid], 0
+    while index < len(family):
+        try:
+            tasks = Path(f"/proc/{family[index]}/task").iterdir()
+            for task in tasks:
+                children = (task / "children").read_text().split()
+                family += [int(child) for child in children]
+        except OSError:
+            pass
+        index += 1
+    return family
+
+
+class Bench:
+    """Two Swift clusters, a source DLO, the copiers, and the proxy processes."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.root = Path(args.root or tempfile.mkdtemp(prefix="imagehop-bench-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        secret_file = self.root / "token-secret"
+        self.secret = hashlib.sha256(os.urandom(32)).hexdigest()
+        secret_file.write_text(self.secret)
+        self.clusters = {
+            name: SwiftCluster.prepare(self.root / name.lower(), name, secret_file)
+            for name in ("DFW", "IAD")
+        }
+        self.token, _ = issue(self.secret, TENANT, "bench", 12 * 3600)
+        self.account = ACCOUNT_PREFIX + TENANT
+        self.proxies: dict[str, tuple[subprocess.Popen[str], dict[str, int]]] = {}
+        self.log = self.root / "copiers.log"
+        self.counter = 0
+
+    # -- setup -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for cluster in self.clusters.values():
+            cluster.start()
+        for cluster in self.clusters.values():
+            cluster.wait_ready(self.account, self.token)
+
+    def stop(self) -> None:
+        for process, _ in self.proxies.values():
+            process.terminate()
+            process.wait(10)
+        for cluster in self.clusters.values():
+            cluster.stop()
+        if not self.args.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, region: str, network: str) -> str:
+        port = self.clusters[region].config.ports["proxy"]
+        if network != "loopback":
+            port = self.proxies[network][1][region]
+        return f"http://127.0.0.1:{port}/v1/{self.account}"
+
+    def start_proxy(self, network: str, rate: float, latency: float) -> None:
+        upstreams = [f"127.0.0.1:{c.config.ports['proxy']}" for c in self.clusters.values()]
+        command = [sys.executable, "-m", "benchmarks.wan_proxy", "--rate", str(rate)]
+        command += ["--latency", str(latency)]
+        for upstream in upstreams:
+            command += ["--upstream", upstream]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, cwd=REPO, text=True, env=self.env()
+        )
+        assert process.stdout is not None
+        ports = [int(process.stdout.readline().split()[1]) for _ in upstreams]
+        self.proxies[network] = (process, dict(zip(self.clusters, ports, strict=True)))
+
+    def proxy_cpu_seconds(self, network: str) -> float:
+        return cpu_seconds(self.proxies[network][0].pid)
+
+    def swift_cpu_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for c in self.clusters.values() for pid in c.pids())
+
+    def connection(self, region: str) -> swift.Connection:
+        return swift.Connection(
+            preauthurl=self.url(region, "loopback"), preauthtoken=self.token, timeout=300
+        )
+
+    def create_source(self) -> None:
+        """A DLO like an export: ``<name>`` + ``<name>-00001``..., random bytes."""
+        size, part = self.args.size, self.args.source_segment
+        connection = self.connection("DFW")
+        connection.put_container(SOURCE_CONTAINER)
+        for number, offset in enumerate(range(0, size, part), 1):
+            length = min(part, size - offset)
+            connection.put_object(
+                SOURCE_CONTAINER,
+                f"{SOURCE_OBJECT}-{number:05d}",
+                RandomReader(length),
+                content_length=length,
+            )
+        connection.put_object(
+            SOURCE_CONTAINER,
+            SOURCE_OBJECT,
+            b"",
+            headers={"X-Object-Manifest": f"{SOURCE_CONTAINER}/{SOURCE_OBJECT}-"},
+        )
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ, PYTHONPATH=str(REPO), BENCH_TOKEN=self.token, **extra)
+        env.pop("PYTHONSTARTUP", None)
+        return env
+
+    def fresh_target(self) -> str:
+        self.counter += 1
+        return f"bench-{self.counter:04d}"
+
+    def clean_target(self, container: str) -> None:
+        store = ObjectStore(self.url("IAD", "loopback"), StaticTokens(self.token), region="IAD")
+        for name in (container, f"{container}_segments"):
+            try:
+                objects = store.list_objects(name)
+            except NotFoundError:
+                continue
+            store.bulk_delete((name, item.name) for item in objects)
+            self.connection("IAD").delete_container(name)
+
+    # -- copiers -----------------------------------------------------------------------
+
+    def command(self, copier: str, network: str, target: str) -> tuple[list[str], dict[str, str]]:
+        src, dst = self.url("DFW", network), self.url("IAD", network)
+        if copier.startswith("imagehop-") or copier == "serial":
+            kind = "serial" if copier == "serial" else "imagehop"
+            command = [sys.executable, "-m", "benchmarks.copiers", kind, "--src", src]
+            command += ["--dst", dst, "--container", SOURCE_CONTAINER, "--object", SOURCE_OBJECT]
+            command += ["--target-container", target]
+            if kind == "imagehop":
+                command += ["--workers", copier.split("-")[1]]
+                command += ["--segment-size", str(self.args.segment_size)]
+            return command, self.env()
+        if copier == "rclone":
+            env = self.env()
+            for name, url in (("DFW", src), ("IAD", dst)):
+                env[f"RCLONE_CONFIG_{name}_TYPE"] = "swift"
+                env[f"RCLONE_CONFIG_{name}_STORAGE_URL"] = url
+                env[f"RCLONE_CONFIG_{name}_AUTH_TOKEN"] = self.token
+            command = [rclone_path(), "copyto", f"dfw:{SOURCE_CONTAINER}/{SOURCE_OBJECT}"]
+            command += [f"iad:{target}/{SOURCE_OBJECT}", "--swift-chunk-size", "100Mi", "-q"]
+            command += ["--config", "/dev/null"]
+            return command, env
+        if copier == "swift-cli":
+            scratch = self.root / "scratch" / SOURCE_OBJECT
+            scratch.parent.mkdir(exist_ok=True)
+            cli = str(Path(sys.executable).parent / "swift")
+            script = (
+                f'"{cli}" --os-storage-url "$SRC" download {SOURCE_CONTAINER} {SOURCE_OBJECT} '
+                f'-o "{scratch}" -q && "{cli}" --os-storage-url "$DST" upload {target} '
+                f'"{scratch}" --object-name {SOURCE_OBJECT} --use-slo -S {100 * MiB} -q '
+                f'&& rm -f "{scratch}"'
+            )
+            return ["bash", "-c", script], self.env(SRC=src, DST=dst, OS_AUTH_TOKEN=self.token)
+        raise ValueError(copier)
+
+    def run_copier(self, copier: str, network: str, rep: int) -> Run:
+        target = self.fresh_target()
+        command, env = self.command(copier, network, target)
+        swift_cpu = self.swift_cpu_seconds()
+        child = run_child(command, env, self.log)
+        swift_cpu = self.swift_cpu_seconds() - swift_cpu
+        detail = json.loads(child.lines[-1]) if child.lines and copier != "swift-cli" else {}
+        ok = child.returncode == 0 and self.target_size(target) == self.args.size
+        self.clean_target(target)
+        run = Run(
+            network,
+            copier,
+            rep,
+            child.seconds,
+            self.args.size / child.seconds / 1e6 if ok else 0.0,
+            child.peak_rss_mib,
+            child.returncode if ok or child.returncode else -1,
+            os.getloadavg()[0],
+            child.cpu_seconds,
+            swift_cpu,
+            detail,
+        )
+        print(
+            f"  {network:11} {copier:11} rep {rep}: {run.mb_per_s:7.1f} MB/s "
+            f"{run.seconds:6.1f} s  peak RSS {run.peak_rss_mib:6.1f} MiB  "
+            f"CPU copier {run.copier_cpu_seconds:5.1f} s, Swift {run.swift_cpu_seconds:5.1f} s  "
+            f"load {run.load_average:.1f}" + ("" if ok else "  FAILED (see copiers.log)"),
+            flush=True,
+        )
+        return run
+
+    def target_size(self, container: str) -> int:
+        try:
+            return int(
+                self.connection("IAD").head_object(container, SOURCE_OBJECT)["content-length"]
+            )
+        except swift.ClientException:
+            return -1
+
+    # -- resume ------------------------------------------------------------------------
+
+    def measure_resume(self, how: signal.Signals, point: float) -> dict[str, Any]:
+        """Interrupt imagehop-8 at ``point`` (fraction of bytes) with ``how``, restart it,
+        report what the second run moved."""
+        target = self.fresh_target()
+        command, env = self.command("imagehop-8", "loopback", target)
+        sent: list[float] = []
+
+        def interrupt_at_half(line: str, pid: int) -> None:
+            parts = line.split()
+            if not sent and parts[0] == "progress" and int(parts[1]) >= int(parts[2]) * point:
+                sent.append(int(parts[1]) / int(parts[2]))
+                os.kill(pid, how)
+
+        first = run_child([*command, "--progress"], env, self.log, interrupt_at_half)
+        second = run_child(command, env, self.log)
+        moved = json.loads(second.lines[-1])["bytes_moved"]
+        ok = second.returncode == 0 and self.target_size(target) == self.args.size
+        self.clean_target(target)
+        result = {
+            "signal": how.name,
+            "wanted_at": point,
+            "interrupted_at": sent[0] if sent else None,
+            "first_run_exit": first.returncode,
+            "second_run_fraction_moved": moved / self.args.size if ok else None,
+        }
+        print(f"  resume after {how.name}: {result}", flush=True)
+        return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RandomReader:
+    """``length`` random bytes, read in pieces (so the source is never built in memory)."""
+
+    def __init__(self, length: int) -> None:
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        count = self.remaining if size < 0 else min(size, self.remaining)
+        self.remaining -= count
+        return os.urandom(count)
+
+
+class StaticTokens:
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def token(self) -> str:
+        return self._token
+
+    def invalidate(self, stale: str) -> None:
+        raise SystemExit("benchmark token refused")
+
+
+def rclone_path() -> str:
+    """rclone from PATH, installed from Debian if missing (the Debian 12 package is 1.60)."""
+    found = shutil.which("rclone")
+    if found:
+        return found
+    print("installing rclone (apt-get install -y --no-install-recommends rclone)", flush=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "rclone"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return shutil.which("rclone") or "rclone"
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    rows = []
+    keys = sorted({(r.network, r.copier) for r in runs}, key=lambda k: (k[0], _order(k[1])))
+    medians = {
+        key: statistics.median(r.mb_per_s for r in runs if (r.network, r.copier) == key)
+        for key in keys
+    }
+    for network, copier in keys:
+        mine = [r for r in runs if (r.network, r.copier) == (network, copier)]
+        speeds = [r.mb_per_s for r in mine]
+        rclone = medians.get((network, "rclone"))
+        serial = medians.get((network, "serial"))
+        median = medians[(network, copier)]
+        rows.append(
+            {
+                "network": network,
+                "copier": copier,
+                "mb_per_s_median": round(median, 1),
+                "mb_per_s_min": round(min(speeds), 1),
+                "mb_per_s_max": round(max(speeds), 1),
+                "peak_rss_mib_median": round(statistics.median(r.peak_rss_mib for r in mine), 1),
+                "peak_rss_mib_max": round(max(r.peak_rss_mib for r in mine), 1),
+                "copier_cpu_s_median": round(
+                    statistics.median(r.copier_cpu_seconds for r in mine), 2
+                ),
+                "swift_cpu_s_median": round(
+                    statistics.median(r.swift_cpu_seconds for r in mine), 2
+                ),
+                "in_process_mb_per_s_median": _in_process(mine),
+                "vs_rclone": round(median / rclone, 2) if rclone else None,
+                "vs_serial": round(median / serial, 2) if serial else None,
+                "runs": len(mine),
+                "failed": sum(1 for r in mine if r.returncode != 0),
+            }
+        )
+    return rows
+
+
+def _in_process(runs: Sequence[Run]) -> float | None:
+    """Median MB/s measured inside the Python copiers (without interpreter start-up)."""
+    speeds = [r.mb_per_s * r.seconds / r.detail["seconds"] for r in runs if r.detail.get("seconds")]
+    return round(statistics.median(speeds), 1) if speeds else None
+
+
+def _order(copier: str) -> tuple[int, int]:
+    if copier.startswith("imagehop-"):
+        return (0, int(copier.split("-")[1]))
+    return ({"rclone": 1, "serial": 2, "swift-cli": 3}.get(copier, 4), 0)
+
+
+def print_table(rows: Sequence[dict[str, Any]]) -> None:
+    print(
+        "| network | copier | MB/s median [min-max] | peak RSS MiB median (max) "
+        "| vs rclone | vs serial |"
+    )
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['network']} | {row['copier']} | {row['mb_per_s_median']} "
+            f"[{row['mb_per_s_min']}-{row['mb_per_s_max']}] | {row['peak_rss_mib_median']} "
+            f"({row['peak_rss_mib_max']}) | {row['vs_rclone']} | {row['vs_serial']} |"
+        )
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"))
+    parser.add_argument("--source-segment", type=parse_size, default=parse_size("64MiB"))
+    parser.add_argument("--segment-size", type=parse_size, default=parse_size("256MiB"))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--copiers", default="imagehop,rclone,serial,swift-cli")
+    parser.add_argument("--no-wan", action="store_true")
+    parser.add_argument("--no-passthrough", action="store_true")
+    parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument("--resume-points", default="0.5", help="fractions, e.g. 0.4,0.5,0.6")
+    parser.add_argument("--wan-rate", type=float, default=20e6, help="bytes/s per connection")
+    parser.add_argument("--wan-latency", type=float, default=0.040, help="added RTT, seconds")
+    parser.add_argument("--root", help="working directory (default: a new temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument("--out", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def copier_list(args: argparse.Namespace) -> list[str]:
+    copiers = []
+    for name in args.copiers.split(","):
+        if name == "imagehop":
+            copiers += [f"imagehop-{n}" for n in args.workers.split(",")]
+        else:
+            copiers.append(name)
+    return copiers
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    copiers = copier_list(args)
+    if "rclone" in copiers:
+        rclone_path()
+    bench = Bench(args)
+    started = time.time()
+    runs: list[Run] = []
+    extra: dict[str, Any] = {"load_average_start": os.getloadavg()}
+    try:
+        print(f"starting two Swift clusters in {bench.root}", flush=True)
+        bench.start()
+        print(f"creating a {args.size} byte DLO in DFW", flush=True)
+        bench.create_source()
+        networks = ["loopback"]
+        if not args.no_passthrough:
+            bench.start_proxy("passthrough", 0, 0)
+            networks.append("passthrough")
+        if not args.no_wan:
+            bench.start_proxy("wan", args.wan_rate, args.wan_latency)
+            networks.append("wan")
+        for network in networks:
+            chosen = copiers
+            if network == "passthrough":
+                chosen = [c for c in copiers if c in ("imagehop-8", "rclone")]
+            for rep in range(1, args.reps + 1):
+                for copier in chosen:
+                    runs.append(bench.run_copier(copier, network, rep))
+            if network != "loopback":
+                extra[f"proxy_cpu_seconds_{network}"] = bench.proxy_cpu_seconds(network)
+        if not args.no_resume:
+            extra["resume"] = [
+                bench.measure_resume(how, float(point))
+                for point in args.resume_points.split(",")
+                for how in (signal.SIGINT, signal.SIGKILL)
+            ]
+    finally:
+        extra["load_average_end"] = os.getloadavg()
+        bench.stop()
+    rows = summarize(runs)
+    print_table(rows)
+    print(json.dumps(extra, indent=1))
+    out = args.out or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "command": " ".join(["python -m benchmarks.transfer_bench", *(argv or sys.argv[1:])]),
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "cpus": os.cpu_count(),
+        "summary": rows,
+        "extra": extra,
+        "runs": [asdict(run) for run in runs],
+    }
+    out.write_text(json.dumps(document, indent=1))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The segment transfer engine: copy one object between two regions' Swift, as an SLO,
+verified, resumable, in bounded memory. See :mod:`imagehop.transfer.engine`."""
+
+from imagehop.transfer.engine import (
+    Progress,
+    SegmentResult,
+    TransferReport,
+    copy_segment,
+    copy_segments,
+    delete_segments,
+    find_finished_segments,
+    prepare_target,
+    transfer_object,
+    verify_target,
+    write_manifest,
+)
+from imagehop.transfer.layout import SourceLayout, SourceSegment
+from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
+from imagehop.transfer.source import discover_source
+
+__all__ = [
+    "Piece",
+    "Progress",
+    "SegmentResult",
+    "SegmentSpec",
+    "SourceLayout",
+    "SourceSegment",
+    "TransferPlan",
+    "TransferReport",
+    "copy_segment",
+    "copy_segments",
+    "delete_segments",
+    "discover_source",
+    "find_finished_segments",
+    "plan_transfer",
+    "prepare_target",
+    "transfer_object",
+    "verify_target",
+    "write_manifest",
+]
