@@ -114,6 +114,7 @@ class CloudClients:
             timeout=settings.http_timeout,
             region=region.upper(),
             retries=self._swift_retries,
+            block_size=settings.chunk_size_bytes,
             verify_tls=settings.tls_verify,
         )
         with self._lock:
