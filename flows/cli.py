@@ -37,6 +37,13 @@ if TYPE_CHECKING:
     from imagehop.procedure.result import DryRunPlan, TransferResult
     from tasks.progress import Event
 
+ACCOUNT_VARIABLES = (
+    "IMAGEHOP_IDENTITY_URL",
+    "IMAGEHOP_USERNAME",
+    "IMAGEHOP_API_KEY",
+    "IMAGEHOP_PASSWORD",
+    "IMAGEHOP_TARGET_",
+)
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_CONFIG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 #: Set for the commands that run a flow, unless the user set them.
 PREFECT_DEFAULTS = {
@@ -190,6 +197,8 @@ def demo(
     folder = state_dir or control.default_state_dir()
     _say(f"starting the local cloud in {folder} (first start: about a minute) ...")
     cloud = LocalCloud(control.up(folder))
+    for name in [n for n in os.environ if n.startswith(ACCOUNT_VARIABLES)]:
+        del os.environ[name]  # the demo runs as the local cloud's own account, nobody else's
     os.environ.update(cloud.settings_env())
     server_id = cloud.admin.seed()["DFW"]["demo_server"]
     _say(f"transferring an image of server {server_id} from DFW to IAD and booting it")
