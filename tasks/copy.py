@@ -9,6 +9,12 @@ manifest would then reference a missing object. Reading the target costs one lis
 
 from __future__ import annotations
 
+from prefect import task
+from prefect.runtime import task_run
+
+from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
+from imagehop.object_store import ObjectStore
+from imagehop.procedure.request import segments_container, staged_object
 from imagehop.transfer import (
     SegmentResult,
     TransferPlan,
@@ -20,11 +26,6 @@ from imagehop.transfer import copy_segment as copy_one_segment
 from imagehop.transfer import find_finished_segments as finished_segments
 from imagehop.transfer import prepare_target as prepare
 from imagehop.transfer import write_manifest as put_manifest
-from prefect import task
-from prefect.runtime import task_run
-
-from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
-from imagehop.procedure.request import segments_container, staged_object
 from tasks import progress
 from tasks.cloud import clients, clock
 from tasks.policy import FRESH, RETRIES
@@ -74,41 +75,62 @@ def find_finished_segments(region: str, plan: TransferPlan) -> list[SegmentResul
     return finished_segments(store, plan, settings.transfer_concurrency)
 
 
-@task(name="copy-segment", task_run_name="copy-segment-{index:05d}", **FRESH)
-def copy_segment(
-    plan: TransferPlan, index: int, source_region: str, target_region: str, copy_id: str
-) -> SegmentResult | None:
-    """Copy segment ``index`` of ``plan`` (ranged GETs from the source into one verified
-    PUT). ``plan`` may be cut down to that segment (``flows.copy_segments.segment_plan``).
+def _copy_run_name() -> str:
+    """``copy-segment-00042``, or ``copy-segments-00040-00047`` for a run of segments."""
+    plan: TransferPlan = task_run.parameters["plan"]
+    first, last = plan.segments[0].index, plan.segments[-1].index
+    return f"copy-segment-{first:05d}" if first == last else f"copy-segments-{first:05d}-{last:05d}"
 
-    One attempt per task try: the task's retries are the segment's retry layer, and each
-    retry re-opens the source range (a stream is never replayed).
+
+@task(name="copy-segment", task_run_name=_copy_run_name, **FRESH)
+def copy_segment(
+    plan: TransferPlan, source_region: str, target_region: str, copy_id: str
+) -> list[SegmentResult]:
+    """Copy the segments of ``plan`` (usually one: ``flows.copy_segments.segment_plan`` cuts
+    the plan down to a task's share), each by ranged GETs from the source into one verified
+    PUT.
+
+    One attempt per segment per task try: the task's retries are the segment's retry layer;
+    a retry re-opens the source ranges (a stream is never replayed) and skips segments the
+    earlier try finished (read from the target).
 
     Returns:
-        The verified segment, or None when the copy was stopped before this segment started
-        (another segment failed for good; a re-run resumes from what is in place).
+        The verified segments; fewer than planned when the copy was stopped because another
+        segment failed for good (a re-run resumes from what is in place).
     """
     counters = progress.copy_of(copy_id)
-    if counters is not None and counters.aborted.is_set():
-        return None
     c = clients()
-    try:
-        result = copy_one_segment(
-            c.objects("source", source_region),
-            c.objects("target", target_region),
-            plan,
-            next(spec for spec in plan.segments if spec.index == index),
-            chunk_size=c.settings().chunk_size_bytes,
-            attempts=1,
-            on_bytes=counters.add_bytes if counters is not None else None,
-        )
-    except Exception as error:
-        if counters is not None and _final(error):
-            counters.aborted.set()  # segments that have not started are skipped
-        raise
-    if counters is not None:
-        counters.add_segment()
-    return result
+    source, target = c.objects("source", source_region), c.objects("target", target_region)
+    results = _finished_by_earlier_try(target, plan)
+    for spec in plan.segments:
+        if counters is not None and counters.aborted.is_set():
+            break
+        if spec.index in results:
+            continue
+        try:
+            results[spec.index] = copy_one_segment(
+                source,
+                target,
+                plan,
+                spec,
+                chunk_size=c.settings().chunk_size_bytes,
+                attempts=1,
+                on_bytes=counters.add_bytes if counters is not None else None,
+            )
+        except Exception as error:
+            if counters is not None and _final(error):
+                counters.aborted.set()  # segments that have not started are skipped
+            raise
+        if counters is not None:
+            counters.add_segment()
+    return [results[index] for index in sorted(results)]
+
+
+def _finished_by_earlier_try(target: ObjectStore, plan: TransferPlan) -> dict[int, SegmentResult]:
+    if (task_run.run_count or 1) <= 1:
+        return {}
+    done = finished_segments(target, plan, 1)
+    return {result.index: result.model_copy(update={"copied": True}) for result in done}
 
 
 def _final(error: Exception) -> bool:

@@ -18,10 +18,11 @@ from prefect.settings import (
     temporary_settings,
 )
 
+import flows.copy_segments
 import tasks.copy
 import tasks.target
 from flows.transfer_image import transfer_image
-from imagehop.errors import ConflictError, IntegrityError, TaskFailedError
+from imagehop.errors import ConflictError, IntegrityError, TaskFailedError, TransportError
 from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
 from imagehop.procedure.request import (
     DEFAULT_EXPORT_CONTAINER,
@@ -344,3 +345,28 @@ def test_rerun_after_a_stop_between_import_and_tagging_imports_nothing_new(
     after = created(on_cloud)
     assert after["IAD import_tasks_created"] == before.get("IAD import_tasks_created", 0) + 1
     assert after["IAD images_created"] == before.get("IAD images_created", 0) + 1
+
+
+def test_a_transient_failure_is_retried_by_the_task_without_recopying(
+    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One task copies every segment here (a cap of one segment task); a dropped connection
+    on the fourth segment fails that try, the task's retry copies only the fourth and
+    later segments (the first three are found in the target)."""
+    monkeypatch.setattr(flows.copy_segments, "MAX_SEGMENT_TASKS", 1)
+    real_copy = tasks.copy.copy_one_segment
+    copied: list[int] = []
+
+    def drop_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        index = args[3].index
+        copied.append(index)
+        if index == 3 and copied.count(3) == 1:
+            raise TransportError("PUT segment 3: connection reset (injected)")
+        return real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.copy, "copy_one_segment", drop_once)
+    result = transfer_image(request_for(new_image(on_cloud)))
+
+    assert isinstance(result, TransferResult)
+    assert copied == [0, 1, 2, 3, 3, 4, 5]
+    assert result.segments_copied == SEGMENTS and result.bytes_copied == result.bytes_total
