@@ -21,6 +21,7 @@ them), then the failure is raised.
 from __future__ import annotations
 
 import time
+from typing import cast
 from uuid import UUID
 
 from prefect import flow, unmapped
@@ -55,7 +56,8 @@ class ProgressArtifact:
     """A Prefect progress artifact, updated no more often than every ``every`` seconds."""
 
     def __init__(self, key: str, description: str, start: float, every: float) -> None:
-        self._id: UUID = create_progress_artifact(100 * start, key=key, description=description)
+        created = create_progress_artifact(100 * start, key=key, description=description)
+        self._id = cast(UUID, created)  # sync call: an id, not a coroutine
         self._every = every
         self._last_sent = time.monotonic()
         self._last_value = start

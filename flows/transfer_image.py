@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from prefect import Task, flow, get_run_logger
+from prefect import State, Task, flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -392,7 +392,7 @@ def _create(step: Task[..., R], refresh: bool, *args: Any) -> tuple[R, bool]:
     """Run a cached create step (ignoring its cache when ``refresh``; otherwise Prefect's
     cache setting decides); returns its result and whether that came from the cache."""
     task = step.with_options(refresh_cache=True) if refresh else step
-    state = task(*args, return_state=True)
+    state = cast(State[R], task(*args, return_state=True))
     return state.result(), state.name == "Cached"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 from pydantic import SecretStr
 
@@ -98,7 +99,8 @@ def _block_secret(name: str) -> SecretStr:
         return cached
     from prefect.blocks.system import Secret  # needs the Prefect API; only when asked for
 
-    value = SecretStr(str(Secret.load(name).get()))
+    block = cast("Secret[Any]", Secret.load(name))  # sync call: a block, not a coroutine
+    value = SecretStr(str(block.get()))
     with _lock:
         _block_values[name] = value
     return value
