@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-HOME = tempfile.mkdtemp(prefix="imagehop-bench-prefect-")
+HOME = tempfile.mkdtemp(prefix="imagehop-overhead-prefect-")
 os.environ.update(
     {
         "PREFECT_HOME": HOME,
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-segment-size", type=parse_size, default=8 * 1024 * 1024)
     parser.add_argument("--keep", action="store_true", help="leave the local cloud running")
     args = parser.parse_args(argv)
-    state_dir = Path(tempfile.mkdtemp(prefix="imagehop-bench-cloud-"))
+    state_dir = Path(tempfile.mkdtemp(prefix="imagehop-overhead-cloud-"))
     sizes = {
         "server_disk_bytes": args.disk_size,
         "export_segment_bytes": args.export_segment_size,
