@@ -27,7 +27,9 @@ segments) shows what each segment task adds.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 HOME = tempfile.mkdtemp(prefix="imagehop-overhead-prefect-")
+atexit.register(shutil.rmtree, HOME, ignore_errors=True)  # runs after Prefect's own exit hooks
 os.environ.update(
     {
         "PREFECT_HOME": HOME,
@@ -199,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             control.down(state_dir)
+            shutil.rmtree(state_dir, ignore_errors=True)
     columns = ("wall", "copy", "waits", "sleeps", "overhead", "prefect", "per segment", "segments")
     print("run " + " ".join(f"{name:>11}" for name in columns))
     for number, row in enumerate(rows, 1):

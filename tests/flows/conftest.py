@@ -8,6 +8,7 @@ cloud (test scale: tasks finish in about 0.2 s) does its work in real time.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -35,8 +36,11 @@ from tests.flows.helpers import RecordingClock  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
+    try:
+        with prefect_test_harness(server_startup_timeout=90):
+            yield
+    finally:
+        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture
