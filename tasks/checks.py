@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from imagehop.object_store import ClusterLimits
 from prefect import task
 
+from imagehop.object_store import ClusterLimits
 from imagehop.procedure.preflight import PreflightReport, run_preflight
 from imagehop.procedure.request import TransferIdentity, TransferRequest
 from imagehop.procedure.steps import find_run_images, find_transferred_image

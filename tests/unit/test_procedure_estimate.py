@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from imagehop.object_store import ClusterLimits
 
+from imagehop.object_store import ClusterLimits
 from imagehop.procedure.estimate import (
     POLL_SECONDS,
     effective_segment_size,
