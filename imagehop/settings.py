@@ -117,7 +117,7 @@ class Settings(BaseSettings):
         ge=64 * 1024,
         le=64 * MiB,
         description="Bytes read per step while streaming a segment. Peak buffer memory is "
-        "about transfer_concurrency x chunk_size_bytes x 2.",
+        "about 3 x transfer_concurrency x chunk_size_bytes.",
     )
     source_uses_internal_url: bool = Field(
         False,
