@@ -25,7 +25,6 @@ from tests.deployments.processes import (
     Api,
     Background,
     free_port,
-    group_alive,
     output_of,
     prefect_env,
     run,
@@ -58,7 +57,8 @@ class PrefectServer:
     def stop(self) -> None:
         """Stop it (no-op once stopped) and check nothing of it is left."""
         self.process.stop()
-        assert not group_alive(self.process.process.pid), "prefect server processes left"
+        left = self.process.leftovers()
+        assert not left, f"prefect server processes left behind: {left}"
 
 
 @dataclass

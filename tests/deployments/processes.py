@@ -10,6 +10,7 @@ the flow tests set theirs (a private home) when their conftest is imported later
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -64,11 +65,12 @@ def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[st
 
 @dataclass
 class Background:
-    """A long-running process in its own process group, logging to a file."""
+    """A long-running Prefect process in its own process group, logging to a file."""
 
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    home: str
 
     @classmethod
     def start(
@@ -84,7 +86,7 @@ class Background:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        return cls(name, process, log)
+        return cls(name, process, log, env["PREFECT_HOME"])
 
     def output(self, last: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-last:]
@@ -94,8 +96,7 @@ class Background:
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> list[str]:
         """SIGTERM, a second SIGTERM after ``grace`` (a Prefect worker may let the first one
-        pass), SIGKILL after another ``grace``; then end whatever is left of its process group
-        (e.g. a flow run it started). Returns how it went, one line per step."""
+        pass), SIGKILL after another ``grace``. Returns how it went, one line per signal."""
         steps = []
         for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
             if not self.running():
@@ -107,30 +108,33 @@ class Background:
             except subprocess.TimeoutExpired:
                 steps.append(f"{self.name} still running {grace:.0f} s after {sig.name}")
             else:
-                steps.append(
-                    f"{self.name} exited {time.monotonic() - began:.1f} s after {sig.name}"
-                )
-        _kill_group(self.process.pid)
+                seconds = time.monotonic() - began
+                steps.append(f"{self.name} exited {seconds:.1f} s after {sig.name}")
         return steps
 
+    def leftovers(self) -> list[str]:
+        """Kill what is left of it (e.g. a flow run it started, which Prefect puts in a process
+        group of its own) and say what that was: every process with its PREFECT_HOME."""
+        found = processes_with_home(self.home)
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        return [f"{pid}: {command}" for pid, command in found.items()]
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and group_alive(pgid):
-        time.sleep(0.1)
 
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group still exists (zombies of ours are reaped first)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def processes_with_home(home: str) -> dict[str, str]:
+    """pid -> command line of every process whose environment has PREFECT_HOME=home."""
+    marker = f"PREFECT_HOME={home}".encode()
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if marker in environ:
+            found[pid] = command.decode(errors="replace").strip()
+    return found
 
 
 def run(

@@ -2,7 +2,7 @@
 
 The served run is a dry run (pre-flight and plan only): what is tested here is that serve.py
 registers the YAML's deployments, runs one with the credentials from the Secret block, and
-pauses them when it stops. The full transfer through a deployment is test_work_pool.py's.
+pauses them when it stops. The full transfer through a deployment is test_process_pool.py's.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.deployments.conftest import Operator
+from tests.deployments.conftest import POOL, Operator
 from tests.deployments.expected import mismatches, yaml_deployments
 from tests.deployments.processes import (
     PROJECT_ROOT,
     PYTHON,
     Background,
-    group_alive,
     json_output,
     run,
     wait_for,
@@ -31,8 +30,13 @@ SERVE = [PYTHON, str(PROJECT_ROOT / "deployments" / "serve.py")]
 
 @pytest.fixture(scope="module")
 def pool_deployed(operator: Operator) -> Operator:
-    """The YAML's deployments on the process pool, as after the worker journey."""
-    operator.deploy()
+    """The YAML's deployments on the process pool, as after the worker journey (which
+    test_process_pool.py, collected first, leaves behind; deployed here when run alone)."""
+    held = operator.api.deployments()
+    if set(held) != set(yaml_deployments()) or any(
+        d["work_pool_name"] != POOL for d in held.values()
+    ):
+        operator.deploy()
     return operator
 
 
@@ -65,7 +69,8 @@ def test_serve_takes_over_only_after_the_pool_deployments_are_deleted(
     finally:
         stopped = serving.stop()
         print("\n".join(stopped))
-    assert not group_alive(serving.process.pid), "serve.py processes left behind"
+    left = serving.leftovers()
+    assert not left, f"serve.py processes left behind: {left}"
 
     assert report["result_type"] == "DryRunPlan"
     assert image_id in report["result"]["source"]

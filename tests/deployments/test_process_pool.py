@@ -34,7 +34,6 @@ from tests.deployments.processes import (
     PROJECT_ROOT,
     PYTHON,
     Background,
-    group_alive,
     json_output,
     prefect_env,
     run,
@@ -70,7 +69,8 @@ def deployed(operator: Operator) -> Iterator[Deployed]:
     finally:
         stopped = worker.stop()
         print("\n".join(stopped))
-    assert not group_alive(worker.process.pid), "worker processes left behind"
+    left = worker.leftovers()
+    assert not left, f"worker processes left behind: {left}"
 
 
 def test_prefect_yaml_deploys_schedules_limits_and_settings(deployed: Deployed) -> None:
