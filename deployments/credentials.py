@@ -199,6 +199,13 @@ def settings_from_environment() -> Settings:
     return Settings()  # type: ignore[call-arg]  # pydantic-settings fills in every field
 
 
+def api_url_configured() -> bool:
+    """Whether Prefect is pointed at a server (environment or profile), not a temporary one."""
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
 def variable_template(variable: str) -> str:
     """How prefect.yaml refers to a Prefect Variable (resolved by ``prefect deploy``)."""
     return "{{ prefect.variables." + variable + " }}"
@@ -227,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not api_url_configured():
+        sys.stderr.write(
+            "credentials: error: PREFECT_API_URL is not set: the blocks would go to a "
+            "temporary server that no worker sees\n"
+        )
+        return 2
     ask = None if args.no_prompt or not sys.stdin.isatty() else _terminal_ask
     try:
         credentials = collect(settings_from_environment(), ask)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prefect.filesystems import LocalFileSystem
+from prefect.settings import PREFECT_API_URL
 
 RESULTS_BLOCK = "imagehop-results"
 
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not PREFECT_API_URL.value():
+        sys.stderr.write(
+            "result_storage: error: PREFECT_API_URL is not set: the block would go to a "
+            "temporary server that no worker sees\n"
+        )
+        return 2
     path = args.path.expanduser().absolute()
     slug = save_local_storage(path, args.name)
     sys.stdout.write(f"saved block {slug} -> {path}\n")

@@ -34,6 +34,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron, Interval, Schedule
+from prefect.settings import PREFECT_API_URL
 from prefect.utilities.templating import resolve_variables
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not os.environ.get("PREFECT_API_URL"):
+    if not PREFECT_API_URL.value():
         sys.stderr.write(
             "serve: PREFECT_API_URL is not set: without it the deployments would live in a "
             "temporary private server and vanish with this process\n"
@@ -177,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     specs = [s for s in read_deployments() if not args.only or s["name"] in args.only]
     if not specs:
-        sys.stderr.write(f"serve: no deployment named {' '.join(args.only)} in {PREFECT_YAML}\n")
+        sys.stderr.write(f"serve: no deployment to serve in {PREFECT_YAML} (--only {args.only})\n")
         return 2
     os.chdir(PROJECT_ROOT)  # entry points (and the runs' imports) are relative to the root
     try:

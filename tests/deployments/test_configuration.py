@@ -120,6 +120,17 @@ def test_prefect_yaml_env_is_what_credentials_py_prints_for_one_account() -> Non
     assert not [value for value in env.values() if "{{ prefect.blocks" in str(value)]
 
 
+def test_scheduled_deployments_run_one_at_a_time_and_placeholders_stay_unscheduled() -> None:
+    for name, spec in yaml_deployments().items():
+        parameters = str(spec["parameters"])
+        schedules = spec.get("schedules") or []
+        if "REPLACE-WITH" in parameters:
+            assert schedules and not any(s["active"] for s in schedules), name
+        if schedules:
+            assert spec["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert "REPLACE-WITH" in str(yaml_deployments()["transfer-image/nightly-dr"]["parameters"])
+
+
 # -- serve.py ----------------------------------------------------------------------------------
 
 
@@ -157,11 +168,12 @@ def test_serve_refuses_deployments_with_different_env(serve: ModuleType) -> None
 
 
 def test_serve_will_not_start_without_an_api_url(
-    serve: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    serve: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    assert serve.main([]) == 2
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # unset, even under a harness
+        assert serve.main([]) == 2
     assert "PREFECT_API_URL is not set" in capsys.readouterr().err
 
 
