@@ -1,0 +1,135 @@
+"""Deployment tests: a real ``prefect server`` (own port, own home, no telemetry) set up the way
+deployments/README.md tells an operator to, against the local cloud.
+
+The server starts first (about 20 s on a fresh database) while the local cloud starts; then
+the work pool, the credentials (deployments/credentials.py) and the result storage
+(deployments/result_storage.py) are created with the README's commands. Each test module
+deploys what it needs itself, so the modules do not depend on their order.
+
+Nothing here imports Prefect into the test process (see ``processes.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from imagehop.sandbox.testing import LocalCloud
+from tests.deployments.processes import (
+    PREFECT,
+    PROJECT_ROOT,
+    PYTHON,
+    Api,
+    Background,
+    free_port,
+    output_of,
+    prefect_env,
+    run,
+    run_all,
+    wait_for,
+)
+
+SERVER_START_SECONDS = 120.0
+POOL = "imagehop"
+
+
+@dataclass
+class PrefectServer:
+    process: Background
+    api_url: str
+    home: Path
+
+    @property
+    def api(self) -> Api:
+        return Api(self.api_url)
+
+    def wait_healthy(self) -> None:
+        def healthy() -> bool:
+            if not self.process.running():
+                raise AssertionError(f"prefect server exited:\n{self.process.output()}")
+            return self.api.healthy()
+
+        wait_for("prefect server healthy", healthy, SERVER_START_SECONDS)
+
+    def stop(self) -> None:
+        """Stop it (no-op once stopped) and check nothing of it is left."""
+        self.process.stop()
+        left = self.process.leftovers()
+        assert not left, f"prefect server processes left behind: {left}"
+
+
+@dataclass
+class Operator:
+    """What an operator has after following the README up to `prefect deploy`."""
+
+    server: PrefectServer
+    cloud: LocalCloud
+    workdir: Path
+    results: Path
+
+    @property
+    def api(self) -> Api:
+        return self.server.api
+
+    def env(self, role: str, **extra: str) -> dict[str, str]:
+        """Environment of a client process (its own home; the project importable, as after
+        `pip install -e .`)."""
+        home = self.workdir / f"home-{role}"
+        return prefect_env(home, self.server.api_url, PYTHONPATH=str(PROJECT_ROOT), **extra)
+
+    def deploy(self) -> str:
+        """``prefect deploy --all`` from the project root, as the README says."""
+        env = self.env("deploy", PWD=str(PROJECT_ROOT))
+        command = [*PREFECT, "deploy", "--all", "--no-prompt"]
+        result = run([*command, "--prefect-file", "deployments/prefect.yaml"], env)
+        assert result.returncode == 0, output_of(result)
+        return result.stdout
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A `prefect server start` of our own; started without waiting, so that it comes up
+    while other session fixtures (the local cloud) start."""
+    folder = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = prefect_env(folder / "home", PREFECT_UI_ENABLED="false")
+    command = [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    process = Background.start("prefect server", command, env, folder / "server.log", folder)
+    server = PrefectServer(process, f"http://127.0.0.1:{port}/api", folder / "home")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="package")
+def operator(
+    prefect_server: PrefectServer, local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    """Server up; work pool, Secret block, Variables and result storage created. The server
+    is stopped once this folder's tests are done, not at the end of the whole session.
+
+    ``prefect_server`` comes first in the arguments so that it starts before the local cloud.
+    """
+    prefect_server.wait_healthy()
+    workdir = tmp_path_factory.mktemp("operator")
+    operator = Operator(prefect_server, local_cloud, workdir, workdir / "results")
+    account = local_cloud.settings_env()  # IMAGEHOP_IDENTITY_URL, _USERNAME, _API_KEY
+    steps = [
+        ([*PREFECT, "work-pool", "create", POOL, "--type", "process"], operator.env("pool")),
+        (
+            [PYTHON, "deployments/credentials.py", "--no-prompt"],
+            operator.env("credentials", **account),
+        ),
+        (
+            [PYTHON, "deployments/result_storage.py", str(operator.results)],
+            operator.env("results"),
+        ),
+    ]
+    for result in run_all(steps):
+        assert result.returncode == 0, output_of(result)
+    yield operator
+    prefect_server.stop()

@@ -1,0 +1,208 @@
+"""The deployment files and scripts without a server: what credentials.py stores and asks,
+what serve.py makes of prefect.yaml, and that the Docker/Kubernetes examples keep the same
+deployments."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from deployments.credentials import Ask, CredentialsError, collect
+from imagehop.settings import Settings
+from tests.deployments.expected import prefect_yaml, yaml_deployments
+from tests.deployments.processes import PROJECT_ROOT
+
+EXAMPLES = PROJECT_ROOT / "deployments" / "examples"
+IDENTITY = "http://identity.example/v2.0"
+#: Variables that would hold a secret itself (job variables may only name Secret blocks).
+SECRET_VARIABLES = {
+    "IMAGEHOP_API_KEY",
+    "IMAGEHOP_PASSWORD",
+    "IMAGEHOP_TARGET_API_KEY",
+    "IMAGEHOP_TARGET_PASSWORD",
+}
+
+
+def settings(**fields: Any) -> Settings:
+    """Settings from these fields only (no environment, no .env)."""
+    return Settings.model_validate({"identity_url": IDENTITY, **fields})
+
+
+class Answers:
+    """A scripted operator: answers questions in order, records (question, secret)."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, bool]] = []
+
+    def __call__(self, question: str, secret: bool) -> str:
+        self.asked.append((question, secret))
+        return self.answers.pop(0)
+
+
+def never_ask(question: str, secret: bool) -> str:
+    raise AssertionError(f"asked {question!r} although everything was given")
+
+
+# -- credentials.py ----------------------------------------------------------------------------
+
+
+def test_a_complete_environment_is_stored_without_a_question() -> None:
+    stored = collect(settings(username="ops", api_key="k-123"), never_ask)
+
+    assert [(s.block, s.value.get_secret_value()) for s in stored.secrets] == [
+        ("imagehop-api-key", "k-123")
+    ]
+    assert stored.variables() == {"imagehop_identity_url": IDENTITY, "imagehop_username": "ops"}
+    assert "k-123" not in repr(stored)
+
+
+def test_missing_values_are_asked_for_and_secrets_without_echo() -> None:
+    answers = Answers("ops", "k-typed")
+
+    stored = collect(settings(), answers)
+
+    assert [secret for _, secret in answers.asked] == [False, True]
+    assert stored.settings.username == "ops"
+    assert stored.settings.api_key == SecretStr("k-typed")
+
+
+def test_an_empty_api_key_answer_asks_for_a_password_instead() -> None:
+    answers = Answers("", "pw-typed")
+
+    stored = collect(settings(username="ops"), answers)
+
+    assert [(s.kind, s.block) for s in stored.secrets] == [("password", "imagehop-password")]
+    assert stored.job_env()["IMAGEHOP_PASSWORD_SECRET_BLOCK"] == "imagehop-password"
+    assert "IMAGEHOP_API_KEY_SECRET_BLOCK" not in stored.job_env()
+
+
+def test_without_prompting_a_missing_secret_names_the_variable_to_set() -> None:
+    with pytest.raises(CredentialsError, match="IMAGEHOP_API_KEY is not set"):
+        collect(settings(username="ops"), None)
+
+
+def test_a_target_account_gets_its_own_blocks_and_variable() -> None:
+    given = settings(
+        username="ops",
+        api_key="k-src",
+        target_username="dr",
+        target_api_key_secret_block="dr-key",  # a name of the operator's choosing
+    )
+    ask: Ask = Answers("k-dst")
+
+    stored = collect(given, ask)
+
+    assert [(s.side, s.block) for s in stored.secrets] == [
+        ("source", "imagehop-api-key"),
+        ("target", "dr-key"),
+    ]
+    assert stored.settings.target_api_key == SecretStr("k-dst")
+    assert stored.variables()["imagehop_target_username"] == "dr"
+    env = stored.job_env()
+    assert env["IMAGEHOP_TARGET_API_KEY_SECRET_BLOCK"] == "dr-key"
+    assert env["IMAGEHOP_TARGET_USERNAME"] == "{{ prefect.variables.imagehop_target_username }}"
+
+
+def test_prefect_yaml_env_is_what_credentials_py_prints_for_one_account() -> None:
+    printed = collect(settings(username="ops", api_key="k"), never_ask).job_env()
+
+    env = prefect_yaml()["definitions"]["env"]
+
+    assert {name: env[name] for name in printed} == printed
+    assert not SECRET_VARIABLES & set(env)
+    assert not [value for value in env.values() if "{{ prefect.blocks" in str(value)]
+
+
+def test_scheduled_deployments_run_one_at_a_time_and_placeholders_stay_unscheduled() -> None:
+    for name, spec in yaml_deployments().items():
+        parameters = str(spec["parameters"])
+        schedules = spec.get("schedules") or []
+        if "REPLACE-WITH" in parameters:
+            assert schedules and not any(s["active"] for s in schedules), name
+        if schedules:
+            assert spec["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert "REPLACE-WITH" in str(yaml_deployments()["transfer-image/nightly-dr"]["parameters"])
+
+
+# -- serve.py ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def serve(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """deployments.serve, imported in the test (it imports Prefect; see processes.py), with
+    the project root as the working directory (entry points are relative to it)."""
+    monkeypatch.chdir(PROJECT_ROOT)
+    return importlib.import_module("deployments.serve")
+
+
+def test_serve_builds_the_yaml_deployments_with_schedules_and_limits(serve: ModuleType) -> None:
+    for spec in yaml_deployments().values():
+        served = serve.runner_deployment(spec)
+
+        assert (served.name, served.entrypoint) == (spec["name"], spec["entrypoint"])
+        assert served.parameters == spec["parameters"]
+        assert sorted(served.tags) == sorted(spec["tags"])
+        wanted = [(s["cron"], s["timezone"], s["active"]) for s in spec.get("schedules", [])]
+        assert [
+            (s.schedule.cron, s.schedule.timezone, s.active) for s in served.schedules or []
+        ] == wanted
+        limit = spec["concurrency_limit"]
+        assert served.concurrency_limit == limit["limit"]
+        assert served.concurrency_options.collision_strategy.value == limit["collision_strategy"]
+        assert served.work_pool_name is None
+
+
+def test_serve_refuses_deployments_with_different_env(serve: ModuleType) -> None:
+    specs = list(yaml_deployments().values())
+    specs[0] = {**specs[0], "work_pool": {"job_variables": {"env": {"IMAGEHOP_USERNAME": "x"}}}}
+
+    with pytest.raises(serve.ServeError, match="different job-variable env"):
+        serve.shared_env(specs)
+
+
+def test_serve_will_not_start_without_an_api_url(
+    serve: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # unset, even under a harness
+        assert serve.main([]) == 2
+    assert "PREFECT_API_URL is not set" in capsys.readouterr().err
+
+
+# -- examples ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["docker.prefect.yaml", "kubernetes.prefect.yaml"])
+def test_examples_keep_the_deployments_and_settings_of_prefect_yaml(name: str) -> None:
+    example = yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
+
+    assert _without_pool(example["deployments"]) == _without_pool(prefect_yaml()["deployments"])
+    pool = example["deployments"][0]["work_pool"]
+    assert pool["job_variables"]["image"]
+    env = pool["job_variables"]["env"]
+    for setting in ("IMAGEHOP_USERNAME", "IMAGEHOP_API_KEY_SECRET_BLOCK"):
+        assert env[setting] == prefect_yaml()["definitions"]["env"][setting]
+    assert not SECRET_VARIABLES & set(env)
+    assert "NOT TESTED" in (EXAMPLES / name).read_text(encoding="utf-8").splitlines()[0]
+
+
+def _without_pool(deployments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in d.items() if k != "work_pool"} for d in deployments]
+
+
+def test_dockerfile_installs_the_project_where_the_pull_step_looks() -> None:
+    dockerfile = (EXAMPLES / "Dockerfile").read_text(encoding="utf-8")
+    pull = yaml.safe_load((EXAMPLES / "docker.prefect.yaml").read_text(encoding="utf-8"))["pull"]
+
+    directory = pull[0]["prefect.deployments.steps.set_working_directory"]["directory"]
+    assert f"WORKDIR {directory}" in dockerfile
+    assert "pip install --no-cache-dir ." in dockerfile
+    assert Path(directory).is_absolute()

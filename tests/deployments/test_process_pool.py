@@ -1,0 +1,177 @@
+"""deployments/prefect.yaml deployed with `prefect deploy`, run by a real process worker.
+
+The ad-hoc run transfers a real image of the local cloud DFW -> IAD. The worker's flow run uses
+the real clock, so each of its two task waits (export, import) costs one 30 s poll interval:
+that floor stays, and it is most of this module's time. What is kept short is everything
+around it: the worker looks for work every second (PREFECT_WORKER_QUERY_SECONDS=1) and the
+embedding client polls the run every second.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagehop.procedure.request import DEFAULT_EXPORT_CONTAINER
+from tests.deployments.conftest import POOL, Operator
+from tests.deployments.expected import (
+    ADHOC,
+    NIGHTLY,
+    WEEKLY,
+    concurrency,
+    mismatches,
+    schedules,
+)
+from tests.deployments.processes import (
+    PREFECT,
+    PROJECT_ROOT,
+    PYTHON,
+    Background,
+    json_output,
+    prefect_env,
+    run,
+)
+from tests.flows.helpers import new_image, objects
+
+pytestmark = [pytest.mark.cloud, pytest.mark.deployment]
+
+WORKER_NAME = "imagehop-test-worker"
+RUN_TIMEOUT_SECONDS = 240
+
+
+@dataclass
+class Deployed:
+    operator: Operator
+    worker: Background
+    worker_home: Path
+
+
+@pytest.fixture(scope="module")
+def deployed(operator: Operator) -> Iterator[Deployed]:
+    """`prefect deploy --all` from the YAML, and a process worker polling the pool. The worker
+    starts in an empty folder with no IMAGEHOP_* variable: code and settings must come from
+    the deployment (pull step, job variables, Secret block)."""
+    folder = operator.workdir / "worker"
+    folder.mkdir()
+    env = prefect_env(folder / "home", operator.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1")
+    command = [*PREFECT, "worker", "start", "--pool", POOL, "--name", WORKER_NAME, "--limit", "2"]
+    worker = Background.start("worker", command, env, folder / "worker.log", folder)
+    try:
+        operator.deploy()
+        yield Deployed(operator, worker, folder / "home")
+    finally:
+        stopped = worker.stop()
+        print("\n".join(stopped))
+    left = worker.leftovers()
+    assert not left, f"worker processes left behind: {left}"
+
+
+def test_prefect_yaml_deploys_schedules_limits_and_settings(deployed: Deployed) -> None:
+    held = deployed.operator.api.deployments()
+
+    assert not mismatches(held), mismatches(held)
+    assert schedules(held[NIGHTLY]) == [("0 2 * * *", "UTC", False)]  # placeholder server id
+    assert held[NIGHTLY]["parameters"]["request"]["server_id"] == "REPLACE-WITH-SERVER-ID"
+    assert schedules(held[WEEKLY]) == [("0 3 * * 6", "UTC", True)]
+    assert schedules(held[ADHOC]) == []
+    assert concurrency(held[NIGHTLY]) == concurrency(held[WEEKLY]) == (1, "CANCEL_NEW")
+    cloud = deployed.operator.cloud
+    for deployment in held.values():
+        assert deployment["work_pool_name"] == POOL
+        assert deployment["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}
+        ]
+        env = deployment["job_variables"]["env"]
+        assert env["IMAGEHOP_USERNAME"] == cloud.main.username  # from the Prefect Variable
+        assert env["IMAGEHOP_IDENTITY_URL"] == cloud.identity_url
+        assert env["IMAGEHOP_API_KEY_SECRET_BLOCK"] == "imagehop-api-key"
+        assert cloud.main.api_key not in json.dumps(deployment)
+
+
+def test_ui_form_documents_every_field_and_the_server_refuses_bad_requests(
+    deployed: Deployed,
+) -> None:
+    api = deployed.operator.api
+    held = api.deployments()
+    for name, model in ((ADHOC, "TransferRequest"), (WEEKLY, "BatchRequest")):
+        schema = held[name]["parameter_openapi_schema"]
+        fields = schema["definitions"][model]["properties"]
+        assert fields and all(spec.get("description") for spec in fields.values()), name
+        assert held[name]["enforce_parameter_schema"]
+    adhoc = held[ADHOC]["id"]
+    request = {"source_region": "DFW", "target_region": "IAD", "image_id": "any"}
+    for bad in ({**request, "api_key": "not-a-parameter"}, {**request, "concurrency": 0}):
+        response = api.http.post(
+            f"{api.url}/deployments/{adhoc}/create_flow_run",
+            json={"parameters": {"request": bad}},
+            timeout=30,
+        )
+        assert response.status_code == 409, response.text
+        assert "Validation failed" in response.json()["detail"]
+
+
+def test_adhoc_run_goes_through_the_worker_and_returns_a_typed_result(
+    deployed: Deployed,
+) -> None:
+    operator = deployed.operator
+    cloud = operator.cloud
+    image_id = new_image(cloud)
+    command = [PYTHON, "-m", "deployments.embed", "--source-region", "DFW"]
+    command += ["--target-region", "IAD", "--image-id", image_id, "--poll-interval", "1"]
+    command += ["--timeout", str(RUN_TIMEOUT_SECONDS)]
+
+    report = json_output(run(command, operator.env("embed"), RUN_TIMEOUT_SECONDS + 60))
+
+    assert report["result_type"] == "TransferResult"
+    result = report["result"]
+    assert result["source_image_id"] == image_id
+    assert cloud.admin.image_content_md5(result["target_image_id"]) == (
+        cloud.admin.image_content_md5(image_id)
+    )
+    assert result["bytes_copied"] == result["bytes_total"] > 0
+    assert not objects(cloud, "DFW", DEFAULT_EXPORT_CONTAINER, image_id)  # cleaned up
+    flow_run = operator.api.flow_run(report["flow_run_id"])
+    assert flow_run["state_type"] == "COMPLETED"
+    assert flow_run["work_pool_name"] == POOL
+    assert flow_run["labels"]["prefect.worker.name"] == WORKER_NAME
+    assert flow_run["infrastructure_pid"] not in (None, str(os.getpid()))
+    assert report["flow_run_id"] in deployed.worker.output(last=1_000_000)
+    _assert_no_secret_stored(operator, flow_run)
+    assert _result_files(operator.results), "no result in the shared result storage"
+    assert not (deployed.worker_home / "storage").exists()  # not in the worker's own home
+
+
+def _assert_no_secret_stored(operator: Operator, flow_run: dict[str, Any]) -> None:
+    """The API key is in the Secret block only: not in the run's parameters or job
+    variables, not in any log line, not in any persisted result."""
+    key = operator.cloud.main.api_key
+    assert key not in json.dumps(flow_run["parameters"])
+    assert key not in json.dumps(flow_run["job_variables"])
+    logs = operator.api.all_logs()
+    assert logs and not [log for log in logs if key in log["message"]]
+    for path, content in _result_files(operator.results).items():
+        assert key.encode() not in content, path
+
+
+def _result_files(folder: Path) -> dict[Path, bytes]:
+    """Every persisted result file: its bytes, plus its base64 payload decoded (a result
+    record is JSON with a base64 pickle in ``result``; a bare payload is base64 alone)."""
+    return {path: _with_payload(path.read_bytes()) for path in folder.rglob("*") if path.is_file()}
+
+
+def _with_payload(content: bytes) -> bytes:
+    try:
+        payload = json.loads(content).get("result") or ""
+    except (ValueError, AttributeError):
+        payload = content
+    try:
+        return content + base64.b64decode(payload, validate=False)
+    except ValueError:
+        return content
