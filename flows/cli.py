@@ -45,6 +45,8 @@ ACCOUNT_VARIABLES = (
     "IMAGEHOP_TARGET_",
 )
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_CONFIG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+#: Width of the summary table when stderr is not a terminal: wide enough for whole ids.
+LOG_WIDTH = 200
 #: Set for the commands that run a flow, unless the user set them.
 PREFECT_DEFAULTS = {
     "DO_NOT_TRACK": "1",
@@ -401,7 +403,9 @@ def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     for row in outcome.summary_rows():
         table.add_row(row["item"], row["value"])
-    Console(stderr=True).print(table)
+    # Off a terminal (a log, cron mail) rich would fold at 80 columns, cutting ids in two.
+    width = None if sys.stderr.isatty() else LOG_WIDTH
+    Console(stderr=True, width=width).print(table)
     if isinstance(outcome, TransferResult):
         sys.stdout.write(f"new image {outcome.target_image_id} in {outcome.target_region}\n")
         if outcome.server_id:

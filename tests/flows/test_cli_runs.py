@@ -39,6 +39,18 @@ def test_transfer_prints_the_new_image(on_cloud: LocalCloud, runner: CliRunner) 
     assert result["source_image_id"] == image_id and result["target_image_id"]
 
 
+def test_the_summary_in_a_log_keeps_ids_whole(on_cloud: LocalCloud, runner: CliRunner) -> None:
+    image_id = new_image(on_cloud, disk_bytes=1024 * 1024 + 5)
+    outcome = runner.invoke(app, ["transfer", *args(image_id)])
+    assert outcome.exit_code == 0, outcome.output
+    new_line = outcome.stdout.strip().splitlines()[0]
+    assert new_line.startswith("new image ") and new_line.endswith(" in IAD")
+    target_id = new_line.split()[2]
+    summary = outcome.stderr
+    assert f"DFW {image_id}" in summary and f"IAD {target_id}" in summary
+    assert f"com.imagehop.image-of={image_id}" in summary  # one line, not folded at 80 columns
+
+
 def test_plan_changes_nothing(on_cloud: LocalCloud, runner: CliRunner) -> None:
     outcome = runner.invoke(app, ["plan", *args(new_image(on_cloud))])
     assert outcome.exit_code == 0, outcome.output
