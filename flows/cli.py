@@ -296,8 +296,11 @@ def _run(request: TransferRequest, debug: bool) -> TransferResult | DryRunPlan:
 def _prepare_prefect(debug: bool) -> None:
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if not debug:  # the flow's own lines below replace Prefect's console log
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
+    if not debug:
+        # The display (phases, progress, what a failed run keeps) and the one-line error
+        # replace Prefect's console log, tracebacks included; the run's logs still reach the
+        # Prefect API (and its UI).
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
 
 
@@ -358,6 +361,8 @@ class _Display:
             self._console.print(f"[red]failed[/] {event.phase}")
         elif event.kind == "phase-started":
             self._console.print(f"[dim]...[/]   {event.phase}")
+        elif event.kind == "run-failed":
+            self._console.print(event.detail, markup=False, highlight=False, soft_wrap=True)
 
     def _show_copy(self, event: Event) -> None:
         if self._bar is None:

@@ -447,13 +447,15 @@ def _intermediates(request: TransferRequest, source_image_id: str) -> list[str]:
 
 
 def _log_remains(request: TransferRequest, run: RunState) -> None:
-    """After a failure: say what stays in place for a re-run, and how to remove it instead."""
-    logger = get_run_logger()
+    """After a failure: say what stays in place for a re-run, and how to remove it instead
+    (in the run's log, and to progress listeners such as the CLI)."""
     if run.source_image_id is None:
-        logger.error("the transfer failed before the export: nothing is left in Cloud Files")
-        return
-    logger.error(
-        "the transfer failed; kept for a re-run with run key %r (same request): %s",
-        run.identity.run_key,
-        " | ".join(_intermediates(request, run.source_image_id)),
-    )
+        remains = "the transfer failed before the export: nothing is left in Cloud Files"
+    else:
+        kept = " | ".join(_intermediates(request, run.source_image_id))
+        remains = (
+            f"the transfer failed; kept for a re-run with run key {run.identity.run_key!r} "
+            f"(same request): {kept}"
+        )
+    get_run_logger().error(remains)
+    progress.publish(progress.Event("run-failed", run.identity.run_key, detail=remains))

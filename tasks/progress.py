@@ -18,7 +18,10 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["phase-started", "phase-finished", "phase-failed", "copy-progress"]
+#: ``run-failed`` carries, in ``detail``, what a failed run keeps for a re-run.
+EventKind = Literal[
+    "phase-started", "phase-finished", "phase-failed", "copy-progress", "run-failed"
+]
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
+from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from flows.cli import PREFECT_DEFAULTS, app
@@ -74,3 +77,32 @@ def test_bad_credentials_exit_code_4(
     assert outcome.exit_code == 4
     assert "IMAGEHOP_API_KEY" in outcome.stderr.strip().splitlines()[-1]
     assert "wrong" not in outcome.output  # the secret is never echoed
+
+
+def test_a_refusal_in_its_own_process_shows_no_prefect_log_or_traceback(on_cloud: LocalCloud) -> None:
+    """Prefect's console log (task failed, flow crashed, tracebacks) is not the CLI's output."""
+    licensed = on_cloud.admin.seed()["DFW"]["licensed_image"]
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    for name in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_LEVEL"):
+        env.pop(name, None)
+    command = [sys.executable, "-c", "from flows.cli import main; main()", "transfer"]
+    command += args(licensed)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == ["...   preflight", "failed preflight", lines[-1]], done.stderr
+    assert lines[-1].startswith("imagehop: error: image ") and "cannot be exported" in lines[-1]
+
+
+def test_a_failed_import_says_what_is_kept_and_how_to_remove_it(
+    on_cloud: LocalCloud, runner: CliRunner
+) -> None:
+    image_id = new_image(on_cloud)
+    on_cloud.admin.fail_next_task("IAD", "import", "Image import failed: code 609 too large")
+    outcome = runner.invoke(app, ["transfer", *args(image_id)])
+    assert outcome.exit_code == 1
+    lines = outcome.stderr.strip().splitlines()
+    assert lines[-1].startswith("imagehop: error: import task ") and "code 609" in lines[-1]
+    kept = lines[-2]
+    assert kept.startswith("the transfer failed; kept for a re-run with run key")
+    assert f"swift delete imagehop-exports --prefix {image_id}.vhd" in kept
