@@ -79,7 +79,9 @@ def test_bad_credentials_exit_code_4(
     assert "wrong" not in outcome.output  # the secret is never echoed
 
 
-def test_a_refusal_in_its_own_process_shows_no_prefect_log_or_traceback(on_cloud: LocalCloud) -> None:
+def test_a_refusal_in_its_own_process_shows_no_prefect_log_or_traceback(
+    on_cloud: LocalCloud,
+) -> None:
     """Prefect's console log (task failed, flow crashed, tracebacks) is not the CLI's output."""
     licensed = on_cloud.admin.seed()["DFW"]["licensed_image"]
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
