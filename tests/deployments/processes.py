@@ -112,6 +112,16 @@ class Background:
                 steps.append(f"{self.name} exited {seconds:.1f} s after {sig.name}")
         return steps
 
+    def wait_for_its_runs(self, timeout: float) -> None:
+        """Wait until no process it started (a flow run) is left: a runner stopped while a
+        finished run's process is still exiting marks that run cancelled."""
+        alone = {str(self.process.pid)}
+        wait_for(
+            f"{self.name}'s flow-run processes to exit",
+            lambda: set(processes_with_home(self.home)) <= alone,
+            timeout,
+        )
+
     def leftovers(self) -> list[str]:
         """Kill what is left of it (e.g. a flow run it started, which Prefect puts in a process
         group of its own) and say what that was: every process with its PREFECT_HOME."""

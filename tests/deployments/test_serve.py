@@ -66,6 +66,7 @@ def test_serve_takes_over_only_after_the_pool_deployments_are_deleted(
         command += ["--target-region", "IAD", "--image-id", image_id, "--dry-run"]
         command += ["--poll-interval", "1", "--timeout", "120"]
         report = json_output(run(command, operator.env("embed"), timeout=180))
+        serving.wait_for_its_runs(timeout=60)
     finally:
         stopped = serving.stop()
         print("\n".join(stopped))
