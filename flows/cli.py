@@ -34,6 +34,8 @@ from imagehop.procedure.request import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from imagehop.procedure.result import DryRunPlan, TransferResult
     from tasks.progress import Event
 
@@ -338,9 +340,7 @@ class _Display:
     """Phase lines and a copy progress bar on stderr, fed by progress events."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-
-        self._console = Console(stderr=True)
+        self._console = _stderr_console()
         self._bar: Any = None
         self._bar_task: Any = None
 
@@ -394,13 +394,20 @@ class _Display:
             self._bar = None
 
 
+def _stderr_console() -> Console:
+    """The console of everything the CLI shows on stderr. Off a terminal (a log, cron mail)
+    rich would fold at 80 columns, cutting ids in two: there it is LOG_WIDTH wide."""
+    from rich.console import Console
+
+    return Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
+
+
 def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
     from imagehop.procedure.result import TransferResult
 
     if as_json:
         sys.stdout.write(outcome.model_dump_json(indent=2) + "\n")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
@@ -408,9 +415,7 @@ def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     for row in outcome.summary_rows():
         table.add_row(row["item"], row["value"])
-    # Off a terminal (a log, cron mail) rich would fold at 80 columns, cutting ids in two.
-    width = None if sys.stderr.isatty() else LOG_WIDTH
-    Console(stderr=True, width=width).print(table)
+    _stderr_console().print(table)
     if isinstance(outcome, TransferResult):
         sys.stdout.write(f"new image {outcome.target_image_id} in {outcome.target_region}\n")
         if outcome.server_id:
