@@ -298,8 +298,15 @@ class _Tracker:
             self._report()
 
     def _report(self) -> None:
-        if self._callback is not None:
+        if self._callback is None:
+            return
+        try:
             self._callback(self._bytes, self._bytes_total, self._segments, self._segments_total)
+        except BaseException:
+            # The error stops the copy from the worker that met it; the callback is not called
+            # again, so the other workers' segments in flight finish instead of failing too.
+            self._callback = None
+            raise
 
 
 def copy_segments(
@@ -335,22 +342,29 @@ def copy_segments(
     done = {result.index: result for result in finished}
     todo = [spec for spec in plan.segments if spec.index not in done]
     tracker = _Tracker(progress, plan, list(done.values()))
-    abort = threading.Event()
+    abort = threading.Event()  # stop the segments in flight at their next chunk
+    stopping = threading.Event()  # start no new segment
 
-    def work(spec: SegmentSpec) -> SegmentResult:
-        result = copy_segment(
-            source,
-            target,
-            plan,
-            spec,
-            chunk_size,
-            attempts,
-            backoff,
-            sleep,
-            tracker.add_bytes,
-            abort,
-        )
-        tracker.add_segment()
+    def work(spec: SegmentSpec) -> SegmentResult | None:
+        if stopping.is_set():
+            return None
+        try:
+            result = copy_segment(
+                source,
+                target,
+                plan,
+                spec,
+                chunk_size,
+                attempts,
+                backoff,
+                sleep,
+                tracker.add_bytes,
+                abort,
+            )
+            tracker.add_segment()
+        except BaseException:
+            stopping.set()
+            raise
         return result
 
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="imagehop-copy") as pool:
@@ -358,6 +372,7 @@ def copy_segments(
         try:
             failure = _collect(futures, done)
         except BaseException:
+            stopping.set()
             _finish_in_flight(futures, abort)
             raise
     if failure is not None:
@@ -366,7 +381,7 @@ def copy_segments(
 
 
 def _collect(
-    futures: list[Future[SegmentResult]], done: dict[int, SegmentResult]
+    futures: list[Future[SegmentResult | None]], done: dict[int, SegmentResult]
 ) -> BaseException | None:
     """Gather results as they come; after the first failure, cancel what has not started."""
     failure: BaseException | None = None
@@ -376,7 +391,8 @@ def _collect(
         error = future.exception()
         if error is None:
             result = future.result()
-            done[result.index] = result
+            if result is not None:  # None: not started, a failure came first
+                done[result.index] = result
         elif failure is None:
             failure = error
             for pending in futures:
@@ -384,7 +400,7 @@ def _collect(
     return failure
 
 
-def _finish_in_flight(futures: list[Future[SegmentResult]], abort: threading.Event) -> None:
+def _finish_in_flight(futures: list[Future[SegmentResult | None]], abort: threading.Event) -> None:
     """Interrupted while waiting: let running segments finish, unless interrupted again."""
     for future in futures:
         future.cancel()

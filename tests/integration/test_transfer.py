@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from swiftclient import client as swift
@@ -393,22 +394,30 @@ def test_verify_target_detects_a_target_that_differs_from_the_plan(
 
 
 def test_after_a_failure_the_segments_in_flight_are_finished_for_the_next_run(
-    swift_pair: SwiftPair, dfw: ObjectStore, iad: ObjectStore
+    swift_pair: SwiftPair, dfw: ObjectStore, iad: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With 3 workers, the stop after the first finished segment lets the two others finish;
-    the next run copies only what is left."""
+    """With 3 workers, every segment that had started when the first finished one raised is
+    finished (none is cut off by the error); the next run copies only what is left."""
     src, dst = swift_pair.new_container("DFW"), swift_pair.new_container("IAD")
     content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 6)
     plan = plan_transfer(discover_source(dfw, src, "img.vhd"), iad.limits(), dst, "img.vhd", MiB)
     prepare_target(iad, plan)
+    started: list[str] = []
+    put_stream = iad.put_stream
+
+    def recording_put_stream(container: str, name: str, *args: Any, **kwargs: Any) -> str:
+        started.append(name)
+        return put_stream(container, name, *args, **kwargs)
+
+    monkeypatch.setattr(iad, "put_stream", recording_put_stream)
 
     with pytest.raises(Interrupt):
         copy_segments(dfw, iad, plan, 3, _interrupt_after(1), chunk_size=256 * 1024)
 
     finished = find_finished_segments(iad, plan)
     stored = [o.name for o in iad.list_objects(plan.segments_container)]
-    assert len(finished) >= 3
-    assert [r.name for r in finished] == sorted(stored)
+    assert finished, "the segment that raised was stored before the error"
+    assert [r.name for r in finished] == sorted(started) == sorted(stored)
     results = copy_segments(dfw, iad, plan, 3, finished=finished, chunk_size=256 * 1024)
     assert sum(r.size for r in results if r.copied) == len(content) - len(finished) * MiB
     write_manifest(iad, plan, results)
