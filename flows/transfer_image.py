@@ -161,7 +161,7 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
 
 def _move_image(request: TransferRequest, report: PreflightReport, run: RunState) -> None:
     """Source image -> export -> copy -> import."""
-    with run.phase("snapshot"):
+    with run.phase("snapshot" if request.server_id else "tag source"):
         run.source_image_id = _source_image(request, report, run)
     with run.phase("export"):
         location = _export(request, run)

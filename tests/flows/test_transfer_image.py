@@ -205,6 +205,9 @@ def test_deleted_copy_is_transferred_again(on_cloud: LocalCloud) -> None:
     image_id = new_image(on_cloud)
     first = transfer_image(request_for(image_id))
     assert isinstance(first, TransferResult)
+    assert [phase.name for phase in first.phases] == [
+        "preflight", "tag source", "export", "copy", "import", "properties", "cleanup",
+    ]  # fmt: skip
     response = on_cloud.session().images("IAD", "DELETE", f"/images/{first.target_image_id}")
     assert response.status_code == 204
 
