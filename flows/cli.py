@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -339,10 +340,15 @@ def _say(text: str) -> None:
 class _Display:
     """Phase lines and a copy progress bar on stderr, fed by progress events."""
 
+    #: Off a terminal (a log, cron mail) the copy shows as one line per this share of bytes.
+    LOG_STEP_PERCENT = 10
+
     def __init__(self) -> None:
         self._console = _stderr_console()
         self._bar: Any = None
         self._bar_task: Any = None
+        self._logged_percent = -100  # nothing logged yet
+        self._lock = threading.Lock()  # events come from the copy's worker threads
 
     def __enter__(self) -> _Display:
         return self
@@ -351,6 +357,10 @@ class _Display:
         self._stop_bar()
 
     def on_event(self, event: Event) -> None:
+        with self._lock:
+            self._show(event)
+
+    def _show(self, event: Event) -> None:
         if event.kind == "copy-progress":
             self._show_copy(event)
         elif event.kind == "phase-finished":
@@ -365,6 +375,25 @@ class _Display:
             self._console.print(event.detail, markup=False, highlight=False, soft_wrap=True)
 
     def _show_copy(self, event: Event) -> None:
+        if self._console.is_terminal:
+            self._show_bar(event)
+        else:
+            self._log_copy(event)
+
+    def _log_copy(self, event: Event) -> None:
+        step = self.LOG_STEP_PERCENT
+        percent = 100 * event.bytes_done // event.bytes_total if event.bytes_total else 100
+        finished = percent == 100 and self._logged_percent != 100
+        if percent < self._logged_percent + step and not finished:
+            return
+        self._logged_percent = percent
+        self._console.print(
+            f"copy  {percent:3d} %  {_mib(event.bytes_done)} of {_mib(event.bytes_total)} MiB, "
+            f"{event.segments_done}/{event.segments_total} segments",
+            highlight=False,
+        )
+
+    def _show_bar(self, event: Event) -> None:
         if self._bar is None:
             from rich.progress import (
                 BarColumn,
@@ -394,6 +423,10 @@ class _Display:
             self._bar = None
 
 
+def _mib(count: int) -> str:
+    return f"{count / 1024**2:.1f}"
+
+
 def _stderr_console() -> Console:
     """The console of everything the CLI shows on stderr. Off a terminal (a log, cron mail)
     rich would fold at 80 columns, cutting ids in two: there it is LOG_WIDTH wide."""
@@ -415,7 +448,10 @@ def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     for row in outcome.summary_rows():
         table.add_row(row["item"], row["value"])
-    _stderr_console().print(table)
+    console = _stderr_console()
+    with console.capture() as captured:
+        console.print(table)
+    sys.stderr.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     if isinstance(outcome, TransferResult):
         sys.stdout.write(f"new image {outcome.target_image_id} in {outcome.target_region}\n")
         if outcome.server_id:

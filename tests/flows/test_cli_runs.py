@@ -52,6 +52,10 @@ def test_the_summary_in_a_log_keeps_ids_whole(on_cloud: LocalCloud, runner: CliR
     summary = outcome.stderr
     assert f"DFW {image_id}" in summary and f"IAD {target_id}" in summary
     assert f"com.imagehop.image-of={image_id}" in summary  # one line, not folded at 80 columns
+    lines = summary.splitlines()
+    progress = [line for line in lines if line.startswith("copy ")]
+    assert progress[0].startswith("copy    0 %") and progress[-1].startswith("copy  100 %")
+    assert "" not in lines and all(line == line.rstrip() for line in lines)
 
 
 def test_plan_changes_nothing(on_cloud: LocalCloud, runner: CliRunner) -> None:
