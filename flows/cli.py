@@ -66,8 +66,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich panels cut option names in 80 columns
 )
-sandbox_app = typer.Typer(help="The local two-region cloud (real Swift) for trying imagehop.")
+sandbox_app = typer.Typer(
+    help="The local two-region cloud (real Swift) for trying imagehop.", rich_markup_mode=None
+)
 app.add_typer(sandbox_app, name="sandbox")
 
 

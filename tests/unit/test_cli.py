@@ -22,6 +22,15 @@ def test_help_lists_the_commands() -> None:
         assert command in outcome.stdout
 
 
+def test_transfer_help_in_80_columns_shows_every_option_whole() -> None:
+    outcome = runner.invoke(app, ["transfer", "--help"], env={"COLUMNS": "80"}, color=False)
+    assert outcome.exit_code == 0
+    for option in ("--coordinating-property-key", "--coordinating-property-value",
+                   "--target-image-name", "--export-container", "--import-container"):  # fmt: skip
+        assert f"{option} " in outcome.stdout
+    assert max(len(line) for line in outcome.stdout.splitlines()) <= 80
+
+
 def test_help_and_sandbox_do_not_import_prefect() -> None:
     """They must start fast: Prefect is imported only to run a flow."""
     code = (
