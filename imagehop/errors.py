@@ -2,8 +2,8 @@
 
 Every error says what went wrong and, where it can, what to do about it. Each class declares
 whether retrying the same step could succeed (``retryable``); the Prefect tasks retry on that
-flag and nothing else. All errors pickle (Prefect stores failed states), so constructors take
-plain positional values only.
+flag and nothing else. All errors pickle (Prefect stores failed states): every constructor
+takes ``message`` and ``request_id`` first and gives the rest defaults.
 
 * ImagehopError
   * ConfigurationError        settings or credentials are missing or wrong
@@ -47,10 +47,8 @@ class ImagehopError(Exception):
         return self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (self.__class__, self._init_args())
-
-    def _init_args(self) -> tuple[Any, ...]:
-        return (self.message, self.request_id)
+        # Rebuilt from the two arguments every class takes, then every attribute restored.
+        return (self.__class__, (self.message, self.request_id), dict(self.__dict__))
 
 
 class ConfigurationError(ImagehopError):
@@ -92,9 +90,6 @@ class ApiError(ImagehopError):
         self.status = status
         self.method = method
         self.url = url
-
-    def _init_args(self) -> tuple[Any, ...]:
-        return (self.message, self.request_id, self.status, self.method, self.url)
 
 
 class BadRequestError(ApiError):
@@ -142,9 +137,6 @@ class RateLimitedError(ApiError):
         super().__init__(message, request_id, status, method, url)
         self.retry_after = retry_after
 
-    def _init_args(self) -> tuple[Any, ...]:
-        return (*super()._init_args(), self.retry_after)
-
 
 class ServerError(ApiError):
     """5xx: the cloud failed; usually passes."""
@@ -176,16 +168,6 @@ class TaskFailedError(ImagehopError):
         self.cloud_message = cloud_message
         self.advice = advice
 
-    def _init_args(self) -> tuple[Any, ...]:
-        return (
-            self.message,
-            self.request_id,
-            self.task_id,
-            self.task_type,
-            self.cloud_message,
-            self.advice,
-        )
-
 
 class ResourceFailedError(ImagehopError):
     """An image or server reached a state it cannot leave (``killed``, ``ERROR``, ...)."""
@@ -200,9 +182,6 @@ class ResourceFailedError(ImagehopError):
         super().__init__(message, request_id)
         self.resource = resource
         self.status = status
-
-    def _init_args(self) -> tuple[Any, ...]:
-        return (self.message, self.request_id, self.resource, self.status)
 
 
 class WaitTimeoutError(ImagehopError):
@@ -220,9 +199,6 @@ class WaitTimeoutError(ImagehopError):
         self.resource = resource
         self.wanted = wanted
         self.last_status = last_status
-
-    def _init_args(self) -> tuple[Any, ...]:
-        return (self.message, self.request_id, self.resource, self.wanted, self.last_status)
 
 
 class SourceIncompleteError(ImagehopError):
