@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.errors import ApiError, ConflictError, PreflightError, ResourceFailedError
-from imagehop.http import NO_RETRY, HttpClient, RetryPolicy, TokenProvider, json_body
+from imagehop.http import NO_RETRY, RegionalApiClient, RetryPolicy, json_body
 from imagehop.image import STATUS_POLL_FLOOR_SECONDS
-from imagehop.settings import Settings
 from imagehop.waiting import poll_until
-
-if TYPE_CHECKING:
-    from imagehop.identity import TokenManager
 
 SERVER_FAILED_STATUSES = frozenset({"ERROR", "DELETED", "SOFT_DELETED"})
 
@@ -107,37 +102,10 @@ def pick_flavor(flavors: Sequence[Flavor], min_disk: int, min_ram: int = 0) -> F
     return min(fitting, key=lambda f: (f.disk, f.ram, f.vcpus))
 
 
-class ComputeClient:
+class ComputeClient(RegionalApiClient):
     """The Servers API of one region, for one account."""
 
-    def __init__(
-        self,
-        compute_url: str,
-        tokens: TokenProvider,
-        settings: Settings,
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-        http: HttpClient | None = None,
-    ) -> None:
-        self.base_url = compute_url.rstrip("/")
-        self._settings = settings
-        self._clock = clock
-        self._http = http or HttpClient(settings, tokens=tokens, clock=clock)
-
-    @classmethod
-    def for_region(
-        cls, tokens: TokenManager, region: str, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
-    ) -> ComputeClient:
-        """The client of ``region``, at the URL the account's catalog gives for it.
-
-        Raises:
-            UnknownRegionError: the catalog offers no compute endpoint in ``region``.
-        """
-        return cls(tokens.endpoint("compute", region), tokens, settings, clock=clock)
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self._http.close()
+    service_type = "compute"
 
     def create_server_image(
         self, server_id: str, name: str, metadata: Mapping[str, str] | None = None

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 from urllib.parse import urlsplit
 
 import requests
@@ -52,6 +52,9 @@ from imagehop.errors import (
     UnsupportedMediaTypeError,
 )
 from imagehop.settings import Settings
+
+if TYPE_CHECKING:
+    from imagehop.identity import TokenManager
 
 log = logging.getLogger(__name__)
 
@@ -429,3 +432,44 @@ def _describe(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return "connection failed (refused, reset or closed without an answer)"
     return type(exc).__name__
+
+
+class RegionalApiClient:
+    """What the clients of the regional APIs share: the base URL of one region's endpoint,
+    the settings, a clock and one pooled :class:`HttpClient` fed by the token provider."""
+
+    #: The service type the account's catalog lists this API under.
+    service_type: ClassVar[str]
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        settings: Settings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        http: HttpClient | None = None,
+    ) -> None:
+        self.base_url = self.normalize_url(base_url)
+        self._settings = settings
+        self._clock = clock
+        self._http = http or HttpClient(settings, tokens=tokens, clock=clock)
+
+    @staticmethod
+    def normalize_url(url: str) -> str:
+        return url.rstrip("/")
+
+    @classmethod
+    def for_region(
+        cls, tokens: TokenManager, region: str, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
+    ) -> Self:
+        """The client of ``region``, at the URL the account's catalog gives for it.
+
+        Raises:
+            UnknownRegionError: the catalog offers no endpoint of this API in ``region``.
+        """
+        return cls(tokens.endpoint(cls.service_type, region), tokens, settings, clock=clock)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()

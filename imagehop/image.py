@@ -12,10 +12,10 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from imagehop.clock import SYSTEM_CLOCK, Clock
+from imagehop.clock import Clock
 from imagehop.errors import (
     ApiError,
     ConflictError,
@@ -24,12 +24,8 @@ from imagehop.errors import (
     ResourceFailedError,
     TaskFailedError,
 )
-from imagehop.http import NO_RETRY, HttpClient, RetryPolicy, TokenProvider, json_body
-from imagehop.settings import Settings
+from imagehop.http import NO_RETRY, RegionalApiClient, RetryPolicy, json_body
 from imagehop.waiting import poll_until
-
-if TYPE_CHECKING:
-    from imagehop.identity import TokenManager
 
 JSON_PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 TASK_POLL_FLOOR_SECONDS = 30.0
@@ -232,37 +228,14 @@ class _PollLedger:
 _POLLS = _PollLedger()
 
 
-class ImageClient:
+class ImageClient(RegionalApiClient):
     """The Images API of one region, for one account."""
 
-    def __init__(
-        self,
-        images_url: str,
-        tokens: TokenProvider,
-        settings: Settings,
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-        http: HttpClient | None = None,
-    ) -> None:
-        self.base_url = normalize_images_url(images_url)
-        self._settings = settings
-        self._clock = clock
-        self._http = http or HttpClient(settings, tokens=tokens, clock=clock)
+    service_type = "image"
 
-    @classmethod
-    def for_region(
-        cls, tokens: TokenManager, region: str, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
-    ) -> ImageClient:
-        """The client of ``region``, at the URL the account's catalog gives for it.
-
-        Raises:
-            UnknownRegionError: the catalog offers no images endpoint in ``region``.
-        """
-        return cls(tokens.endpoint("image", region), tokens, settings, clock=clock)
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self._http.close()
+    @staticmethod
+    def normalize_url(url: str) -> str:
+        return normalize_images_url(url)
 
     # images -----------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ class CloudClients:
         return self._per_thread(
             ("image", id(tokens), region.upper()),
             lambda settings: ImageClient(
-                tokens.endpoint("image", region),
+                tokens.endpoint(ImageClient.service_type, region),
                 tokens,
                 settings,
                 clock=self.clock,
@@ -88,7 +88,7 @@ class CloudClients:
         return self._per_thread(
             ("compute", id(tokens), region.upper()),
             lambda settings: ComputeClient(
-                tokens.endpoint("compute", region),
+                tokens.endpoint(ComputeClient.service_type, region),
                 tokens,
                 settings,
                 clock=self.clock,
