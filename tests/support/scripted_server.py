@@ -229,3 +229,13 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
     return Handler
+
+
+class FixedTokens:
+    """A token provider that always gives the same token and expects no 401."""
+
+    def token(self) -> str:
+        return "token-1"
+
+    def invalidate(self, stale: str) -> None:
+        raise AssertionError("no 401 expected")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,29 +10,9 @@ from imagehop import errors
 from imagehop.compute import ComputeClient, Flavor, Server, id_from_location, pick_flavor
 from tests.support import scripted_bodies as bodies
 from tests.support.scripted_clock import ScriptedClock
-from tests.support.scripted_server import ScriptedServer
+from tests.support.scripted_server import FixedTokens, ScriptedServer
 
 T = bodies.TENANT
-
-
-class FixedTokens:
-    def token(self) -> str:
-        return "token-1"
-
-    def invalidate(self, stale: str) -> None:
-        raise AssertionError("no 401 expected")
-
-
-@pytest.fixture
-def clock() -> ScriptedClock:
-    return ScriptedClock()
-
-
-@pytest.fixture
-def server(clock: ScriptedClock) -> Iterator[ScriptedServer]:
-    with ScriptedServer(clock.monotonic) as scripted:
-        yield scripted
-        scripted.assert_done()
 
 
 @pytest.fixture

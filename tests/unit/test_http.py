@@ -5,7 +5,6 @@ messages without secrets, and the one retry policy (Retry-After, 5xx, dropped co
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,18 +13,6 @@ from imagehop.http import NO_RETRY, HttpClient, RetryPolicy
 from tests.support.scripted_bodies import make_settings
 from tests.support.scripted_clock import ScriptedClock
 from tests.support.scripted_server import ScriptedServer
-
-
-@pytest.fixture
-def clock() -> ScriptedClock:
-    return ScriptedClock()
-
-
-@pytest.fixture
-def server(clock: ScriptedClock) -> Iterator[ScriptedServer]:
-    with ScriptedServer(clock.monotonic) as scripted:
-        yield scripted
-        scripted.assert_done()
 
 
 class RecordingTokens:

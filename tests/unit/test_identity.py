@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 import threading
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
@@ -27,18 +26,6 @@ from tests.support.scripted_server import ScriptedServer
 KEY = Credentials(username="demo", api_key=SecretStr("very-secret-key"))
 PASSWORD = Credentials(username="demo", password=SecretStr("very-secret-password"))
 HOUR = 3600.0
-
-
-@pytest.fixture
-def clock() -> ScriptedClock:
-    return ScriptedClock()
-
-
-@pytest.fixture
-def server(clock: ScriptedClock) -> Iterator[ScriptedServer]:
-    with ScriptedServer(clock.monotonic) as scripted:
-        yield scripted
-        scripted.assert_done()
 
 
 def manager(

@@ -4,7 +4,6 @@ escaping, protected properties), pagination, tasks and their failure advice."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,27 +24,7 @@ from imagehop.image import (
 )
 from tests.support import scripted_bodies as bodies
 from tests.support.scripted_clock import ScriptedClock
-from tests.support.scripted_server import ScriptedServer
-
-
-class FixedTokens:
-    def token(self) -> str:
-        return "token-1"
-
-    def invalidate(self, stale: str) -> None:
-        raise AssertionError("no 401 expected")
-
-
-@pytest.fixture
-def clock() -> ScriptedClock:
-    return ScriptedClock()
-
-
-@pytest.fixture
-def server(clock: ScriptedClock) -> Iterator[ScriptedServer]:
-    with ScriptedServer(clock.monotonic) as scripted:
-        yield scripted
-        scripted.assert_done()
+from tests.support.scripted_server import FixedTokens, ScriptedServer
 
 
 @pytest.fixture
