@@ -68,12 +68,12 @@ class TransferRequest(BaseModel):
     )
     target_region: str = Field(description="Region to copy the image to, e.g. IAD.", min_length=1)
     image_id: str | None = Field(
-        default=None, description="Image to transfer. Give this or server_id, not both."
+        default=None, description="Image to transfer. Give this or a server id, not both."
     )
     server_id: str | None = Field(
         default=None,
         description="Server to image first (a snapshot is taken, then transferred). Give "
-        "this or image_id, not both.",
+        "this or an image id, not both.",
     )
     target_image_name: str | None = Field(
         default=None, description="Name of the new image. Default: the source image's name."
