@@ -34,6 +34,10 @@ class PropertyReport(BaseModel):
     skipped: tuple[SkippedProperty, ...] = ()
 
 
+#: The summary's source image when a re-run found the new image but no longer the source.
+SOURCE_GONE = "not found (no image there carries the run key any more)"
+
+
 class TransferResult(BaseModel):
     """The outcome of one transfer-image run."""
 
@@ -68,7 +72,7 @@ class TransferResult(BaseModel):
         """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
         rows: list[tuple[str, Any]] = [
             ("run key", self.run_key),
-            ("source image", f"{self.source_region} {self.source_image_id}"),
+            ("source image", f"{self.source_region} {self.source_image_id or SOURCE_GONE}"),
             ("target image", f"{self.target_region} {self.target_image_id}"),
             ("coordinating property", _pairs(self.coordinating_property)),
             ("snapshot created", "yes" if self.snapshot_created else "no"),
