@@ -93,10 +93,16 @@ class SwiftCluster:
         max_file_size: int | None = None,
         max_manifest_segments: int = 1000,
     ) -> SwiftCluster:
-        """Load the cluster at ``root``, or write its configuration and rings first."""
+        """Load the cluster at ``root``, or write its configuration and rings first.
+
+        The server configurations hold absolute paths, so a loaded cluster writes them again:
+        the state folder may have been moved or renamed since.
+        """
         saved = root / "cluster.json"
         if saved.exists():
-            return cls(root, ClusterConfig(**json.loads(saved.read_text())))
+            loaded = cls(root, ClusterConfig(**json.loads(saved.read_text())))
+            loaded._write_configs(token_secret_file)
+            return loaded
         config = ClusterConfig(
             name,
             dict(zip(SERVERS, free_ports(len(SERVERS)), strict=True)),
@@ -120,6 +126,10 @@ class SwiftCluster:
     def _write(self, token_secret_file: Path) -> None:
         for sub in ("etc", "srv/d1", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._write_configs(token_secret_file)
+        self._write_rings()
+
+    def _write_configs(self, token_secret_file: Path) -> None:
         name = self.config.name.lower()
         (self.etc / "swift.conf").write_text(
             f"[swift-hash]\nswift_hash_path_prefix = {name}-prefix\n"
@@ -130,7 +140,6 @@ class SwiftCluster:
             (self.etc / f"{server}-server.conf").write_text(self._server_conf(server))
         (self.etc / "proxy-server.conf").write_text(self._proxy_conf(token_secret_file))
         (self.etc / "imagehop_sizelimit.py").write_text(SIZELIMIT_FILTER)
-        self._write_rings()
 
     def _default_section(self, server: str) -> str:
         user = pwd.getpwuid(os.getuid()).pw_name

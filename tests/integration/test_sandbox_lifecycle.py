@@ -12,6 +12,7 @@ import pytest
 from imagehop.sandbox import control
 from imagehop.sandbox.control import processes_of
 from imagehop.sandbox.testing import LocalCloud
+from tests.conftest import TEST_OPTIONS
 
 pytestmark = pytest.mark.cloud
 
@@ -79,9 +80,40 @@ def test_down_leaves_no_process_and_up_brings_the_same_cloud_back(local_cloud: L
     # Same database, same Swift data: the image and its bytes are still there.
     assert session.images("IAD", "GET", f"/images/{image['id']}").json()["size"] == 3_000_512
     content = local_cloud.admin.image_record(image["id"])["content"]
-    service = local_cloud.info.service_tenant
-    url = f"{local_cloud.storage_url('IAD', service)}/images/{image['id']}"
-    body = session.http.get(
-        url, headers={"X-Auth-Token": local_cloud.mint_token(service)}, timeout=30
+    assert _md5_of_stored_bytes(local_cloud, "IAD", image["id"]) == content["md5"]
+
+
+def _md5_of_stored_bytes(cloud: LocalCloud, region: str, image_id: str) -> str:
+    """MD5 of the image's bytes as read back from the region's Swift."""
+    service = cloud.info.service_tenant
+    url = f"{cloud.storage_url(region, service)}/images/{image_id}"
+    body = cloud.session().http.get(
+        url, headers={"X-Auth-Token": cloud.mint_token(service)}, timeout=30
     )
-    assert hashlib.md5(body.content).hexdigest() == content["md5"]
+    body.raise_for_status()
+    return hashlib.md5(body.content).hexdigest()
+
+
+def test_a_moved_state_folder_starts_with_its_images_and_bytes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The state folder can be moved or renamed while the cloud is down (the Swift
+    configurations, written with absolute paths, follow it)."""
+    first = tmp_path_factory.mktemp("cloud-before-move") / "state"
+    cloud = LocalCloud(control.up(first, stop_with_pid=os.getpid(), **TEST_OPTIONS))
+    try:
+        session = cloud.session()
+        image = cloud.admin.create_image("DFW", session.tenant, disk_bytes=1_500_000)
+    finally:
+        control.down(first)
+    moved = first.with_name("moved")
+    first.rename(moved)
+
+    cloud = LocalCloud(control.up(moved, timeout=120, stop_with_pid=os.getpid()))
+    try:
+        session = cloud.session()
+        assert session.images("DFW", "GET", f"/images/{image['id']}").json()["size"] == 1_500_512
+        assert _md5_of_stored_bytes(cloud, "DFW", image["id"]) == image["content"]["md5"]
+    finally:
+        control.down(moved)
+    assert processes_of(moved) == []
