@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, region in info.regions.items():
             _say(f"  {name}  images {region.images_url}  storage {region.storage_host}")
         _say(f"  accounts  {', '.join(a.username for a in info.accounts)}")
-        _say('point imagehop at it:  eval "$(python -m imagehop.sandbox env)"')
+        _say(f'point imagehop at it:  eval "$({_env_command(info.state_dir)})"')
     elif args.command == "down":
         control.down(args.state_dir)
         _say("local cloud stopped")
@@ -105,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         _say(json.dumps(report, indent=2))
         return 0 if report["state"] == "up" else 3
     return 0
+
+
+def _env_command(state_dir: str) -> str:
+    """The ``env`` command for this cloud, runnable as printed (no PATH or venv assumed)."""
+    command = [sys.executable, "-m", "imagehop.sandbox"]
+    if Path(state_dir) != control.default_state_dir().expanduser().resolve():
+        command += ["--state-dir", state_dir]
+    return shlex.join([*command, "env"])
 
 
 if __name__ == "__main__":

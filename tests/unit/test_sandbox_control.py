@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
 from imagehop.sandbox import control
-from imagehop.sandbox.__main__ import build_parser
+from imagehop.sandbox.__main__ import _env_command, build_parser
 from imagehop.sandbox.info import AccountInfo, RegionInfo, SandboxInfo, read_info
 from imagehop.settings import Settings
 
@@ -94,3 +95,20 @@ def test_cli_maps_flags_to_options() -> None:
     )
     assert args.state_dir == Path("/x")
     assert (args.export_segment_size, args.task_pending) == (1024 * 1024, 0.5)
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_the_env_hint_after_up_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default: bool
+) -> None:
+    """The hint names this interpreter (no venv on PATH needed) and a state folder that is not
+    the default one."""
+    monkeypatch.setenv(control.STATE_DIR_ENV, str(tmp_path / "default"))
+    state_dir = tmp_path / ("default" if default else "elsewhere")
+    words = shlex.split(_env_command(str(state_dir.resolve())))
+    assert words[:3] == [sys.executable, "-m", "imagehop.sandbox"] and words[-1] == "env"
+    if default:
+        assert "--state-dir" not in words
+    else:
+        assert words[3:5] == ["--state-dir", str(state_dir.resolve())]
+        assert build_parser().parse_args(words[3:]).state_dir == state_dir.resolve()
