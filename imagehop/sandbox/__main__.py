@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 def _env_command(state_dir: str) -> str:
     """The ``env`` command for this cloud, runnable as printed (no PATH or venv assumed)."""
     command = [sys.executable, "-m", "imagehop.sandbox"]
-    if Path(state_dir) != control.default_state_dir().expanduser().resolve():
+    if Path(state_dir) != control.resolve_state_dir(control.default_state_dir()):
         command += ["--state-dir", state_dir]
     return shlex.join([*command, "env"])
 

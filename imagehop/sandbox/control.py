@@ -49,6 +49,11 @@ def default_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV) or Path.home() / ".imagehop" / "sandbox")
 
 
+def resolve_state_dir(state_dir: Path) -> Path:
+    """``state_dir`` as the local cloud records it: absolute, ``~`` expanded."""
+    return Path(state_dir).expanduser().resolve()
+
+
 def up(
     state_dir: Path,
     timeout: float = START_TIMEOUT,
@@ -61,7 +66,7 @@ def up(
     ``stop_with_pid`` (e.g. a test run's own pid) the cloud stops by itself once that process
     is gone, so a killed test run leaves nothing behind.
     """
-    state_dir = _resolve(state_dir)
+    state_dir = resolve_state_dir(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         running = _running(state_dir)
@@ -84,7 +89,7 @@ def up(
 
 def down(state_dir: Path) -> None:
     """Stop the local cloud in ``state_dir``; no-op when it is not running."""
-    state_dir = _resolve(state_dir)
+    state_dir = resolve_state_dir(state_dir)
     if not state_dir.exists():
         return
     with _locked(state_dir):
@@ -93,7 +98,7 @@ def down(state_dir: Path) -> None:
 
 def load_info(state_dir: Path) -> SandboxInfo:
     """The running local cloud's description; RuntimeError when it is not up."""
-    info = read_info(_resolve(state_dir))
+    info = read_info(resolve_state_dir(state_dir))
     if info is None or not info.ready:
         raise RuntimeError(
             f"the local cloud is not up in {state_dir}: run `python -m imagehop.sandbox up`"
@@ -103,7 +108,7 @@ def load_info(state_dir: Path) -> SandboxInfo:
 
 def status(state_dir: Path) -> dict[str, Any]:
     """``{"state": "up"|"starting"|"down", ...}`` with URLs when up."""
-    state_dir = _resolve(state_dir)
+    state_dir = resolve_state_dir(state_dir)
     info = read_info(state_dir)
     pid = _supervisor_pid(state_dir)
     if info is None or pid is None or not _is_ours(pid, state_dir):
@@ -142,7 +147,7 @@ def env_lines(
 
 def restart_api(state_dir: Path, hard: bool = False, timeout: float = 60.0) -> SandboxInfo:
     """Restart the API service (``hard``: kill it like a crash); Swift keeps running."""
-    state_dir = _resolve(state_dir)
+    state_dir = resolve_state_dir(state_dir)
     info = load_info(state_dir)
     pid = _supervisor_pid(state_dir)
     if pid is None or not _is_ours(pid, state_dir):
@@ -166,10 +171,6 @@ def processes_of(state_dir: Path) -> list[int]:
 
 
 # -- internals ---------------------------------------------------------------------------
-
-
-def _resolve(state_dir: Path) -> Path:
-    return Path(state_dir).expanduser().resolve()
 
 
 @contextmanager
