@@ -383,27 +383,20 @@ def copy_segments(
 def _collect(
     futures: list[Future[SegmentResult | None]], done: dict[int, SegmentResult]
 ) -> BaseException | None:
-    """Gather results as they come; after the first failure, cancel what has not started."""
+    """Gather results as they come; the first failure is returned once all are done (after
+    it, the workers start no new segment: theirs come back as None)."""
     failure: BaseException | None = None
     for future in as_completed(futures):
-        if future.cancelled():
-            continue
         error = future.exception()
-        if error is None:
-            result = future.result()
-            if result is not None:  # None: not started, a failure came first
-                done[result.index] = result
-        elif failure is None:
-            failure = error
-            for pending in futures:
-                pending.cancel()
+        if error is not None:
+            failure = failure or error
+        elif (result := future.result()) is not None:
+            done[result.index] = result
     return failure
 
 
 def _finish_in_flight(futures: list[Future[SegmentResult | None]], abort: threading.Event) -> None:
     """Interrupted while waiting: let running segments finish, unless interrupted again."""
-    for future in futures:
-        future.cancel()
     try:
         wait(futures)
     except BaseException:
