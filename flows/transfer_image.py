@@ -141,7 +141,7 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     identity = transfer_identity(request, clock().time())
     run = RunState(identity)
     with run.phase("preflight"):
-        report = preflight(request)
+        report = preflight(request, identity)
     if request.dry_run:
         return _dry_run(request, identity, report)
     target_image_id = find_finished_transfer(request.target_region, identity, report.target_tenant)

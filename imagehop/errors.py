@@ -11,6 +11,7 @@ takes ``message`` and ``request_id`` first and gives the rest defaults.
     * UnknownRegionError      a region is not in the service catalog
     * ImageNotTransferableError  missing, not owned, not active, not exportable, too large
     * InvalidContainerNameError
+    * ForeignPropertyError    the coordinating key holds a value imagehop did not write
   * AuthenticationError       Identity refused the credentials (401/403)
   * ApiError                  an HTTP error answer from a cloud API (status, request id)
     * BadRequestError (400), ForbiddenError (403), NotFoundError (404),
@@ -69,6 +70,11 @@ class ImageNotTransferableError(PreflightError):
 
 class InvalidContainerNameError(PreflightError):
     """A Cloud Files container name the export or import would reject."""
+
+
+class ForeignPropertyError(PreflightError):
+    """An image already carries the coordinating key with a value imagehop did not write
+    (imagehop never changes such a property)."""
 
 
 class AuthenticationError(ImagehopError):

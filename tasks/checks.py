@@ -13,14 +13,14 @@ from tasks.policy import FRESH
 
 
 @task(name="preflight", **FRESH)
-def preflight(request: TransferRequest) -> PreflightReport:
+def preflight(request: TransferRequest, identity: TransferIdentity) -> PreflightReport:
     """Check everything that can be checked before any side effect (GET requests only).
 
     Raises:
         PreflightError: the request cannot work; the message says what to do.
         AuthenticationError: the cloud refused the credentials.
     """
-    return run_preflight(clients(), request)
+    return run_preflight(clients(), request, identity)
 
 
 @task(name="find-finished-transfer", **FRESH)

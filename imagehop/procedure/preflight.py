@@ -21,7 +21,8 @@ from imagehop.errors import (
 from imagehop.identity import ServiceCatalog, User
 from imagehop.image import Image, ImageClient, check_export_container
 from imagehop.procedure.clients import CloudClients, Side
-from imagehop.procedure.request import BootRequest, TransferRequest
+from imagehop.procedure.request import BootRequest, TransferIdentity, TransferRequest
+from imagehop.procedure.steps import check_coordinating_property
 
 GB = 1000**3
 EXPORT_OPTIONS_PROPERTY = "com.rackspace__1__options"
@@ -178,7 +179,9 @@ def choose_flavor(boot: BootRequest, flavors: Sequence[Flavor], min_disk: int, r
 # -- reading the facts -------------------------------------------------------------------------
 
 
-def run_preflight(clients: CloudClients, request: TransferRequest) -> PreflightReport:
+def run_preflight(
+    clients: CloudClients, request: TransferRequest, identity: TransferIdentity
+) -> PreflightReport:
     """Read what the rules need (GET requests only) and apply every rule.
 
     Raises:
@@ -200,7 +203,7 @@ def run_preflight(clients: CloudClients, request: TransferRequest) -> PreflightR
     checks.append(check_task_role(source_tokens.user, "source"))
     checks.append(check_task_role(target_tokens.user, "target"))
     limit = clients.settings().import_size_limit_bytes
-    source, source_checks = inspect_source(clients, request, source_tenant, limit)
+    source, source_checks = inspect_source(clients, request, identity, source_tenant, limit)
     checks += source_checks
     flavor = None
     if request.boot is not None:
@@ -217,7 +220,11 @@ def run_preflight(clients: CloudClients, request: TransferRequest) -> PreflightR
 
 
 def inspect_source(
-    clients: CloudClients, request: TransferRequest, tenant: str, limit: int
+    clients: CloudClients,
+    request: TransferRequest,
+    identity: TransferIdentity,
+    tenant: str,
+    limit: int,
 ) -> tuple[SourceSummary, list[str]]:
     """The source image (or server) and the checks it passed."""
     region = request.source_region
@@ -225,6 +232,7 @@ def inspect_source(
     if request.image_id is not None:
         image = get_image(images, request.image_id, region)
         check = check_image(image, tenant, region, limit)
+        check_coordinating_property(image, identity, f"image {image.id} in {region}")
         summary = SourceSummary(
             image=image,
             expected_bytes=image.size or 0,

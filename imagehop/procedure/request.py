@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 DEFAULT_COORDINATING_KEY = "com.imagehop.image-of"
 #: Set on the snapshot, the source image and the imported image; finds them on a re-run.
 RUN_KEY_PROPERTY = "com.imagehop.run-key"
+#: Names the coordinating key imagehop wrote on an image, so that a later run can tell its
+#: own value from one the user set (which imagehop never changes).
+COORDINATING_KEY_PROPERTY = "com.imagehop.coordinating-key"
 DEFAULT_EXPORT_CONTAINER = "imagehop-exports"
 DEFAULT_IMPORT_CONTAINER = "imagehop-imports"
 #: Image properties an import drops (it accepts only a name) that a booted server relies on.
@@ -35,6 +38,27 @@ DEFAULT_PROPERTIES: tuple[str, ...] = (
 )
 #: Property prefixes the cloud reserves: a coordinating property there would be refused.
 RESERVED_PREFIXES = ("com.rackspace", "org.openstack")
+#: Attributes of the Images API's image schema (core and well-known optional ones): a
+#: coordinating property of that name would overwrite what the image says about itself.
+IMAGE_SCHEMA_KEYS = frozenset(
+    {
+        "id", "name", "status", "visibility", "protected", "os_hidden", "checksum",
+        "os_hash_algo", "os_hash_value", "owner", "size", "virtual_size", "min_ram",
+        "min_disk", "container_format", "disk_format", "created_at", "updated_at", "tags",
+        "direct_url", "locations", "self", "file", "schema", "stores", "kernel_id",
+        "ramdisk_id", "instance_uuid", "architecture", "os_distro", "os_version", "os_type",
+        "vm_mode", "auto_disk_config", "image_type", "image_location", "image_state",
+        "user_id", "base_image_ref", "owner_id", "hypervisor_type", "cache_in_nova",
+    }
+)  # fmt: skip
+#: Prefixes of well-known image properties (Nova's hw_/img_/os_ hints, Cinder's, Glance's).
+WELL_KNOWN_PREFIXES = ("hw_", "img_", "os_", "cinder_", "glance_", "trait:", "traits:")
+#: imagehop's own bookkeeping properties (they hold the run key and the coordinating key).
+BOOKKEEPING_KEYS = frozenset({RUN_KEY_PROPERTY, COORDINATING_KEY_PROPERTY})
+_LABEL = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
+#: Reverse-DNS style: at least a domain of two labels and a name, dotted, lower case.
+_COORDINATING_KEY = re.compile(rf"{_LABEL}(?:\.{_LABEL}){{2,}}")
+COORDINATING_KEY_EXAMPLE = "com.mycompany.image-of"
 
 Cleanup = Literal["delete-intermediates", "keep"]
 
@@ -135,15 +159,16 @@ class TransferRequest(BaseModel):
     @field_validator("coordinating_property_key")
     @classmethod
     def _own_namespace(cls, value: str) -> str:
-        key = value.strip()
-        if not key:
-            raise ValueError("the coordinating property key must not be empty")
-        if key.startswith(RESERVED_PREFIXES):
+        return check_coordinating_key(value)
+
+    @field_validator("coordinating_property_value")
+    @classmethod
+    def _value_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError(
-                f"{key!r} is in a namespace the cloud reserves ({', '.join(RESERVED_PREFIXES)}); "
-                "use your own, e.g. com.mycompany.image-of"
+                "the coordinating property value must not be blank (omit it for the run key)"
             )
-        return key
+        return value
 
     @field_validator("properties_to_copy")
     @classmethod
@@ -169,6 +194,34 @@ class TransferRequest(BaseModel):
         return self.image_id or self.server_id or ""
 
 
+def check_coordinating_key(value: str) -> str:
+    """The coordinating key, stripped; ValueError unless it is a dotted, lower-case,
+    reverse-DNS style name outside the cloud's namespaces, the image schema, well-known image
+    properties and imagehop's own bookkeeping keys (a key there would change a property
+    imagehop did not write)."""
+    key = value.strip()
+    lowered = key.lower()
+    fix = f"use a property of your own namespace, e.g. {COORDINATING_KEY_EXAMPLE}"
+    if not key:
+        raise ValueError(f"the coordinating property key must not be empty: {fix}")
+    if lowered.startswith(RESERVED_PREFIXES):
+        reserved = ", ".join(f"{prefix}*" for prefix in RESERVED_PREFIXES)
+        raise ValueError(f"{key!r} is in a namespace the cloud reserves ({reserved}): {fix}")
+    if lowered in IMAGE_SCHEMA_KEYS or lowered.startswith(WELL_KNOWN_PREFIXES):
+        raise ValueError(
+            f"{key!r} is an attribute of the image schema or a well-known image property; "
+            f"imagehop would overwrite it: {fix}"
+        )
+    if lowered in BOOKKEEPING_KEYS:
+        raise ValueError(f"{key!r} is imagehop's own bookkeeping property: {fix}")
+    if not _COORDINATING_KEY.fullmatch(key):
+        raise ValueError(
+            f"{key!r} is not a dotted, lower-case, reverse-DNS style name (letters, digits, "
+            f"'-' and '_', at least three dotted parts): {fix}"
+        )
+    return key
+
+
 class TransferIdentity(BaseModel):
     """Run key and coordinating property of one transfer, resolved once per run."""
 
@@ -181,7 +234,11 @@ class TransferIdentity(BaseModel):
     @property
     def tags(self) -> dict[str, str]:
         """The properties that mark every image of this transfer."""
-        return {self.coordinating_key: self.coordinating_value, RUN_KEY_PROPERTY: self.run_key}
+        return {
+            self.coordinating_key: self.coordinating_value,
+            RUN_KEY_PROPERTY: self.run_key,
+            COORDINATING_KEY_PROPERTY: self.coordinating_key,
+        }
 
     @property
     def slug(self) -> str:
@@ -285,6 +342,11 @@ class BatchRequest(BaseModel):
     @classmethod
     def _region_code(cls, value: str) -> str:
         return value.strip().upper()
+
+    @field_validator("coordinating_property_key")
+    @classmethod
+    def _own_namespace(cls, value: str) -> str:
+        return check_coordinating_key(value)
 
     @model_validator(mode="after")
     def _ids_or_filter(self) -> Self:

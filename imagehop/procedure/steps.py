@@ -20,11 +20,13 @@ from collections.abc import Iterable, Mapping
 from pydantic import BaseModel, ConfigDict
 
 from imagehop.compute import ComputeClient
-from imagehop.errors import ForbiddenError, NotFoundError
+from imagehop.errors import ForbiddenError, ForeignPropertyError, NotFoundError
 from imagehop.http import parse_timestamp
 from imagehop.image import IMAGE_FAILED_STATUSES, Image, ImageClient, PropertyValue, Task
 from imagehop.object_store import ObjectStore
 from imagehop.procedure.request import (
+    COORDINATING_KEY_EXAMPLE,
+    COORDINATING_KEY_PROPERTY,
     RUN_KEY_PROPERTY,
     TransferIdentity,
     exported_object,
@@ -261,6 +263,39 @@ def _unclaimed(images: ImageClient, image_id: str | None, identity: TransferIden
 # -- properties -----------------------------------------------------------------------------
 
 
+def foreign_coordinating_value(image: Image, identity: TransferIdentity) -> str | None:
+    """The image's value of the coordinating key if imagehop did not write it, else None.
+
+    imagehop's own value is this transfer's, or one marked by :data:`COORDINATING_KEY_PROPERTY`
+    (images tagged before that marker existed: the value equals the image's run key).
+    """
+    value = image.value_of(identity.coordinating_key)
+    if value is None or value == identity.coordinating_value:
+        return None
+    if image.value_of(COORDINATING_KEY_PROPERTY) == identity.coordinating_key:
+        return None
+    if value == image.value_of(RUN_KEY_PROPERTY):
+        return None
+    return str(value)
+
+
+def check_coordinating_property(image: Image, identity: TransferIdentity, where: str) -> None:
+    """Refuse to touch an image whose coordinating key holds a value imagehop did not write.
+
+    Raises:
+        ForeignPropertyError: naming the key, its value and what to do.
+    """
+    value = foreign_coordinating_value(image, identity)
+    if value is None:
+        return
+    key = identity.coordinating_key
+    raise ForeignPropertyError(
+        f"{where} already has the property {key}={value!r}, which imagehop did not write and "
+        f"will not change: choose another coordinating property key (e.g. "
+        f"{COORDINATING_KEY_EXAMPLE}), or remove {key} from the image if it is not needed"
+    )
+
+
 def copy_properties(
     images: ImageClient,
     source: Image,
@@ -283,6 +318,8 @@ def copy_properties(
             skipped.append(SkippedProperty(key=key, reason="not a plain value"))
         else:
             wanted[key] = value
+    target = images.get_image(target_image_id)
+    check_coordinating_property(target, identity, f"the new image {target_image_id}")
     changes = images.set_properties(target_image_id, {**wanted, **identity.tags})
     refused = [SkippedProperty(key=k, reason=r) for k, r in changes.refused.items()]
     copied = tuple(key for key in wanted if key not in changes.refused)
@@ -294,7 +331,9 @@ def tag_image(images: ImageClient, image_id: str, identity: TransferIdentity) ->
 
     Raises:
         ForbiddenError: the cloud refused the tags (they are this transfer's identity).
+        ForeignPropertyError: the coordinating key holds a value imagehop did not write.
     """
+    check_coordinating_property(images.get_image(image_id), identity, f"image {image_id}")
     changes = images.set_properties(image_id, identity.tags)
     if changes.refused:
         key, reason = next(iter(changes.refused.items()))

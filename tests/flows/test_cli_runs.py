@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from flows.cli import PREFECT_DEFAULTS, app
 from imagehop.sandbox.testing import LocalCloud
-from tests.flows.helpers import new_image
+from tests.flows.helpers import created, image, new_image
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
 
@@ -71,6 +71,22 @@ def test_refusal_is_one_line_and_exit_code_3(on_cloud: LocalCloud, runner: CliRu
     lines = outcome.stderr.strip().splitlines()
     assert lines[-1].startswith("imagehop: error: image ") and "cannot be exported" in lines[-1]
     assert "Traceback" not in outcome.output
+
+
+@pytest.mark.parametrize("key", ["os_distro", "name", "COM.RACKSPACE.x"])
+def test_a_coordinating_key_that_is_not_imagehops_is_refused_before_anything_changes(
+    key: str, on_cloud: LocalCloud, runner: CliRunner
+) -> None:
+    """A key that names a property the user owns (or the cloud reserves) would overwrite it:
+    refused with the key and a valid example, and the source image is left as it was."""
+    image_id = new_image(on_cloud)
+    before, counts = image(on_cloud, "DFW", image_id), created(on_cloud)
+    outcome = runner.invoke(app, ["transfer", *args(image_id, "--coordinating-property-key", key)])
+    assert outcome.exit_code == 2, outcome.output
+    last = outcome.stderr.strip().splitlines()[-1]
+    assert repr(key) in last and "e.g. com.mycompany.image-of" in last
+    assert image(on_cloud, "DFW", image_id) == before
+    assert created(on_cloud) == counts
 
 
 def test_bad_credentials_exit_code_4(

@@ -27,6 +27,7 @@ class Case:
     says: str
     request: Callable[[LocalCloud, str], dict[str, str]]
     env: dict[str, str] | None = None
+    properties: dict[str, str] | None = None  # of the source image
 
 
 CASES = {
@@ -64,6 +65,12 @@ CASES = {
         lambda c, i: {},
         env={"IMAGEHOP_IMPORT_SIZE_LIMIT_BYTES": "1000000"},
     ),
+    "coordinating key the user owns": Case(
+        errors.ForeignPropertyError,
+        "com.mycompany.image-of='billing-db', which imagehop did not write",
+        lambda c, i: {"coordinating_property_key": "com.mycompany.image-of"},
+        properties={"com.mycompany.image-of": "billing-db"},
+    ),
     "bad credentials": Case(
         errors.AuthenticationError,
         "check IMAGEHOP_USERNAME and IMAGEHOP_API_KEY",
@@ -83,7 +90,7 @@ CASES = {
 def test_refused_before_any_side_effect(
     case: Case, on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    image_id = new_image(on_cloud)
+    image_id = new_image(on_cloud, **(case.properties or {}))
     for name, value in (case.env or {}).items():
         if name == "IMAGEHOP_TARGET_API_KEY":
             value = on_cloud.viewer.api_key
@@ -101,4 +108,6 @@ def test_refused_before_any_side_effect(
     assert created(on_cloud) == before
     session = on_cloud.session()
     assert session.storage("DFW", "HEAD", f"/{containers['export_container']}").status_code == 404
-    assert RUN_KEY_PROPERTY not in image(on_cloud, "DFW", image_id)
+    after = image(on_cloud, "DFW", image_id)
+    assert RUN_KEY_PROPERTY not in after
+    assert {key: after[key] for key in case.properties or {}} == (case.properties or {})

@@ -8,6 +8,7 @@ import pytest
 
 from imagehop.compute import Flavor, Server
 from imagehop.errors import (
+    ForeignPropertyError,
     ImageNotTransferableError,
     InvalidContainerNameError,
     PreflightError,
@@ -25,7 +26,14 @@ from imagehop.procedure.preflight import (
     check_task_role,
     choose_flavor,
 )
-from imagehop.procedure.request import BootRequest, TransferRequest
+from imagehop.procedure.request import (
+    COORDINATING_KEY_PROPERTY,
+    RUN_KEY_PROPERTY,
+    BootRequest,
+    TransferIdentity,
+    TransferRequest,
+)
+from imagehop.procedure.steps import check_coordinating_property
 
 LIMIT = 160 * GB
 FLAVORS = [Flavor("small", "1 GB", 1024, 20, 1), Flavor("big", "8 GB", 8192, 160, 4)]
@@ -137,3 +145,46 @@ def test_flavor_defaults_to_the_smallest_that_fits() -> None:
 def test_named_flavor_must_exist_and_fit(flavor: str, says: str) -> None:
     with pytest.raises(PreflightError, match=says):
         choose_flavor(BootRequest(flavor=flavor), FLAVORS, 40, 512)
+
+
+# -- the coordinating property is imagehop's own, or left alone -------------------------------
+
+IDENTITY = TransferIdentity(
+    run_key="img-1", coordinating_key="com.mycompany.image-of", coordinating_value="img-1"
+)
+
+
+def tagged(**properties: str) -> Image:
+    return image(properties=properties)
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {},
+        {"com.mycompany.image-of": "img-1"},  # this transfer's value already
+        {"com.mycompany.image-of": "old", COORDINATING_KEY_PROPERTY: "com.mycompany.image-of"},
+        {"com.mycompany.image-of": "k-0", RUN_KEY_PROPERTY: "k-0"},  # tagged by an older imagehop
+    ],
+    ids=["absent", "same value", "marked as imagehop's", "older imagehop's"],
+)
+def test_imagehops_own_coordinating_value_may_be_replaced(properties: dict[str, str]) -> None:
+    check_coordinating_property(tagged(**properties), IDENTITY, "image img-1")
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"com.mycompany.image-of": "billing-db"},
+        {"com.mycompany.image-of": "billing-db", RUN_KEY_PROPERTY: "k-0"},
+        {"com.mycompany.image-of": "billing-db", COORDINATING_KEY_PROPERTY: "com.other.key"},
+    ],
+    ids=["unmarked", "run key of another value", "marker for another key"],
+)
+def test_a_value_imagehop_did_not_write_is_refused(properties: dict[str, str]) -> None:
+    with pytest.raises(ForeignPropertyError) as refused:
+        check_coordinating_property(tagged(**properties), IDENTITY, "image img-1 in DFW")
+    message = str(refused.value)
+    assert "com.mycompany.image-of='billing-db'" in message
+    assert "imagehop did not write" in message and "choose another coordinating property" in message
+    assert isinstance(refused.value, PreflightError)  # before any side effect: exit code 3

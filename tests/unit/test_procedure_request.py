@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from imagehop.procedure.request import (
+    COORDINATING_KEY_PROPERTY,
     DEFAULT_COORDINATING_KEY,
     RUN_KEY_PROPERTY,
     BatchRequest,
@@ -36,10 +37,59 @@ def test_exactly_one_source(fields: dict[str, str]) -> None:
         request(**fields)
 
 
-@pytest.mark.parametrize("key", ["com.rackspace__1__x", "org.openstack__1__y", " "])
-def test_coordinating_property_must_be_the_users_own(key: str) -> None:
-    with pytest.raises(ValidationError, match=r"cloud reserves|must not be empty"):
+REFUSED_KEYS = {
+    "com.rackspace__1__x": "cloud reserves",
+    "org.openstack__1__y": "cloud reserves",
+    "COM.RACKSPACE.x": "cloud reserves",
+    "Org.OpenStack.y": "cloud reserves",
+    " ": "must not be empty",
+    "os_distro": "image schema or a well-known image property",
+    "name": "image schema or a well-known image property",
+    "status": "image schema or a well-known image property",
+    "Min_Disk": "image schema or a well-known image property",
+    "hw_disk_bus": "image schema or a well-known image property",
+    "img_config_drive": "image schema or a well-known image property",
+    RUN_KEY_PROPERTY: "bookkeeping",
+    COORDINATING_KEY_PROPERTY: "bookkeeping",
+    "a b": "reverse-DNS",
+    "com.mycompany": "reverse-DNS",
+    "Com.MyCompany.image-of": "reverse-DNS",
+    "com.mycompany.image of": "reverse-DNS",
+    "com..image-of": "reverse-DNS",
+    "com.mycompany.image-of.": "reverse-DNS",
+}
+
+
+@pytest.mark.parametrize(("key", "says"), REFUSED_KEYS.items(), ids=list(REFUSED_KEYS))
+def test_coordinating_property_must_be_the_users_own(key: str, says: str) -> None:
+    """A key that could name a property imagehop did not write is refused, with an example
+    of a good one."""
+    with pytest.raises(ValidationError, match=says) as refused:
         request(image_id="i-1", coordinating_property_key=key)
+    assert "e.g. com.mycompany.image-of" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "key", [DEFAULT_COORDINATING_KEY, "com.mycompany.image-of", "net.example.dr.image_of"]
+)
+def test_reverse_dns_keys_of_ones_own_are_accepted(key: str) -> None:
+    assert (
+        request(image_id="i-1", coordinating_property_key=f" {key} ").coordinating_property_key
+        == key
+    )
+
+
+def test_batches_follow_the_same_key_rules() -> None:
+    with pytest.raises(ValidationError, match="image schema"):
+        BatchRequest(
+            source_region="DFW", target_region="IAD", image_ids=("i-1",),
+            coordinating_property_key="os_distro",
+        )  # fmt: skip
+
+
+def test_a_blank_coordinating_value_is_refused() -> None:
+    with pytest.raises(ValidationError, match="must not be blank"):
+        request(image_id="i-1", coordinating_property_value="  ")
 
 
 def test_unknown_fields_and_credentials_are_refused() -> None:
@@ -51,7 +101,11 @@ def test_unknown_fields_and_credentials_are_refused() -> None:
 def test_run_key_of_an_image_is_its_id_and_the_value_defaults_to_it() -> None:
     identity = transfer_identity(request(image_id="i-1"), MIDNIGHT)
     assert identity.run_key == "i-1"
-    assert identity.tags == {DEFAULT_COORDINATING_KEY: "i-1", RUN_KEY_PROPERTY: "i-1"}
+    assert identity.tags == {
+        DEFAULT_COORDINATING_KEY: "i-1",
+        RUN_KEY_PROPERTY: "i-1",
+        COORDINATING_KEY_PROPERTY: DEFAULT_COORDINATING_KEY,
+    }
 
 
 def test_run_key_of_a_server_is_per_utc_day() -> None:
@@ -72,6 +126,7 @@ def test_explicit_run_key_and_coordinating_value_win() -> None:
     assert identity.tags == {
         "com.mycompany.image-of": "db-replica-3",
         RUN_KEY_PROPERTY: "db-3-weekly",
+        COORDINATING_KEY_PROPERTY: "com.mycompany.image-of",
     }
 
 
