@@ -53,17 +53,17 @@ os.environ.update(
 
 from prefect import flow  # noqa: E402
 
-import tasks.copy  # noqa: E402
-from flows.transfer_image import transfer_image  # noqa: E402
+import imagehop.tasks.copy  # noqa: E402
 from imagehop.compute import ComputeClient  # noqa: E402
+from imagehop.flows.transfer_image import transfer_image  # noqa: E402
 from imagehop.http import HttpClient  # noqa: E402
 from imagehop.image import ImageClient  # noqa: E402
 from imagehop.object_store import ObjectStore  # noqa: E402
 from imagehop.procedure import BootRequest, TransferRequest, TransferResult  # noqa: E402
-from imagehop.sandbox import control  # noqa: E402
-from imagehop.sandbox.options import parse_size  # noqa: E402
-from imagehop.sandbox.testing import LocalCloud  # noqa: E402
-from tasks import cloud  # noqa: E402
+from imagehop.tasks import cloud  # noqa: E402
+from imagehop_sandbox import control  # noqa: E402
+from imagehop_sandbox.handle import LocalCloud  # noqa: E402
+from imagehop_sandbox.options import parse_size  # noqa: E402
 
 FAST_CLOUD = {
     "task_pending_seconds": 0.0,
@@ -150,7 +150,7 @@ def measure(server_id: str, number: int) -> dict[str, float]:
         run_key=f"overhead-{number}-{time.time_ns()}",
         boot=BootRequest(),
     )
-    copying = Intervals((tasks.copy, "copy_one_segment"))
+    copying = Intervals((imagehop.tasks.copy, "copy_one_segment"))
     waiting = Intervals(
         (ImageClient, "wait_for_task"),
         (ImageClient, "wait_for_image_active"),

@@ -50,8 +50,8 @@ from swiftclient import client as swift
 
 from imagehop.errors import NotFoundError
 from imagehop.object_store import ObjectStore
-from imagehop.sandbox.swift_cluster import SwiftCluster
-from imagehop.sandbox.tokens import ACCOUNT_PREFIX, issue
+from imagehop_sandbox.swift_cluster import SwiftCluster
+from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024

@@ -1,5 +1,5 @@
 """Prefect flows (``transfer-image``, ``transfer-images``) and the ``imagehop`` command line.
 
 Importing this package imports nothing else (the CLI must start fast): import
-``flows.transfer_image`` / ``flows.transfer_images`` for the flows.
+``imagehop.flows.transfer_image`` / ``imagehop.flows.transfer_images`` for the flows.
 """

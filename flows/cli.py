@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from imagehop.procedure.result import DryRunPlan, TransferResult
-    from tasks.progress import Event
+    from imagehop.tasks.progress import Event
 
 ACCOUNT_VARIABLES = (
     "IMAGEHOP_IDENTITY_URL",
@@ -184,7 +184,7 @@ def plan(
 StateDir = Annotated[
     Path | None,
     typer.Option(help="State folder of the local cloud (default: $IMAGEHOP_SANDBOX_DIR or "
-                 "~/.imagehop/sandbox)."),
+                 "~/.imagehop_sandbox)."),
 ]  # fmt: skip
 
 
@@ -199,8 +199,9 @@ def demo(
 ) -> None:
     """Start the local cloud, image its demo server in DFW, transfer the image to IAD, boot
     a server from it there, and print the new image and server ids."""
-    from imagehop.sandbox import control
-    from imagehop.sandbox.testing import LocalCloud
+    _need_sandbox_extra()
+    from imagehop_sandbox import control
+    from imagehop_sandbox.handle import LocalCloud
 
     folder = state_dir or control.default_state_dir()
     _say(f"starting the local cloud in {folder} (first start: about a minute) ...")
@@ -228,8 +229,26 @@ def demo(
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def _need_sandbox_extra() -> None:
+    """The local cloud runs real Swift servers: without the ``sandbox`` extra, say how to get
+    it (before anything starts)."""
+    import importlib.util
+
+    if (
+        importlib.util.find_spec("swift") is None
+        or importlib.util.find_spec("imagehop_sandbox") is None
+    ):
+        _fail(
+            EXIT_CONFIG,
+            "the local cloud needs the sandbox extra (OpenStack Swift): "
+            "pip install 'imagehop[sandbox]' (from a clone: pip install -e '.[sandbox]')",
+            None,
+        )
+
+
 def _sandbox(command: str, state_dir: Path | None, extra: list[str]) -> NoReturn:
-    from imagehop.sandbox.__main__ import main as sandbox_main
+    _need_sandbox_extra()
+    from imagehop_sandbox.__main__ import main as sandbox_main
 
     prefix = ["--state-dir", str(state_dir)] if state_dir else []
     try:
@@ -241,7 +260,7 @@ def _sandbox(command: str, state_dir: Path | None, extra: list[str]) -> NoReturn
 
 @sandbox_app.command("up", context_settings=PASS_THROUGH)
 def sandbox_up(ctx: typer.Context, state_dir: StateDir = None) -> None:
-    """Start the local cloud in the background (idempotent); `python -m imagehop.sandbox up
+    """Start the local cloud in the background (idempotent); `python -m imagehop_sandbox up
     --help` lists its options (token lifetime, task durations, sizes)."""
     _sandbox("up", state_dir, ctx.args)
 
@@ -286,8 +305,8 @@ def _validation_line(error: Any) -> str:
 def _run(request: TransferRequest, debug: bool) -> TransferResult | DryRunPlan:
     """Run transfer-image here, showing phases and a progress bar; exit on failure."""
     _prepare_prefect(debug)
-    from flows.transfer_image import transfer_image
-    from tasks import progress
+    from imagehop.flows.transfer_image import transfer_image
+    from imagehop.tasks import progress
 
     display = _Display()
     try:

@@ -12,7 +12,7 @@ the manifest check and the bulk deletes, come on top).
 Concurrency is the subflow's ``ThreadPoolTaskRunner``, sized from the request by the caller.
 
 Progress: the segment tasks count bytes into a process-local
-:class:`~tasks.progress.CopyProgress`; this flow turns it into a Prefect progress artifact,
+:class:`~imagehop.tasks.progress.CopyProgress`; this flow turns it into a Prefect progress artifact,
 updated at most every :data:`PROGRESS_EVERY_SECONDS`. After the first segment that fails for
 good, segments that have not started yet are skipped; those in flight finish (a re-run reuses
 them), then the failure is raised.
@@ -31,9 +31,9 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from imagehop.procedure.request import slug
+from imagehop.tasks import progress
+from imagehop.tasks.copy import copy_segment, find_finished_segments
 from imagehop.transfer import SegmentResult, TransferPlan
-from tasks import progress
-from tasks.copy import copy_segment, find_finished_segments
 
 PROGRESS_EVERY_SECONDS = 2.0
 #: At most this many segment tasks per copy; a larger plan gives each task a run of

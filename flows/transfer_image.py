@@ -32,8 +32,8 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.transactions import transaction
 
-from flows.copy_segments import CopySummary, copy_segments
 from imagehop.errors import ApiError, NotFoundError
+from imagehop.flows.copy_segments import CopySummary, copy_segments
 from imagehop.procedure.estimate import dry_run_plan
 from imagehop.procedure.preflight import PreflightReport
 from imagehop.procedure.request import (
@@ -49,17 +49,17 @@ from imagehop.procedure.result import (
     TransferResult,
 )
 from imagehop.procedure.steps import intermediates
-from tasks import limits, progress
-from tasks.checks import (
+from imagehop.tasks import limits, progress
+from imagehop.tasks.checks import (
     find_finished_transfer,
     find_source_image,
     preflight,
     read_target_limits,
 )
-from tasks.cleanup import delete_intermediates
-from tasks.cloud import clients, clock
-from tasks.copy import plan_copy, prepare_target, verify_copy, write_manifest
-from tasks.source import (
+from imagehop.tasks.cleanup import delete_intermediates
+from imagehop.tasks.cloud import clients, clock
+from imagehop.tasks.copy import plan_copy, prepare_target, verify_copy, write_manifest
+from imagehop.tasks.source import (
     ensure_container,
     snapshot_server,
     start_export,
@@ -67,7 +67,7 @@ from tasks.source import (
     wait_for_export,
     wait_for_image,
 )
-from tasks.target import (
+from imagehop.tasks.target import (
     boot_server,
     copy_properties,
     find_image_by_property,

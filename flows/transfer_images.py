@@ -2,9 +2,9 @@
 
 At most ``max_parallel_transfers`` images move at once (a new one starts when one ends), and
 at most ``max_exports_per_region`` export and ``max_imports_per_region`` import tasks run at
-once (process-local slots, :mod:`tasks.limits`; see there for multi-worker setups). One image
-failing does not stop the others: each image's outcome is recorded, listed in a table
-artifact and returned.
+once (process-local slots, :mod:`imagehop.tasks.limits`; see there for multi-worker setups).
+One image failing does not stop the others: each image's outcome is recorded, listed in a
+table artifact and returned.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.transfer_image import transfer_image
+from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure.request import BatchRequest, TransferRequest, slug
 from imagehop.procedure.result import BatchResult, ImageOutcome, TransferResult
-from tasks import limits
-from tasks.checks import list_source_images
+from imagehop.tasks import limits
+from imagehop.tasks.checks import list_source_images
 
 MAX_WORKERS = 32  # the batch's own cap (max_parallel_transfers) is lower
 

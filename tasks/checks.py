@@ -8,8 +8,8 @@ from imagehop.object_store import ClusterLimits
 from imagehop.procedure.preflight import PreflightReport, run_preflight
 from imagehop.procedure.request import TransferIdentity, TransferRequest
 from imagehop.procedure.steps import find_run_images, find_transferred_image
-from tasks.cloud import clients
-from tasks.policy import FRESH
+from imagehop.tasks.cloud import clients
+from imagehop.tasks.policy import FRESH
 
 
 @task(name="preflight", **FRESH)

@@ -6,8 +6,8 @@ from prefect import get_run_logger, task
 
 from imagehop.procedure.request import exported_object, staged_object
 from imagehop.procedure.steps import delete_export, delete_staged
-from tasks.cloud import clients
-from tasks.policy import FRESH
+from imagehop.tasks.cloud import clients
+from imagehop.tasks.policy import FRESH
 
 
 @task(name="delete-intermediates", task_run_name="delete-intermediates", **FRESH)

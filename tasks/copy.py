@@ -15,6 +15,9 @@ from prefect.runtime import task_run
 from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
 from imagehop.object_store import ObjectStore
 from imagehop.procedure.request import segments_container, staged_object
+from imagehop.tasks import progress
+from imagehop.tasks.cloud import clients, clock
+from imagehop.tasks.policy import FRESH, RETRIES
 from imagehop.transfer import (
     SegmentResult,
     TransferPlan,
@@ -26,9 +29,6 @@ from imagehop.transfer import copy_segment as copy_one_segment
 from imagehop.transfer import find_finished_segments as finished_segments
 from imagehop.transfer import prepare_target as prepare
 from imagehop.transfer import write_manifest as put_manifest
-from tasks import progress
-from tasks.cloud import clients, clock
-from tasks.policy import FRESH, RETRIES
 
 
 @task(name="plan-copy", task_run_name="plan-copy-{source_image_id:.8}", **FRESH)
@@ -86,9 +86,8 @@ def _copy_run_name() -> str:
 def copy_segment(
     plan: TransferPlan, source_region: str, target_region: str, copy_id: str
 ) -> list[SegmentResult]:
-    """Copy the segments of ``plan`` (usually one: ``flows.copy_segments.segment_plan`` cuts
-    the plan down to a task's share), each by ranged GETs from the source into one verified
-    PUT.
+    """Copy the segments of ``plan`` (usually one: ``copy_segments.segment_plan`` cuts the
+    plan down to a task's share), each by ranged GETs from the source into one verified PUT.
 
     One attempt per segment per task try: the task's retries are the segment's retry layer;
     a retry re-opens the source ranges (a stream is never replayed) and skips segments the

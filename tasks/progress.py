@@ -4,7 +4,7 @@ The flows announce phases and the segment tasks report bytes here; listeners (e.
 subscribe. Everything is process-local and in memory: events are never task inputs or
 results. A listener that raises is logged and dropped, so a display bug cannot fail a copy.
 The copy's Prefect progress artifact is updated separately, throttled (see
-``flows.transfer_image``).
+``imagehop.flows.transfer_image``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from imagehop.procedure.clients import Side
 from imagehop.procedure.request import TransferIdentity
 from imagehop.procedure.steps import ExportOutcome, SnapshotOutcome, ensure_export, ensure_snapshot
 from imagehop.procedure.steps import tag_image as tag
-from tasks.cloud import clients
-from tasks.policy import FRESH, WAITING, cached_by
+from imagehop.tasks.cloud import clients
+from imagehop.tasks.policy import FRESH, WAITING, cached_by
 
 
 @task(

@@ -13,8 +13,8 @@ from imagehop.procedure.steps import (
     find_run_images,
 )
 from imagehop.procedure.steps import copy_properties as copy_allowed_properties
-from tasks.cloud import clients
-from tasks.policy import FRESH, WAITING, cached_by
+from imagehop.tasks.cloud import clients
+from imagehop.tasks.policy import FRESH, WAITING, cached_by
 
 
 @task(

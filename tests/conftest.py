@@ -1,6 +1,6 @@
 """Session-wide fixtures: the local two-region cloud, started once for every test that asks.
 
-``local_cloud`` (a :class:`imagehop.sandbox.testing.LocalCloud`) runs two real Swift clusters
+``local_cloud`` (a :class:`imagehop_sandbox.handle.LocalCloud`) runs two real Swift clusters
 and the Identity/Images/Servers service in a temporary folder, at test scale: 1 MiB export
 segments, a 2 MiB single-object cap (so images are stored as SLOs), 3 MiB server disks and
 task durations well under a second. Tests that change options at run time use
@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from imagehop.sandbox import control
-from imagehop.sandbox.control import processes_of
-from imagehop.sandbox.options import MiB
-from imagehop.sandbox.testing import LocalCloud
+from imagehop_sandbox import control
+from imagehop_sandbox.control import processes_of
+from imagehop_sandbox.handle import LocalCloud
+from imagehop_sandbox.options import MiB
 
 TEST_OPTIONS = {
     "token_lifetime_seconds": 3600.0,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from imagehop.sandbox.testing import LocalCloud
+from imagehop_sandbox.handle import LocalCloud
 from tests.deployments.processes import (
     PREFECT,
     PROJECT_ROOT,

@@ -12,8 +12,8 @@ ADHOC = "transfer-image/adhoc"
 NIGHTLY = "transfer-image/nightly-dr"
 WEEKLY = "transfer-images/weekly-dr-batch"
 FLOW_OF_ENTRYPOINT = {
-    "flows/transfer_image.py:transfer_image": "transfer-image",
-    "flows/transfer_images.py:transfer_images": "transfer-images",
+    "imagehop.flows.transfer_image:transfer_image": "transfer-image",
+    "imagehop.flows.transfer_images:transfer_images": "transfer-images",
 }
 
 

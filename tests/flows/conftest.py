@@ -1,6 +1,6 @@
 """Flow tests: the real flows on one session-wide Prefect test harness, against the local cloud.
 
-Polls use a fast-forward clock (:func:`tasks.cloud.use_clock`): the flows still space task
+Polls use a fast-forward clock (:func:`imagehop.tasks.cloud.use_clock`): the flows still space task
 polls 30 s apart *in clock time*, but a sleep costs a few real milliseconds, while the local
 cloud (test scale: tasks finish in about 0.2 s) does its work in real time.
 """
@@ -29,8 +29,8 @@ for _name, _value in {
 
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from imagehop.sandbox.testing import LocalCloud  # noqa: E402
-from tasks import cloud  # noqa: E402
+from imagehop.tasks import cloud  # noqa: E402
+from imagehop_sandbox.handle import LocalCloud  # noqa: E402
 from tests.flows.helpers import RecordingClock  # noqa: E402
 
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from imagehop.procedure import TransferRequest
-from imagehop.sandbox.options import MiB
-from imagehop.sandbox.testing import LocalCloud
+from imagehop_sandbox.handle import LocalCloud
+from imagehop_sandbox.options import MiB
 from tests.support.scripted_clock import FastForwardClock
 
 EXPORTABLE = {

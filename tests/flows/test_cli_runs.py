@@ -11,8 +11,8 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
-from flows.cli import PREFECT_DEFAULTS, app
-from imagehop.sandbox.testing import LocalCloud
+from imagehop.flows.cli import PREFECT_DEFAULTS, app
+from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import created, image, new_image
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
@@ -107,7 +107,7 @@ def test_a_refusal_in_its_own_process_shows_no_prefect_log_or_traceback(
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     for name in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_LEVEL"):
         env.pop(name, None)
-    command = [sys.executable, "-c", "from flows.cli import main; main()", "transfer"]
+    command = [sys.executable, "-c", "from imagehop.flows.cli import main; main()", "transfer"]
     command += args(licensed)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 3, done.stderr

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from prefect.blocks.system import Secret
 
-from flows.transfer_image import transfer_image
+from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure import DryRunPlan
-from imagehop.sandbox.testing import LocalCloud
-from tasks import cloud
+from imagehop.tasks import cloud
+from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import new_image, request_for
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from flows.transfer_image import transfer_image
 from imagehop import errors
+from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure import TransferRequest
 from imagehop.procedure.request import RUN_KEY_PROPERTY
-from imagehop.sandbox.testing import LocalCloud
-from tasks import cloud
+from imagehop.tasks import cloud
+from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import created, image, new_image
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]

@@ -18,11 +18,11 @@ from prefect.settings import (
     temporary_settings,
 )
 
-import flows.copy_segments
-import tasks.copy
-import tasks.target
-from flows.transfer_image import transfer_image
+import imagehop.flows.copy_segments
+import imagehop.tasks.copy
+import imagehop.tasks.target
 from imagehop.errors import ConflictError, IntegrityError, TaskFailedError, TransportError
+from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
 from imagehop.procedure.request import (
     DEFAULT_EXPORT_CONTAINER,
@@ -31,9 +31,9 @@ from imagehop.procedure.request import (
     segments_container,
     slug,
 )
-from imagehop.sandbox.testing import LocalCloud
-from imagehop.sandbox.tokens import PREFIX as TOKEN_PREFIX
-from tasks import cloud
+from imagehop.tasks import cloud
+from imagehop_sandbox.handle import LocalCloud
+from imagehop_sandbox.tokens import PREFIX as TOKEN_PREFIX
 from tests.flows.helpers import RecordingClock, created, image, new_image, objects, request_for
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
@@ -143,14 +143,14 @@ def test_rerun_after_a_failure_mid_copy_copies_only_the_missing_segments(
     task and copies only what is missing, even without the Prefect cache."""
     image_id = new_image(on_cloud)
     request = request_for(image_id, concurrency=1)
-    real_copy = tasks.copy.copy_one_segment
+    real_copy = imagehop.tasks.copy.copy_one_segment
 
     def third_segment_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
         if args[3].index == 2:
             raise IntegrityError("segment 2: the target stored another ETag (injected)")
         return real_copy(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.copy, "copy_one_segment", third_segment_fails)
+    monkeypatch.setattr(imagehop.tasks.copy, "copy_one_segment", third_segment_fails)
     before = created(on_cloud)
     with pytest.raises(IntegrityError, match="injected"):
         transfer_image(request)
@@ -161,7 +161,7 @@ def test_rerun_after_a_failure_mid_copy_copies_only_the_missing_segments(
     assert "kept for a re-run" in caplog.text
     assert f"swift delete {DEFAULT_EXPORT_CONTAINER} --prefix {image_id}.vhd" in caplog.text
 
-    monkeypatch.setattr(tasks.copy, "copy_one_segment", real_copy)
+    monkeypatch.setattr(imagehop.tasks.copy, "copy_one_segment", real_copy)
     with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):  # as if the cache were lost
         result = transfer_image(request)
 
@@ -329,16 +329,16 @@ def test_rerun_after_a_stop_between_import_and_tagging_imports_nothing_new(
     """The import finished but its image was never tagged; without the Prefect cache the
     re-run still finds that import (and its untagged image) instead of importing again."""
     image_id = new_image(on_cloud, disk_bytes=2 * 1024 * 1024 + 1)
-    real = tasks.target.copy_allowed_properties
+    real = imagehop.tasks.target.copy_allowed_properties
 
     def stop(*args: object, **kwargs: object) -> None:
         raise ConflictError("injected stop before tagging")
 
-    monkeypatch.setattr(tasks.target, "copy_allowed_properties", stop)
+    monkeypatch.setattr(imagehop.tasks.target, "copy_allowed_properties", stop)
     before = created(on_cloud)
     with pytest.raises(ConflictError, match="injected"):
         transfer_image(request_for(image_id))
-    monkeypatch.setattr(tasks.target, "copy_allowed_properties", real)
+    monkeypatch.setattr(imagehop.tasks.target, "copy_allowed_properties", real)
 
     with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):
         result = transfer_image(request_for(image_id))
@@ -356,8 +356,8 @@ def test_a_transient_failure_is_retried_by_the_task_without_recopying(
     """One task copies every segment here (a cap of one segment task); a dropped connection
     on the fourth segment fails that try, the task's retry copies only the fourth and
     later segments (the first three are found in the target)."""
-    monkeypatch.setattr(flows.copy_segments, "MAX_SEGMENT_TASKS", 1)
-    real_copy = tasks.copy.copy_one_segment
+    monkeypatch.setattr(imagehop.flows.copy_segments, "MAX_SEGMENT_TASKS", 1)
+    real_copy = imagehop.tasks.copy.copy_one_segment
     copied: list[int] = []
 
     def drop_once(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -367,7 +367,7 @@ def test_a_transient_failure_is_retried_by_the_task_without_recopying(
             raise TransportError("PUT segment 3: connection reset (injected)")
         return real_copy(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.copy, "copy_one_segment", drop_once)
+    monkeypatch.setattr(imagehop.tasks.copy, "copy_one_segment", drop_once)
     result = transfer_image(request_for(new_image(on_cloud)))
 
     assert isinstance(result, TransferResult)

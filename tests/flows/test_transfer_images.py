@@ -6,9 +6,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from flows.transfer_images import transfer_images
+from imagehop.flows.transfer_images import transfer_images
 from imagehop.procedure.request import BatchRequest
-from imagehop.sandbox.testing import LocalCloud
+from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import new_image
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]

@@ -23,8 +23,8 @@ import pytest
 from swiftclient import client as swift
 
 from imagehop.object_store import ObjectStore
-from imagehop.sandbox.swift_cluster import SwiftCluster
-from imagehop.sandbox.tokens import ACCOUNT_PREFIX, issue
+from imagehop_sandbox.swift_cluster import SwiftCluster
+from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue
 
 MiB = 1024 * 1024
 TARGET_CAP = 8 * MiB

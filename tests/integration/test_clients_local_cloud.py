@@ -23,9 +23,9 @@ from imagehop.clock import SYSTEM_CLOCK
 from imagehop.compute import ComputeClient, pick_flavor
 from imagehop.identity import TokenManager
 from imagehop.image import IMPORT_CODE_ADVICE, ImageClient
-from imagehop.sandbox.info import AccountInfo
-from imagehop.sandbox.testing import LocalCloud
 from imagehop.settings import Credentials, Settings
+from imagehop_sandbox.handle import LocalCloud
+from imagehop_sandbox.info import AccountInfo
 from tests.support.scripted_bodies import make_settings
 from tests.support.scripted_clock import FastForwardClock
 

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from imagehop.object_store import ObjectStore
-from imagehop.sandbox.testing import LocalCloud
 from imagehop.transfer import transfer_object
+from imagehop_sandbox.handle import LocalCloud
 
 pytestmark = pytest.mark.cloud
 

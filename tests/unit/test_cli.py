@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from flows.cli import _one_line, app
 from imagehop.errors import TaskFailedError
+from imagehop.flows.cli import _one_line, app
 from imagehop.image import IMPORT_CODE_ADVICE
 
 runner = CliRunner()
@@ -34,7 +34,7 @@ def test_transfer_help_in_80_columns_shows_every_option_whole() -> None:
 def test_help_and_sandbox_do_not_import_prefect() -> None:
     """They must start fast: Prefect is imported only to run a flow."""
     code = (
-        "import sys; from flows.cli import app; from typer.testing import CliRunner; "
+        "import sys; from imagehop.flows.cli import app; from typer.testing import CliRunner; "
         "r = CliRunner().invoke(app, ['transfer', '--help']); assert r.exit_code == 0; "
         "r = CliRunner().invoke(app, ['sandbox', 'status', '--state-dir', sys.argv[1]]); "
         "assert r.exit_code == 3, r.output; "

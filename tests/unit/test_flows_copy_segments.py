@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.copy_segments import segment_plan, shares
+from imagehop.flows.copy_segments import segment_plan, shares
 from imagehop.object_store import ClusterLimits
 from imagehop.transfer import TransferPlan, plan_transfer
 from imagehop.transfer.layout import SourceLayout, SourceSegment

@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect.utilities.callables import parameter_schema
 
-from flows.transfer_image import transfer_image
-from flows.transfer_images import transfer_images
+from imagehop.flows.transfer_image import transfer_image
+from imagehop.flows.transfer_images import transfer_images
 
 
 def _definition(schema: dict[str, Any], name: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from imagehop.clock import SYSTEM_CLOCK
-from tasks import cloud
+from imagehop.tasks import cloud
 from tests.support.scripted_clock import ScriptedClock
 
 

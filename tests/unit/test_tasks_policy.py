@@ -10,7 +10,7 @@ from prefect.states import Completed, Failed
 
 from imagehop import errors
 from imagehop.procedure.request import TransferIdentity
-from tasks.policy import cache_key, cached_by, retry_if_retryable
+from imagehop.tasks.policy import cache_key, cached_by, retry_if_retryable
 
 RETRYABLE = [
     errors.ServerError("503", None, 503),

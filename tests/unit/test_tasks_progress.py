@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tasks import limits, progress
+from imagehop.tasks import limits, progress
 
 
 def test_listeners_get_events_and_a_failing_listener_is_dropped() -> None:

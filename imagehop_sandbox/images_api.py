@@ -1,0 +1,370 @@
+"""Cloud Images v2 of one region: images (list, get, patch, delete) and tasks (export, import).
+
+Served at ``http://127.0.0.1:<port>/v2`` (the catalog's ``publicURL``, no tenant in the path);
+the tenant-scoped form ``/v2/<tenant>/...`` that some scripts use is accepted too. Errors are
+rendered the way Glance's web framework (webob) does: HTML by default, JSON when the client
+asks for ``application/json``, plain text for ``text/plain``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import time
+import uuid
+from typing import Any
+
+from imagehop_sandbox.cloud import Caller, Cloud
+from imagehop_sandbox.content import delete_content
+from imagehop_sandbox.jobs import Jobs
+from imagehop_sandbox.listing import page_of_images
+from imagehop_sandbox.models import ImageRecord, TaskRecord, iso
+from imagehop_sandbox.patch import apply_changes, parse_patch
+from imagehop_sandbox.swift_io import SwiftFailure
+from imagehop_sandbox.web import REASONS, App, HttpError, Request, Response
+
+EXPLANATIONS = {
+    400: "The server could not comply with the request since it is either malformed or "
+    "otherwise incorrect.",
+    401: "This server could not verify that you are authorized to access the document you "
+    "requested. Either you supplied the wrong credentials (e.g., bad password), or your "
+    "browser does not understand how to supply the credentials required.",
+    403: "Access was denied to this resource.",
+    404: "The resource could not be found.",
+    405: "The method is not allowed for this resource.",
+    409: "There was a conflict when trying to complete your request.",
+    413: "The request is larger than the server is willing or able to process.",
+    415: "The request media type is not supported by this server.",
+    500: "The server has either erred or is incapable of performing the requested operation.",
+    503: "The server is currently unavailable. Please try again at a later time.",
+}
+COLLECTIONS = ("images", "tasks", "schemas")
+TASK_TYPES = ("import", "export")
+FORBIDDEN = "You are not authorized to complete this action."
+
+
+def render_glance_error(request: Request, error: HttpError) -> Response:
+    """A webob-style error page in the format the client's ``Accept`` header prefers."""
+    status = f"{error.status} {REASONS.get(error.status, 'Error')}"
+    explanation = EXPLANATIONS.get(error.status, "")
+    accept = (request.headers.get("Accept") or "*/*").lower()
+    if "application/json" in accept and "text/html" not in accept:
+        doc = {
+            "message": f"{explanation}\n\n{error.message}  ",
+            "code": status,
+            "title": REASONS.get(error.status, "Error"),
+        }
+        return Response.json(error.status, doc)
+    if "text/plain" in accept and "text/html" not in accept:
+        text = f"{status}\n\n{explanation}\n\n{error.message}  "
+        return Response(error.status, text.encode(), {"Content-Type": "text/plain"})
+    detail = html.escape(error.message, quote=False)
+    page = (
+        f"<html>\n <head>\n  <title>{status}</title>\n </head>\n <body>\n  <h1>{status}</h1>\n"
+        f"  {explanation}<br /><br />\n{detail}\n\n\n </body>\n</html>"
+    )
+    return Response(error.status, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
+
+
+def image_view(image: ImageRecord) -> dict[str, Any]:
+    stored = image.stored
+    view: dict[str, Any] = dict(image.properties)
+    view.update(
+        id=image.id,
+        name=image.name,
+        status=image.status,
+        visibility=image.visibility,
+        protected=image.protected,
+        tags=list(image.tags),
+        min_disk=image.min_disk,
+        min_ram=image.min_ram,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+        owner=image.owner,
+        size=None if stored is None else stored.size,
+        checksum=None if stored is None else stored.checksum,
+        created_at=iso(image.created_at),
+        updated_at=iso(image.updated_at),
+        self=f"/v2/images/{image.id}",
+        file=f"/v2/images/{image.id}/file",
+        schema="/v2/schemas/image",
+    )
+    return view
+
+
+def task_view(task: TaskRecord, summary: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": task.id,
+        "type": task.type,
+        "status": task.status,
+        "owner": task.owner,
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
+        "self": f"/v2/tasks/{task.id}",
+        "schema": "/v2/schemas/task",
+    }
+    if task.expires_at is not None:
+        view["expires_at"] = iso(task.expires_at)
+    if not summary:
+        view.update(input=task.input, result=task.result, message=task.message)
+    return view
+
+
+class ImagesApi:
+    def __init__(self, cloud: Cloud, jobs: Jobs, region: str) -> None:
+        self.cloud = cloud
+        self.store = cloud.store
+        self.jobs = jobs
+        self.region = region
+        self.app = App(f"images-{region.lower()}", render_glance_error, "X-Openstack-Request-Id")
+        self.app.before.append(self._strip_tenant)
+        self.app.before.append(cloud.http_fault_hook("images", region))
+        route = self.app.route
+        route("GET", "/")(self.versions)
+        route("GET", "/v2/images")(self.list_images)
+        route("GET", "/v2/images/{image_id}")(self.get_image)
+        route("PATCH", "/v2/images/{image_id}")(self.patch_image)
+        route("DELETE", "/v2/images/{image_id}")(self.delete_image)
+        route("POST", "/v2/tasks")(self.create_task)
+        route("GET", "/v2/tasks")(self.list_tasks)
+        route("GET", "/v2/tasks/{task_id}")(self.get_task)
+        route("DELETE", "/v2/tasks/{task_id}")(self.delete_task)
+        route("GET", "/v2/schemas/{name}")(self.schema)
+
+    @staticmethod
+    def _strip_tenant(request: Request) -> None:
+        """Accept ``/v2/<tenant>/images`` as well as ``/v2/images``."""
+        parts = request.path.split("/")
+        if len(parts) > 3 and parts[1] == "v2" and parts[2] not in COLLECTIONS:
+            request.path = "/".join(["", "v2", *parts[3:]])
+
+    def versions(self, request: Request) -> Response:
+        version = {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": "/v2/"}]}
+        return Response.json(300, {"versions": [version]})
+
+    # -- images --------------------------------------------------------------------------
+
+    def _visible_image(self, caller: Caller, image_id: str) -> ImageRecord:
+        image = ImageRecord.load(self.store, image_id)
+        if image is None or image.region != self.region or not image.visible_to(caller.tenant):
+            raise HttpError(404, f"No image found with ID {image_id}")
+        return image
+
+    def list_images(self, request: Request) -> Response:
+        caller = self.cloud.caller(request)
+        images = ImageRecord.load_all(self.store, self.region)
+        page = page_of_images(images, caller.tenant, request.query)
+        doc: dict[str, Any] = {
+            "images": [image_view(image) for image in page.images],
+            "first": page.first,
+            "schema": "/v2/schemas/images",
+        }
+        if page.next:
+            doc["next"] = page.next
+        return Response.json(200, doc)
+
+    def get_image(self, request: Request) -> Response:
+        caller = self.cloud.caller(request)
+        return Response.json(
+            200, image_view(self._visible_image(caller, request.params["image_id"]))
+        )
+
+    def patch_image(self, request: Request) -> Response:
+        caller = self.cloud.caller(request)
+        changes = parse_patch(request.content_type, request.json())
+        image_id = request.params["image_id"]
+        image = ImageRecord.load(self.store, image_id)
+        if image is None or image.region != self.region or not image.visible_to(caller.tenant):
+            raise HttpError(404, f"Failed to find image {image_id} to update")
+        if image.owner != caller.tenant or not caller.admin:
+            raise HttpError(403, FORBIDDEN)
+        failure: list[HttpError] = []
+
+        def change(doc: dict[str, Any]) -> None:
+            current = ImageRecord.from_doc(doc)
+            try:
+                apply_changes(current, changes)
+            except HttpError as error:
+                failure.append(error)
+                return
+            if changes:
+                current.updated_at = time.time()
+            doc.update(current.to_doc())
+
+        updated = self.store.update(ImageRecord.KIND, image_id, change)
+        if failure:
+            raise failure[0]
+        if updated is None:
+            raise HttpError(404, f"Failed to find image {image_id} to update")
+        return Response.json(200, image_view(ImageRecord.from_doc(updated)))
+
+    def delete_image(self, request: Request) -> Response:
+        caller = self.cloud.caller(request)
+        image_id = request.params["image_id"]
+        image = ImageRecord.load(self.store, image_id)
+        if image is None or image.region != self.region or not image.visible_to(caller.tenant):
+            raise HttpError(404, f"Failed to find image {image_id} to delete")
+        if image.owner != caller.tenant:
+            raise HttpError(403, "You are not permitted to delete this image.")
+        if image.protected:
+            raise HttpError(403, f"Image {image_id} is protected and cannot be deleted.")
+        self.store.delete(ImageRecord.KIND, image_id)
+        stored = image.stored
+        if stored is not None:
+            # The record is gone either way; leftover bytes are invisible to tenants.
+            with contextlib.suppress(SwiftFailure):
+                delete_content(self.cloud.service_account(self.region), stored)
+        return Response.empty(204)
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def create_task(self, request: Request) -> Response:
+        caller = self.cloud.caller(request)
+        if not caller.admin:
+            raise HttpError(403, FORBIDDEN)
+        if request.content_type != "application/json":
+            raise HttpError(415, f"Unsupported Content-Type: {request.content_type or 'none'}")
+        kind, task_input = _task_request(request.json())
+        task = TaskRecord(
+            str(uuid.uuid4()),
+            self.region,
+            type=kind,
+            owner=caller.tenant,
+            user=caller.user,
+            input=task_input,
+            fault=self.cloud.take_task_fault(self.region, kind),
+        )
+        task.save(self.store)
+        self.store.bump(self.region, f"{task.type}_tasks_created")
+        self.jobs.start_task(task.id)
+        return Response.json(201, task_view(task), {"Location": f"/v2/tasks/{task.id}"})
+
+    def _live_task(self, caller: Caller, task_id: str) -> TaskRecord:
+        task = TaskRecord.load(self.store, task_id)
+        if task is not None and task.expires_at is not None and task.expires_at <= time.time():
+            self.store.delete(TaskRecord.KIND, task_id)  # past its time to live
+            task = None
+        if task is None or task.region != self.region or task.owner != caller.tenant:
+            raise HttpError(404, f"Could not find task {task_id}")
+        return task
+
+    def get_task(self, request: Request) -> Response:
+        caller = self.cloud.caller(request)
+        task = self._live_task(caller, request.params["task_id"])
+        self.store.record_poll(task.id, time.time())
+        return Response.json(200, task_view(task))
+
+    def list_tasks(self, request: Request) -> Response:
+        caller = self.cloud.caller(request)
+        params = dict(request.query)
+        status, kind = params.get("status"), params.get("type")
+        if status and status not in ("pending", "processing", "success", "failure"):
+            raise HttpError(400, f"Invalid status value: {status}")
+        if kind and kind not in TASK_TYPES:
+            raise HttpError(400, f"Invalid type value: {kind}")
+        now = time.time()
+        tasks = [
+            t
+            for t in TaskRecord.load_all(self.store, self.region)
+            if t.owner == caller.tenant
+            and (t.expires_at is None or t.expires_at > now)
+            and (not status or t.status == status)
+            and (not kind or t.type == kind)
+        ]
+        tasks.sort(key=lambda t: (t.created_at, t.id), reverse=params.get("sort_dir") != "asc")
+        doc = {
+            "tasks": [task_view(t, summary=True) for t in tasks],
+            "first": "/v2/tasks",
+            "schema": "/v2/schemas/tasks",
+        }
+        return Response.json(200, doc)
+
+    def delete_task(self, request: Request) -> Response:
+        raise HttpError(
+            405,
+            "This operation is currently not permitted on Glance Tasks. They are auto deleted "
+            "after reaching the time based on their expires_at property.",
+            headers={"Allow": "GET"},
+        )
+
+    def schema(self, request: Request) -> Response:
+        self.cloud.caller(request)
+        name = request.params["name"]
+        if name not in SCHEMAS:
+            raise HttpError(404, f"No schema named {name}")
+        return Response.json(200, SCHEMAS[name])
+
+
+def _task_request(body: Any) -> tuple[str, dict[str, Any]]:
+    """Type and input of a ``POST /v2/tasks`` body, validated like Glance's task schema."""
+    if not isinstance(body, dict):
+        raise HttpError(400, "Body expected in request")
+    for key in ("type", "input"):
+        if key not in body:
+            raise HttpError(400, f"Task '{key}' is required")
+    if body["type"] not in TASK_TYPES:
+        raise HttpError(
+            400,
+            f"Provided object does not match schema 'task': {body['type']!r} is not one "
+            f"of {list(TASK_TYPES)!r}",
+        )
+    if not isinstance(body["input"], dict):
+        raise HttpError(
+            400,
+            f"Provided object does not match schema 'task': {body['input']!r} is not of "
+            "type 'object'",
+        )
+    return str(body["type"]), body["input"]
+
+
+_TASK_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "description": "An identifier for the task"},
+    "type": {"type": "string", "enum": list(TASK_TYPES)},
+    "status": {"type": "string", "enum": ["pending", "processing", "success", "failure"]},
+    "input": {"type": "object", "description": "The parameters required by task, JSON blob"},
+    "result": {"type": "object", "description": "The result of current task, JSON blob"},
+    "owner": {"type": "string", "description": "An identifier for the owner of this task"},
+    "message": {
+        "type": "string",
+        "description": "Human-readable informative message only included when appropriate "
+        "(usually on failure)",
+    },
+    "expires_at": {
+        "type": "string",
+        "description": "Datetime when this resource would be subject to removal",
+    },
+    "created_at": {"type": "string"},
+    "updated_at": {"type": "string"},
+    "self": {"type": "string"},
+    "schema": {"type": "string"},
+}
+_IMAGE_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string"},
+    "name": {"type": "string", "maxLength": 255},
+    "status": {
+        "type": "string",
+        "enum": ["queued", "saving", "active", "killed", "deleted", "pending_delete"],
+    },
+    "visibility": {"type": "string", "enum": ["public", "private"]},
+    "protected": {"type": "boolean"},
+    "checksum": {"type": "string", "maxLength": 32},
+    "size": {"type": "integer"},
+    "min_disk": {"type": "integer"},
+    "min_ram": {"type": "integer"},
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "created_at": {"type": "string"},
+    "updated_at": {"type": "string"},
+    "self": {"type": "string"},
+    "file": {"type": "string"},
+    "schema": {"type": "string"},
+}
+SCHEMAS: dict[str, Any] = {
+    "task": {"name": "task", "properties": _TASK_PROPERTIES},
+    "tasks": {"name": "tasks", "properties": {"tasks": {"type": "array"}}},
+    "image": {
+        "name": "image",
+        "properties": _IMAGE_PROPERTIES,
+        "additionalProperties": {"type": "string"},
+    },
+    "images": {"name": "images", "properties": {"images": {"type": "array"}}},
+}

@@ -1,0 +1,48 @@
+"""Options of the local cloud: sizes, validation, the export segment clamp."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagehop_sandbox.options import GB, KiB, MiB, SandboxOptions, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1048576", MiB), ("64KiB", 64 * KiB), ("64k", 64 * KiB), ("8 MiB", 8 * MiB), ("1GB", GB)],
+)
+def test_sizes_read_with_units(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "MiB", "8 parsecs", "-1"])
+def test_nonsense_sizes_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_updates_coerce_strings_and_refuse_unknown_names() -> None:
+    options = SandboxOptions().updated({"export_segment_bytes": "2MiB", "boot_seconds": "1.5"})
+    assert (options.export_segment_bytes, options.boot_seconds) == (2 * MiB, 1.5)
+    with pytest.raises(ValueError, match="unknown option"):
+        SandboxOptions().updated({"segment": 1})
+
+
+def test_export_segments_never_exceed_the_single_object_cap() -> None:
+    options = SandboxOptions(export_segment_bytes=8 * MiB, max_file_size=2 * MiB)
+    assert options.effective_segment_bytes == 2 * MiB
+    assert SandboxOptions(max_file_size=None).effective_segment_bytes == 8 * MiB
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"export_segment_bytes": 0},
+        {"token_lifetime_seconds": 0},
+        {"task_pending_seconds": -1},
+        {"max_file_size": 10},
+    ],
+)
+def test_impossible_values_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        SandboxOptions().updated(changes)

@@ -1,0 +1,393 @@
+"""Export and import tasks of the local cloud: the task document, the DLO written to Swift, the
+bytes imported from plain/DLO/SLO objects, and every documented failure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from imagehop_sandbox.handle import CloudSession, LocalCloud
+from imagehop_sandbox.vhd import DISK_DIFFERENCING, build_footer
+
+pytestmark = pytest.mark.cloud
+
+MiB = 1024 * 1024
+EXPORTABLE = {"com.rackspace__1__options": "0"}
+
+
+def exportable_image(cloud: LocalCloud, disk_bytes: int = 64 * 1024) -> str:
+    image = cloud.admin.create_image(
+        "DFW", cloud.main.tenant_id, disk_bytes=disk_bytes, properties=EXPORTABLE
+    )
+    return str(image["id"])
+
+
+def start_task(session: CloudSession, region: str, kind: str, task_input: Any) -> dict[str, Any]:
+    response = session.images(region, "POST", "/tasks", json={"type": kind, "input": task_input})
+    assert response.status_code == 201, response.text
+    task: dict[str, Any] = response.json()
+    assert response.headers["Location"] == f"/v2/tasks/{task['id']}"
+    return task
+
+
+def vhd(disk_bytes: int, **footer: Any) -> bytes:
+    disk = random.Random(disk_bytes).randbytes(disk_bytes)
+    return disk + build_footer(
+        footer.pop("size", disk_bytes), footer.pop("uid", uuid.uuid4().bytes), **footer
+    )
+
+
+@pytest.fixture
+def session(local_cloud: LocalCloud) -> CloudSession:
+    return local_cloud.session()
+
+
+@pytest.fixture
+def limit_options(local_cloud: LocalCloud) -> Iterator[None]:
+    with local_cloud.admin.temporary_options(import_size_limit_bytes=256 * 1024):
+        yield
+
+
+def test_export_writes_the_image_bytes_as_a_dlo(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    image_id = exportable_image(local_cloud, disk_bytes=3 * MiB + 4567)
+    container = session.new_container("DFW", "exports")
+    task = session.export("DFW", image_id, container)
+    assert task["status"] == "success", task["message"]
+    assert task["result"] == {"export_location": f"{container}/{image_id}.vhd"}
+    manifest = f"/{container}/{image_id}.vhd"
+    head = session.storage("DFW", "HEAD", manifest)
+    assert head.headers["X-Object-Manifest"] == f"{container}/{image_id}.vhd-"
+    assert int(head.headers["Content-Length"]) == 3 * MiB + 4567 + 512
+    raw = session.storage("DFW", "GET", manifest + "?multipart-manifest=get")
+    assert raw.content == b""
+    listing = session.storage(
+        "DFW", "GET", f"/{container}?prefix={image_id}.vhd-&format=json"
+    ).json()
+    assert [o["name"] for o in listing] == [f"{image_id}.vhd-{n:05d}" for n in range(1, 5)]
+    assert [o["bytes"] for o in listing] == [MiB, MiB, MiB, 4567 + 512]
+    body = session.storage("DFW", "GET", manifest).content
+    assert hashlib.md5(body).hexdigest() == local_cloud.admin.image_content_md5(image_id)
+
+
+def test_task_document_through_its_life(local_cloud: LocalCloud, session: CloudSession) -> None:
+    image_id = exportable_image(local_cloud)
+    container = session.new_container("DFW")
+    local_cloud.admin.delay_next_task("DFW", "export", 0.5)
+    created = start_task(
+        session, "DFW", "export", {"image_uuid": image_id, "receiving_swift_container": container}
+    )
+    assert created["status"] == "pending"
+    assert created["message"] == "None"
+    assert created["result"] is None
+    assert "expires_at" not in created
+    assert created["owner"] == session.tenant
+    assert created["input"] == {"image_uuid": image_id, "receiving_swift_container": container}
+    assert (created["self"], created["schema"]) == (
+        f"/v2/tasks/{created['id']}",
+        "/v2/schemas/task",
+    )
+    statuses = []
+    while not statuses or statuses[-1]["status"] not in ("success", "failure"):
+        statuses.append(session.images("DFW", "GET", f"/tasks/{created['id']}").json())
+        time.sleep(0.05)
+    processing = [s for s in statuses if s["status"] == "processing"]
+    assert processing
+    assert all("expires_at" not in s for s in processing)
+    done = statuses[-1]
+    assert done["status"] == "success"
+    updated = datetime.fromisoformat(done["updated_at"])
+    expires = datetime.fromisoformat(done["expires_at"])
+    assert abs((expires - updated).total_seconds() - 48 * 3600) <= 1
+
+
+def export_failure(session: CloudSession, image_id: str, container: str) -> str:
+    task = session.export("DFW", image_id, container)
+    assert task["status"] == "failure"
+    assert "expires_at" in task
+    return str(task["message"])
+
+
+def test_export_of_a_missing_or_foreign_image_fails(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    container = session.new_container("DFW")
+    missing = str(uuid.uuid4())
+    assert (
+        export_failure(session, missing, container)
+        == f"Requested image for export was not found: {missing}"
+    )
+    theirs = local_cloud.admin.create_image(
+        "DFW", local_cloud.other.tenant_id, properties=EXPORTABLE
+    )["id"]
+    assert (
+        export_failure(session, theirs, container)
+        == f"Requested image for export was not found: {theirs}"
+    )
+
+
+def test_only_the_owner_can_export(local_cloud: LocalCloud, session: CloudSession) -> None:
+    base_id = local_cloud.admin.seed()["DFW"]["base_image"]
+    message = export_failure(session, base_id, session.new_container("DFW"))
+    assert "only the owner" in message
+
+
+def test_licence_restricted_images_cannot_be_exported(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    licensed = local_cloud.admin.seed()["DFW"]["licensed_image"]
+    message = export_failure(session, licensed, session.new_container("DFW"))
+    assert f"Image {licensed} cannot be exported" in message
+    assert "licensing" in message
+
+
+@pytest.mark.parametrize("name", ["with.dot", "what?", "a/b"])
+def test_container_names_with_slash_question_mark_or_period_fail(
+    local_cloud: LocalCloud, session: CloudSession, name: str
+) -> None:
+    message = export_failure(session, exportable_image(local_cloud), name)
+    assert message.startswith(f"Invalid container name '{name}'")
+
+
+def test_missing_container_fails(local_cloud: LocalCloud, session: CloudSession) -> None:
+    message = export_failure(session, exportable_image(local_cloud), f"absent-{uuid.uuid4().hex}")
+    assert "does not exist" in message
+
+
+def test_exporting_twice_into_one_container_fails(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    image_id = exportable_image(local_cloud)
+    container = session.new_container("DFW")
+    assert session.export("DFW", image_id, container)["status"] == "success"
+    assert export_failure(session, image_id, container) == (
+        f"Swift already has an object with id '{image_id}.vhd' in container '{container}'"
+    )
+
+
+def test_injected_failure_hits_the_next_task_only(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    container = session.new_container("DFW")
+    local_cloud.admin.fail_next_task("DFW", "export", "Export failed: simulated outage")
+    assert (
+        export_failure(session, exportable_image(local_cloud), container)
+        == "Export failed: simulated outage"
+    )
+    assert session.export("DFW", exportable_image(local_cloud), container)["status"] == "success"
+
+
+def upload(session: CloudSession, container: str, name: str, data: bytes, layout: str) -> None:
+    if layout == "plain":
+        assert session.storage("IAD", "PUT", f"/{container}/{name}", data=data).status_code == 201
+        return
+    parts = [data[i : i + 40_000] for i in range(0, len(data), 40_000)]
+    segments = []
+    for number, part in enumerate(parts, start=1):
+        segment = f"{name}-{number:05d}"
+        assert (
+            session.storage("IAD", "PUT", f"/{container}/{segment}", data=part).status_code == 201
+        )
+        segments.append(
+            {
+                "path": f"/{container}/{segment}",
+                "etag": hashlib.md5(part).hexdigest(),
+                "size_bytes": len(part),
+            }
+        )
+    if layout == "dlo":
+        headers = {"X-Object-Manifest": f"{container}/{name}-"}
+        response = session.storage("IAD", "PUT", f"/{container}/{name}", data=b"", headers=headers)
+    else:
+        body = json.dumps(segments)
+        response = session.storage(
+            "IAD", "PUT", f"/{container}/{name}?multipart-manifest=put", data=body
+        )
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("layout", ["plain", "dlo", "slo"])
+def test_import_creates_a_new_image_from_the_objects_bytes(
+    local_cloud: LocalCloud, session: CloudSession, layout: str
+) -> None:
+    data = vhd(150_000)
+    container = session.new_container("IAD", "imports")
+    upload(session, container, "disk.vhd", data, layout)
+    task = session.import_("IAD", f"{container}/disk.vhd", f"imported-{layout}")
+    assert task["status"] == "success", task["message"]
+    image_id = task["result"]["image_id"]
+    image = session.images("IAD", "GET", f"/images/{image_id}").json()
+    assert (image["name"], image["status"], image["owner"]) == (
+        f"imported-{layout}",
+        "active",
+        session.tenant,
+    )
+    assert image["size"] == len(data)
+    assert image["checksum"] != hashlib.md5(data).hexdigest()
+    assert local_cloud.admin.image_content_md5(image_id) == hashlib.md5(data).hexdigest()
+    core = {
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "protected",
+        "tags",
+        "min_disk",
+        "min_ram",
+        "disk_format",
+        "container_format",
+        "owner",
+        "size",
+        "checksum",
+        "created_at",
+        "updated_at",
+        "self",
+        "file",
+        "schema",
+    }
+    assert set(image) - core == {"image_type", "com.rackspace__1__options"}
+
+
+def import_failure(session: CloudSession, location: str, **extra: Any) -> str:
+    task = session.import_("IAD", location, "refused", **extra)
+    assert task["status"] == "failure"
+    assert "image_id" not in (task["result"] or {})
+    return str(task["message"])
+
+
+def test_import_accepts_only_a_name(session: CloudSession) -> None:
+    container = session.new_container("IAD")
+    upload(session, container, "d.vhd", vhd(2000), "plain")
+    message = import_failure(session, f"{container}/d.vhd", os_distro="ubuntu")
+    assert "Name is the only property" in message
+
+
+def test_import_from_a_missing_location_fails(session: CloudSession) -> None:
+    container = session.new_container("IAD")
+    expected = "Error: Image not found for import. Possible invalid location"
+    assert import_failure(session, f"{container}/nothing.vhd") == expected
+    assert import_failure(session, "no-slash") == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"not a vhd at all" * 100, "396"),
+        (vhd(4096, uid=bytes(16)), "614"),
+        (vhd(4096, disk_type=DISK_DIFFERENCING), "721"),
+        (vhd(4096, disk_type=5), "523"),
+        (vhd(4096, size=10 * MiB), "413"),
+        (vhd(300 * 1024), "609"),
+    ],
+    ids=["not-vhd", "zero-id", "parent", "disk-type", "virtual-size", "physical-size"],
+)
+@pytest.mark.usefixtures("limit_options")
+def test_import_validates_the_vhd(session: CloudSession, data: bytes, code: str) -> None:
+    container = session.new_container("IAD")
+    upload(session, container, "d.vhd", data, "plain")
+    message = import_failure(session, f"{container}/d.vhd")
+    assert message.startswith(f"Image cannot be imported. Error code: '{code}'")
+
+
+def test_users_without_the_admin_role_cannot_create_tasks(local_cloud: LocalCloud) -> None:
+    viewer = local_cloud.session(local_cloud.viewer)
+    body = {
+        "type": "export",
+        "input": {"image_uuid": str(uuid.uuid4()), "receiving_swift_container": "c"},
+    }
+    assert viewer.images("DFW", "POST", "/tasks", json=body).status_code == 403
+    assert viewer.images("DFW", "GET", "/tasks").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"input": {}}, 400, "Task 'type' is required"),
+        ({"type": "export"}, 400, "Task 'input' is required"),
+        ({"type": "copy", "input": {}}, 400, "is not one of"),
+        ({"type": "import", "input": "x"}, 400, "is not of type 'object'"),
+    ],
+)
+def test_malformed_task_requests_are_400(
+    session: CloudSession, body: Any, status: int, message: str
+) -> None:
+    response = session.images("DFW", "POST", "/tasks", json=body)
+    assert response.status_code == status
+    assert message in response.text
+
+
+def test_task_requests_must_be_json(session: CloudSession) -> None:
+    response = session.images(
+        "DFW", "POST", "/tasks", data="{}", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+
+
+def test_tasks_are_private_listed_as_summaries_and_not_deletable(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    task = session.export("DFW", exportable_image(local_cloud), session.new_container("DFW"))
+    other = local_cloud.session(local_cloud.other)
+    assert other.images("DFW", "GET", f"/tasks/{task['id']}").status_code == 404
+    assert session.images("IAD", "GET", f"/tasks/{task['id']}").status_code == 404
+    assert task["id"] not in [t["id"] for t in other.images("DFW", "GET", "/tasks").json()["tasks"]]
+    listing = session.images("DFW", "GET", "/tasks?type=export").json()
+    summary = next(t for t in listing["tasks"] if t["id"] == task["id"])
+    assert {"input", "result", "message"}.isdisjoint(summary)
+    assert summary["status"] == "success"
+    deleted = session.images("DFW", "DELETE", f"/tasks/{task['id']}")
+    assert (deleted.status_code, deleted.headers["Allow"]) == (405, "GET")
+
+
+def test_finished_tasks_expire_but_their_results_stay(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    container = session.new_container("IAD")
+    upload(session, container, "d.vhd", vhd(5000), "plain")
+    with local_cloud.admin.temporary_options(task_ttl_seconds=1.0):
+        task = session.import_("IAD", f"{container}/d.vhd", "outlives-its-task")
+    assert task["status"] == "success"
+    time.sleep(1.1)
+    gone = session.images("IAD", "GET", f"/tasks/{task['id']}")
+    assert gone.status_code == 404
+    assert f"Could not find task {task['id']}" in gone.text
+    assert session.images("IAD", "GET", f"/images/{task['result']['image_id']}").status_code == 200
+
+
+def test_every_poll_is_recorded_with_its_time(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    image_id = exportable_image(local_cloud)
+    task = start_task(
+        session, "DFW", "export", {"image_uuid": image_id, "receiving_swift_container": "x"}
+    )
+    before = time.time()
+    for _ in range(3):
+        session.images("DFW", "GET", f"/tasks/{task['id']}")
+        time.sleep(0.05)
+    polls = local_cloud.admin.task_polls(task["id"])
+    assert len(polls) == 3
+    assert polls == sorted(polls)
+    assert before - 0.01 <= polls[0] and polls[-1] - polls[0] >= 0.1
+
+
+def test_counts_grow_per_region_and_kind(local_cloud: LocalCloud, session: CloudSession) -> None:
+    before = local_cloud.admin.counts()
+    start_task(
+        session,
+        "DFW",
+        "export",
+        {"image_uuid": str(uuid.uuid4()), "receiving_swift_container": "x"},
+    )
+    after = local_cloud.admin.counts()
+    assert after["DFW"]["export_tasks_created"] == before["DFW"].get("export_tasks_created", 0) + 1
+    assert after["IAD"] == before["IAD"]
