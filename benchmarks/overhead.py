@@ -53,7 +53,7 @@ os.environ.update(
 
 from prefect import flow  # noqa: E402
 
-import imagehop.tasks.copy  # noqa: E402
+import imagehop.transfer.engine  # noqa: E402
 from imagehop.compute import ComputeClient  # noqa: E402
 from imagehop.flows.transfer_image import transfer_image  # noqa: E402
 from imagehop.http import HttpClient  # noqa: E402
@@ -150,7 +150,7 @@ def measure(server_id: str, number: int) -> dict[str, float]:
         run_key=f"overhead-{number}-{time.time_ns()}",
         boot=BootRequest(),
     )
-    copying = Intervals((imagehop.tasks.copy, "copy_one_segment"))
+    copying = Intervals((imagehop.transfer.engine, "copy_segment"))
     waiting = Intervals(
         (ImageClient, "wait_for_task"),
         (ImageClient, "wait_for_image_active"),

@@ -79,7 +79,7 @@ def concurrency_of(spec: Mapping[str, Any]) -> int | ConcurrencyLimitConfig | No
 
 
 def runner_deployment(spec: Mapping[str, Any]) -> RunnerDeployment:
-    """The served twin of one prefect.yaml deployment (entry point relative to the cwd)."""
+    """The served twin of one prefect.yaml deployment (entry point: an installed module)."""
     flow: Flow[..., Any] = load_flow_from_entrypoint(spec["entrypoint"])
     deployment = flow.to_deployment(
         name=spec["name"],
@@ -89,7 +89,9 @@ def runner_deployment(spec: Mapping[str, Any]) -> RunnerDeployment:
         schedules=schedules_of(spec),
         concurrency_limit=concurrency_of(spec),
     )
-    return cast(RunnerDeployment, deployment)  # sync call: a deployment, not a coroutine
+    served = cast(RunnerDeployment, deployment)  # sync call: a deployment, not a coroutine
+    served.entrypoint = spec["entrypoint"]  # the installed module, as in prefect.yaml (not a file)
+    return served
 
 
 def shared_env(specs: Iterable[Mapping[str, Any]]) -> dict[str, str]:

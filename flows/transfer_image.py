@@ -1,15 +1,16 @@
-"""The ``transfer-image`` flow: "Transfer images between regions", one step after the other.
+"""The ``transfer-image`` flow: the cloud's runbook "Transfer images between regions", a line
+per step.
 
-authenticate -> pre-flight -> snapshot (server) -> wait image active -> tag source -> ensure
-containers -> export -> wait export -> plan -> copy segments -> manifest + verify -> import ->
-wait import -> copy properties -> find by property -> boot + wait (optional) -> cleanup ->
-summary.
+In the source region: image the server (or take the given image), tag it with the
+coordinating property, ensure the export container, export it and wait. Between the regions:
+copy the exported VHD's segments. In the target region: import and wait, tag the new image,
+find it by the property, boot a server from it (optional); then clean up.
 
 A re-run with the same run key resumes: each create step finds what an earlier run left
-(see :mod:`imagehop.procedure.steps`), finished segments are not copied again, and a transfer
-whose target image is already tagged goes straight to the finishing steps. Create steps are
-cached only together with their successful wait (one transaction each); a cached result that
-names something deleted since is dropped and the cloud asked again.
+(:mod:`imagehop.procedure.steps`), segments already in the target are not copied again, and
+a transfer whose new image is already tagged goes straight to the finishing steps. Create
+steps are cached only together with their successful wait
+(:mod:`imagehop.tasks.create_then_wait`).
 
 Logs: the task runs log task ids and reuse decisions; the library's own lines (HTTP retries
 with request ids, "export task ... started") reach the run's logs when the process runs with
@@ -20,36 +21,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
 
-from prefect import State, Task, flow, get_run_logger
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.transactions import transaction
+from pydantic import BaseModel, ConfigDict
 
-from imagehop.errors import ApiError, NotFoundError
-from imagehop.flows.copy_segments import CopySummary, copy_segments
 from imagehop.procedure.estimate import dry_run_plan
 from imagehop.procedure.preflight import PreflightReport
 from imagehop.procedure.request import (
     TransferIdentity,
     TransferRequest,
     import_location,
+    new_image_name,
+    server_name,
+    snapshot_name,
     transfer_identity,
 )
-from imagehop.procedure.result import (
-    DryRunPlan,
-    PhaseTiming,
-    PropertyReport,
-    TransferResult,
-)
+from imagehop.procedure.result import DryRunPlan, PropertyReport, TransferResult
 from imagehop.procedure.steps import intermediates
-from imagehop.tasks import limits, progress
 from imagehop.tasks.checks import (
     find_finished_transfer,
     find_source_image,
@@ -58,59 +48,35 @@ from imagehop.tasks.checks import (
 )
 from imagehop.tasks.cleanup import delete_intermediates
 from imagehop.tasks.cloud import clients, clock
-from imagehop.tasks.copy import plan_copy, prepare_target, verify_copy, write_manifest
+from imagehop.tasks.copy import copy_segments, plan_copy
+from imagehop.tasks.progress import Event, Phases, publish
 from imagehop.tasks.source import (
     ensure_container,
-    snapshot_server,
-    start_export,
+    export_and_wait,
+    image_the_server,
     tag_source_image,
-    wait_for_export,
-    wait_for_image,
 )
 from imagehop.tasks.target import (
-    boot_server,
-    copy_properties,
+    boot_and_wait,
     find_image_by_property,
-    start_import,
-    wait_for_import,
-    wait_for_server,
+    import_and_wait,
+    tag_new_image,
 )
-
-T = TypeVar("T")
-R = TypeVar("R")
+from imagehop.transfer import TransferReport
 
 
-@dataclass
-class RunState:
-    """What the run has done so far (phase timings, ids), for the result and for the log
-    line that says what remains after a failure."""
+class Moved(BaseModel):
+    """The image is in the target region: what the moving steps did (or found done)."""
 
-    identity: TransferIdentity
-    phases: list[PhaseTiming] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
-    source_image_id: str | None = None
+    model_config = ConfigDict(frozen=True)
+
+    source_image_id: str | None  # None: a re-run found the new image, no longer the source
+    target_image_id: str
     snapshot_created: bool = False
     export_task_id: str | None = None
     import_task_id: str | None = None
-    target_image_id: str | None = None
-    copy: CopySummary | None = None
-    started: float = field(default_factory=time.perf_counter)
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        """Time a phase and announce it to progress listeners (e.g. the CLI)."""
-        run_key = self.identity.run_key
-        progress.publish(progress.Event("phase-started", run_key, phase=name))
-        began = time.perf_counter()
-        try:
-            yield
-        except BaseException as error:
-            progress.publish(progress.Event("phase-failed", run_key, phase=name, detail=str(error)))
-            raise
-        finally:
-            self.phases.append(PhaseTiming(name=name, seconds=time.perf_counter() - began))
-        seconds = self.phases[-1].seconds
-        progress.publish(progress.Event("phase-finished", run_key, phase=name, seconds=seconds))
+    reused: tuple[str, ...] = ()
+    copied: TransferReport | None = None
 
 
 def _run_name() -> str:
@@ -139,266 +105,175 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     """
     logging.getLogger("imagehop").setLevel(logging.INFO)
     identity = transfer_identity(request, clock().time())
-    run = RunState(identity)
-    with run.phase("preflight"):
+    phases = Phases(identity.run_key)
+    with phases("preflight"):
         report = preflight(request, identity)
     if request.dry_run:
         return _dry_run(request, identity, report)
-    target_image_id = find_finished_transfer(request.target_region, identity, report.target_tenant)
-    try:
-        if target_image_id is not None:
-            _already_transferred(request, report, run, target_image_id)
-        else:
-            _move_image(request, report, run)
-        return _finish(request, report, run)
-    except Exception:
-        _log_remains(request, run)
-        raise
-
-
-# -- the procedure ---------------------------------------------------------------------------
-
-
-def _move_image(request: TransferRequest, report: PreflightReport, run: RunState) -> None:
-    """Source image -> export -> copy -> import."""
-    with run.phase("snapshot" if request.server_id else "tag source"):
-        run.source_image_id = _source_image(request, report, run)
-    with run.phase("export"):
-        location = _export(request, run)
-    with run.phase("copy"):
-        _copy(request, run, location)
-    with run.phase("import"):
-        run.target_image_id = _import(request, report, run)
-
-
-def _source_image(request: TransferRequest, report: PreflightReport, run: RunState) -> str:
-    """The image to export: the request's, or this run key's image of the server."""
-    src = request.source_region
-    image_id = request.image_id
-    if image_id is None:
-        name = _snapshot_name(request, report)
-
-        def snapshot(refresh: bool) -> str:
-            outcome, cached = _create(
-                snapshot_server, refresh, src, request.server_id, name, run.identity,
-                report.source_tenant,
-            )  # fmt: skip
-            wait_for_image("source", src, outcome.image_id)
-            run.snapshot_created = outcome.created and not cached
-            return outcome.image_id
-
-        image_id = _cached_with_wait(snapshot, "snapshot")
-        if not run.snapshot_created:
-            run.reused.append("snapshot")
-    tag_source_image(src, image_id, run.identity)
-    return image_id
-
-
-def _export(request: TransferRequest, run: RunState) -> str:
-    """Export the source image to the export container; returns ``<container>/<object>``."""
-    src = request.source_region
-    image_id = run.source_image_id or ""
-    ensure_container("source", src, request.export_container)
-
-    def export(refresh: bool) -> str:
-        outcome, cached = _create(start_export, refresh, src, image_id, request.export_container)
-        location = wait_for_export(src, outcome)
-        run.export_task_id = outcome.task_id
-        _note_reuse(run, outcome.reused or ("export task" if cached else None))
-        return location
-
-    with limits.region_slot("export", src):
-        return _cached_with_wait(export, "export")
-
-
-def _copy(request: TransferRequest, run: RunState, location: str) -> None:
-    """Plan, copy the missing segments (a subflow), write and verify the SLO manifest."""
-    src, dst = request.source_region, request.target_region
-    plan = plan_copy(src, dst, location, run.source_image_id or "", request.import_container)
-    prepare_target(dst, plan)
-    workers = request.concurrency or clients().settings().transfer_concurrency
-    runner = ThreadPoolTaskRunner(max_workers=workers)
-    run.copy = copy_segments.with_options(task_runner=runner)(plan, src, dst, run.identity.run_key)
-    write_manifest(dst, plan, list(run.copy.results))
-    verify_copy(dst, plan)
-
-
-def _import(request: TransferRequest, report: PreflightReport, run: RunState) -> str:
-    """Import the staged copy in the target region; returns the new image's id."""
-    dst = request.target_region
-    location = import_location(request.import_container, run.source_image_id or "")
-    name = request.target_image_name or _source_name(request, report)
-
-    def import_(refresh: bool) -> str:
-        outcome, cached = _create(
-            start_import, refresh, dst, location, name, run.identity, report.target_tenant
+    done = find_finished_transfer(request.target_region, identity, report.target_tenant)
+    if done is not None:
+        return _finish(
+            request, identity, report, phases, _moved_before(request, identity, report, done)
         )
-        image_id = wait_for_import(dst, outcome)
-        run.import_task_id = outcome.task_id
-        _note_reuse(run, outcome.reused or ("import task" if cached else None))
-        return image_id
-
-    with limits.region_slot("import", dst):
-        return _cached_with_wait(import_, "import")
+    return _finish(request, identity, report, phases, _move(request, identity, report, phases))
 
 
-def _already_transferred(
-    request: TransferRequest, report: PreflightReport, run: RunState, target_image_id: str
-) -> None:
+def _move(
+    request: TransferRequest, identity: TransferIdentity, report: PreflightReport, phases: Phases
+) -> Moved:
+    """The runbook's moving steps, source region -> between the regions -> target region."""
+    src, dst, owner = request.source_region, request.target_region, report.target_tenant
+    source_id, snapshot, exporting = request.image_id, None, False
+    try:
+        with phases("snapshot" if request.server_id else "tag source"):
+            if request.server_id is not None:
+                name = snapshot_name(request, _server_name_of(report), clock().time())
+                snapshot = image_the_server(
+                    src, request.server_id, name, identity, report.source_tenant
+                )
+                source_id = snapshot.image_id
+            assert source_id is not None  # a request names an image or a server
+            tag_source_image(src, source_id, identity)
+        with phases("export"):
+            exporting = True
+            ensure_container("source", src, request.export_container)
+            export = export_and_wait(src, source_id, request.export_container)
+        with phases("copy"):
+            plan = plan_copy(src, dst, export.location, source_id, request.import_container)
+            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+        with phases("import"):
+            staged = import_location(request.import_container, source_id)
+            name = new_image_name(request, _source_name(request, report))
+            imported = import_and_wait(dst, staged, name, identity, owner)
+    except Exception:
+        _log_remains(request, identity, source_id if exporting else None)
+        raise
+    reused = ("snapshot" if snapshot and not snapshot.created else None, export.reused,
+              imported.reused)  # fmt: skip
+    return Moved(
+        source_image_id=source_id,
+        target_image_id=imported.image_id or "",
+        snapshot_created=bool(snapshot and snapshot.created),
+        export_task_id=export.task_id,
+        import_task_id=imported.task_id,
+        reused=tuple(what for what in reused if what),
+        copied=copy,
+    )
+
+
+def _moved_before(
+    request: TransferRequest, identity: TransferIdentity, report: PreflightReport, image_id: str
+) -> Moved:
     """An earlier run finished the move: only the finishing steps are left."""
     get_run_logger().info(
         "image %s in %s already carries run key %s: nothing to export, copy or import",
-        target_image_id,
+        image_id,
         request.target_region,
-        run.identity.run_key,
+        identity.run_key,
     )
-    run.reused.append("transferred image")
-    run.target_image_id = target_image_id
-    run.source_image_id = request.image_id or find_source_image(
-        request.source_region, run.identity, report.source_tenant
+    source_id = request.image_id or find_source_image(
+        request.source_region, identity, report.source_tenant
     )
+    return Moved(source_image_id=source_id, target_image_id=image_id, reused=("transferred image",))
 
 
-def _finish(request: TransferRequest, report: PreflightReport, run: RunState) -> TransferResult:
-    """Properties -> find by property -> boot (optional) -> cleanup -> summary."""
-    src, dst = request.source_region, request.target_region
-    target_image_id = run.target_image_id or ""
-    with run.phase("properties"):
-        properties = PropertyReport()
-        if run.source_image_id is not None:
-            properties = copy_properties(
-                src,
-                run.source_image_id,
-                dst,
-                target_image_id,
-                request.properties_to_copy,
-                run.identity,
-            )
-        _check_found(dst, target_image_id, run.identity, report.target_tenant)
-    server_id = None
-    if request.boot is not None and report.boot_flavor is not None:
-        with run.phase("boot"):
-            server_id = _boot(request, report, run, target_image_id)
-    with run.phase("cleanup"):
-        cleaned, remaining = _cleanup(request, run)
-    result = _result(request, report, run, properties, server_id, cleaned, remaining)
+def _finish(
+    request: TransferRequest,
+    identity: TransferIdentity,
+    report: PreflightReport,
+    phases: Phases,
+    moved: Moved,
+) -> TransferResult:
+    """The runbook's target steps after the import: tag, find, boot; then clean up."""
+    src, dst, new_id = request.source_region, request.target_region, moved.target_image_id
+    try:
+        with phases("properties"):
+            properties = PropertyReport()
+            if moved.source_image_id is not None:
+                keys = request.properties_to_copy
+                properties = tag_new_image(src, moved.source_image_id, dst, new_id, keys, identity)
+            find_image_by_property(dst, new_id, identity, report.target_tenant)
+        server_id = None
+        if request.boot is not None and report.boot_flavor is not None:
+            with phases("boot"):
+                name = server_name(request, new_image_name(request, _source_name(request, report)))
+                server_id = boot_and_wait(dst, new_id, name, report.boot_flavor.id, identity)
+        with phases("cleanup"):
+            cleaned, remaining = _clean_up(request, moved.source_image_id)
+    except Exception:
+        _log_remains(request, identity, moved.source_image_id)
+        raise
+    result = _result(request, identity, report, phases, moved, properties, server_id,
+                     cleaned, remaining)  # fmt: skip
     create_table_artifact(
         result.summary_rows(),
-        key=f"transfer-{run.identity.slug}",
-        description=f"transfer-image {src} -> {dst}: image {target_image_id}",
+        key=f"transfer-{identity.slug}",
+        description=f"transfer-image {src} -> {dst}: image {new_id}",
     )
     return result
 
 
-def _check_found(region: str, image_id: str, identity: TransferIdentity, owner: str) -> None:
-    """The runbook's last lookup must find the new image by its coordinating property."""
-    found = find_image_by_property(region, identity, owner)
-    if image_id not in found:
-        raise ApiError(
-            f"image {image_id} in {region} is not listed by "
-            f"{identity.coordinating_key}={identity.coordinating_value} (found: {found}); "
-            "the property filter of the images list does not see the tag"
-        )
+# -- helpers ---------------------------------------------------------------------------------
 
 
-def _boot(request: TransferRequest, report: PreflightReport, run: RunState, image_id: str) -> str:
-    dst = request.target_region
-    boot = request.boot
-    flavor = report.boot_flavor
-    assert boot is not None and flavor is not None
-    name = boot.name or request.target_image_name or _source_name(request, report)
-
-    def boot_and_wait(refresh: bool) -> str:
-        server_id, _ = _create(boot_server, refresh, dst, image_id, name, flavor.id, run.identity)
-        wait_for_server(dst, server_id)
-        return server_id
-
-    return _cached_with_wait(boot_and_wait, "boot")
-
-
-def _cleanup(request: TransferRequest, run: RunState) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _clean_up(
+    request: TransferRequest, source_image_id: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(what was deleted, what remains) under the request's cleanup policy."""
-    if run.source_image_id is None:
+    if source_image_id is None:
         return (), ()
     if request.cleanup == "keep":
-        return (), tuple(_intermediates(request, run.source_image_id))
+        return (), tuple(_intermediates(request, source_image_id))
     deleted = delete_intermediates(
         request.source_region,
         request.target_region,
         request.export_container,
         request.import_container,
-        run.source_image_id,
+        source_image_id,
     )
     return deleted, ()
 
 
 def _result(
     request: TransferRequest,
+    identity: TransferIdentity,
     report: PreflightReport,
-    run: RunState,
+    phases: Phases,
+    moved: Moved,
     properties: PropertyReport,
     server_id: str | None,
     cleaned: tuple[str, ...],
     remaining: tuple[str, ...],
 ) -> TransferResult:
-    copy = run.copy
+    copy = moved.copied
     return TransferResult(
-        run_key=run.identity.run_key,
+        run_key=identity.run_key,
         source_region=request.source_region,
         target_region=request.target_region,
-        source_image_id=run.source_image_id or "",
-        target_image_id=run.target_image_id or "",
-        coordinating_property={run.identity.coordinating_key: run.identity.coordinating_value},
-        snapshot_created=run.snapshot_created,
-        export_task_id=run.export_task_id,
-        import_task_id=run.import_task_id,
-        reused=tuple(dict.fromkeys(run.reused)),
-        bytes_total=sum(r.size for r in copy.results) if copy else 0,
+        source_image_id=moved.source_image_id or "",
+        target_image_id=moved.target_image_id,
+        coordinating_property={identity.coordinating_key: identity.coordinating_value},
+        snapshot_created=moved.snapshot_created,
+        export_task_id=moved.export_task_id,
+        import_task_id=moved.import_task_id,
+        reused=moved.reused,
+        bytes_total=copy.plan.size if copy else 0,
         bytes_copied=copy.bytes_copied if copy else 0,
         segments_total=len(copy.results) if copy else 0,
-        segments_copied=copy.segments_copied if copy else 0,
+        segments_copied=len(copy.results) - copy.segments_skipped if copy else 0,
         segments_skipped=copy.segments_skipped if copy else 0,
         properties=properties,
         server_id=server_id,
         flavor_id=report.boot_flavor.id if server_id and report.boot_flavor else None,
         cleaned_up=cleaned,
         remaining=remaining,
-        phases=tuple(run.phases),
-        seconds=time.perf_counter() - run.started,
+        phases=phases.timings,
+        seconds=time.perf_counter() - phases.started,
     )
 
 
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _cached_with_wait(step: Callable[[bool], T], what: str) -> T:
-    """Run a create step and its wait as one transaction, so the create step's cache entry
-    is only written once the wait succeeded. ``step(refresh)`` runs both.
-
-    If that fails with NotFoundError, a cached result may name something deleted since
-    (e.g. the copy in the target was deleted, and the same request runs again): the pair
-    runs once more, bypassing the cache, so the cloud's state decides.
-    """
-    try:
-        with transaction():
-            return step(False)
-    except NotFoundError as error:
-        get_run_logger().warning("%s: %s; asking the cloud again, not the cache", what, error)
-        with transaction():
-            return step(True)
-
-
-def _create(step: Task[..., R], refresh: bool, *args: Any) -> tuple[R, bool]:
-    """Run a cached create step (ignoring its cache when ``refresh``; otherwise Prefect's
-    cache setting decides); returns its result and whether that came from the cache."""
-    task = step.with_options(refresh_cache=True) if refresh else step
-    state = cast(State[R], task(*args, return_state=True))
-    return state.result(), state.name == "Cached"
-
-
-def _note_reuse(run: RunState, what: str | None) -> None:
-    if what:
-        run.reused.append(what)
+def _concurrency(request: TransferRequest) -> int:
+    return request.concurrency or clients().settings().transfer_concurrency
 
 
 def _dry_run(
@@ -411,7 +286,7 @@ def _dry_run(
         report,
         read_target_limits(request.target_region),
         settings.segment_size_bytes,
-        request.concurrency or settings.transfer_concurrency,
+        _concurrency(request),
     )
     create_table_artifact(
         plan.summary_rows(),
@@ -422,18 +297,14 @@ def _dry_run(
     return plan
 
 
+def _server_name_of(report: PreflightReport) -> str | None:
+    return report.source.server.name if report.source.server else None
+
+
 def _source_name(request: TransferRequest, report: PreflightReport) -> str:
     if report.source.image is not None:
         return report.source.image.name or report.source.image.id
-    return _snapshot_name(request, report)
-
-
-def _snapshot_name(request: TransferRequest, report: PreflightReport) -> str:
-    if request.target_image_name:
-        return request.target_image_name
-    server = report.source.server
-    day = datetime.fromtimestamp(clock().time(), UTC).date().isoformat()
-    return f"{server.name if server else request.server_id}-{day}"
+    return snapshot_name(request, _server_name_of(report), clock().time())
 
 
 def _intermediates(request: TransferRequest, source_image_id: str) -> list[str]:
@@ -446,16 +317,18 @@ def _intermediates(request: TransferRequest, source_image_id: str) -> list[str]:
     )
 
 
-def _log_remains(request: TransferRequest, run: RunState) -> None:
+def _log_remains(
+    request: TransferRequest, identity: TransferIdentity, source_image_id: str | None
+) -> None:
     """After a failure: say what stays in place for a re-run, and how to remove it instead
     (in the run's log, and to progress listeners such as the CLI)."""
-    if run.source_image_id is None:
+    if source_image_id is None:
         remains = "the transfer failed before the export: nothing is left in Cloud Files"
     else:
-        kept = " | ".join(_intermediates(request, run.source_image_id))
+        kept = " | ".join(_intermediates(request, source_image_id))
         remains = (
-            f"the transfer failed; kept for a re-run with run key {run.identity.run_key!r} "
+            f"the transfer failed; kept for a re-run with run key {identity.run_key!r} "
             f"(same request): {kept}"
         )
     get_run_logger().error(remains)
-    progress.publish(progress.Event("run-failed", run.identity.run_key, detail=remains))
+    publish(Event("run-failed", identity.run_key, detail=remains))

@@ -1,22 +1,36 @@
-"""Progress of the runs in this process, for whoever watches (the CLI's progress bar, logs).
+"""Progress of the runs in this process, for whoever watches (the CLI's progress bar, logs,
+the Prefect UI).
 
-The flows announce phases and the segment tasks report bytes here; listeners (e.g. the CLI)
-subscribe. Everything is process-local and in memory: events are never task inputs or
-results. A listener that raises is logged and dropped, so a display bug cannot fail a copy.
-The copy's Prefect progress artifact is updated separately, throttled (see
-``imagehop.flows.transfer_image``).
+The flows announce phases and the copy task reports bytes here; listeners (e.g. the CLI)
+subscribe. Events are process-local and in memory, never task inputs or results. A listener
+that raises is logged and dropped, so a display bug cannot fail a copy. :class:`CopyWatch`
+also keeps a progress artifact on the flow run up to date (bytes, segments, MB/s, ETA), from
+a thread of its own, at most every :data:`PROGRESS_EVERY_SECONDS`, so the copy's workers
+never wait for the Prefect API.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, cast
+from uuid import UUID
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from imagehop.procedure.request import slug
+from imagehop.procedure.result import PhaseTiming
+from imagehop.transfer import TransferReport
 
 log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_SECONDS = 2.0
+MiB = 1024 * 1024
 
 #: ``run-failed`` carries, in ``detail``, what a failed run keeps for a re-run.
 EventKind = Literal[
@@ -42,49 +56,8 @@ class Event:
 Listener = Callable[[Event], None]
 
 
-@dataclass
-class CopyProgress:
-    """Counters of one copy, shared by its segment tasks (threads)."""
-
-    transfer: str
-    bytes_total: int
-    segments_total: int
-    bytes_done: int = 0
-    segments_done: int = 0
-    aborted: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add_bytes(self, count: int) -> None:
-        """Count bytes sent (negative: take back a failed attempt's)."""
-        with self._lock:
-            self.bytes_done += count
-        self._publish()
-
-    def add_segment(self) -> None:
-        with self._lock:
-            self.segments_done += 1
-        self._publish()
-
-    def fraction(self) -> float:
-        return self.bytes_done / self.bytes_total if self.bytes_total else 1.0
-
-    def _publish(self) -> None:
-        publish(
-            Event(
-                "copy-progress",
-                self.transfer,
-                phase="copy",
-                bytes_done=self.bytes_done,
-                bytes_total=self.bytes_total,
-                segments_done=self.segments_done,
-                segments_total=self.segments_total,
-            )
-        )
-
-
 _lock = threading.Lock()
 _listeners: list[Listener] = []
-_copies: dict[str, CopyProgress] = {}
 
 
 @contextmanager
@@ -114,20 +87,143 @@ def publish(event: Event) -> None:
                     _listeners.remove(listener)
 
 
-def start_copy(copy_id: str, progress: CopyProgress) -> CopyProgress:
-    """Register the counters of a copy under ``copy_id`` (its flow run id)."""
-    with _lock:
-        _copies[copy_id] = progress
-    progress._publish()
-    return progress
+class Phases:
+    """Times the phases of one run and announces them to the listeners (e.g. the CLI)::
+
+    phases = Phases(run_key)
+    with phases("export"):
+        ...
+    phases.timings   # (PhaseTiming("export", 31.2), ...)
+    """
+
+    def __init__(self, transfer: str) -> None:
+        self._transfer = transfer
+        self._timings: list[PhaseTiming] = []
+        self.started = time.perf_counter()
+
+    @property
+    def timings(self) -> tuple[PhaseTiming, ...]:
+        return tuple(self._timings)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        publish(Event("phase-started", self._transfer, phase=name))
+        began = time.perf_counter()
+        try:
+            yield
+        except BaseException as error:
+            publish(Event("phase-failed", self._transfer, phase=name, detail=str(error)))
+            raise
+        finally:
+            self._timings.append(PhaseTiming(name=name, seconds=time.perf_counter() - began))
+        seconds = self._timings[-1].seconds
+        publish(Event("phase-finished", self._transfer, phase=name, seconds=seconds))
 
 
-def copy_of(copy_id: str) -> CopyProgress | None:
-    """The counters of a running copy (None once it ended, or in another process)."""
-    with _lock:
-        return _copies.get(copy_id)
+class CopyWatch:
+    """Watches one copy: each engine progress call becomes a ``copy-progress`` event, and a
+    progress artifact (key ``copy-<run key>``) on the current flow run says how far it is.
 
+    Use as a context manager around the copy; pass :meth:`on_progress` to the engine.
+    """
 
-def end_copy(copy_id: str) -> None:
-    with _lock:
-        _copies.pop(copy_id, None)
+    def __init__(
+        self,
+        transfer: str,
+        bytes_total: int,
+        segments_total: int,
+        every: float = PROGRESS_EVERY_SECONDS,
+    ) -> None:
+        self._transfer = transfer
+        self._bytes_total = bytes_total
+        self._segments_total = segments_total
+        self._every = every
+        self._lock = threading.Lock()
+        self._bytes = self._segments = 0
+        self._first: tuple[float, int] | None = None  # (time, bytes) of the first report
+        self._sent: tuple[int, int] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._keep_updated, name="imagehop-progress", daemon=True
+        )
+        self._artifact: UUID | None = None
+
+    def __enter__(self) -> CopyWatch:
+        created = create_progress_artifact(
+            0.0, key=f"copy-{slug(self._transfer)}", description=self.describe()
+        )
+        self._artifact = cast(UUID, created)  # sync call: an id, not a coroutine
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._send()
+
+    def on_progress(
+        self, bytes_done: int, bytes_total: int, segments_done: int, segments_total: int
+    ) -> None:
+        """The engine's :data:`~imagehop.transfer.Progress` callback (any worker thread)."""
+        with self._lock:
+            self._bytes, self._segments = bytes_done, segments_done
+            if self._first is None:
+                self._first = (time.monotonic(), bytes_done)
+        publish(
+            Event(
+                "copy-progress",
+                self._transfer,
+                phase="copy",
+                bytes_done=bytes_done,
+                bytes_total=bytes_total,
+                segments_done=segments_done,
+                segments_total=segments_total,
+            )
+        )
+
+    def finished(self, report: TransferReport) -> None:
+        """Every segment is in place (copied now or before)."""
+        with self._lock:
+            self._bytes, self._segments = self._bytes_total, self._segments_total
+
+    def describe(self) -> str:
+        """``412.0 of 1024.0 MiB, 7/16 segments, 120.5 MB/s, about 0:05 left``."""
+        with self._lock:
+            done, segments, first = self._bytes, self._segments, self._first
+        text = (
+            f"{done / MiB:.1f} of {self._bytes_total / MiB:.1f} MiB, "
+            f"{segments}/{self._segments_total} segments"
+        )
+        if first is None or done >= self._bytes_total:
+            return text
+        seconds = time.monotonic() - first[0]
+        rate = (done - first[1]) / seconds if seconds > 0 else 0.0
+        if rate <= 0:
+            return text
+        left = int((self._bytes_total - done) / rate)
+        return f"{text}, {rate / 1e6:.1f} MB/s, about {left // 60}:{left % 60:02d} left"
+
+    def fraction(self) -> float:
+        with self._lock:
+            return self._bytes / self._bytes_total if self._bytes_total else 1.0
+
+    def _keep_updated(self) -> None:
+        while not self._stop.wait(self._every):
+            self._send()
+
+    def _send(self) -> None:
+        with self._lock:
+            now = (self._bytes, self._segments)
+        if self._artifact is None or now == self._sent:
+            return
+        try:
+            update_progress_artifact(self._artifact, 100 * self.fraction(), self.describe())
+        except Exception:  # the UI's view must never fail the copy
+            log.warning("could not update the copy's progress artifact", exc_info=True)
+            return
+        self._sent = now

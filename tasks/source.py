@@ -1,4 +1,9 @@
-"""Steps in the source region: image the server, tag the image, export it."""
+"""Steps in the source region: image the server, tag the image, ensure the container, export.
+
+Each runbook step that creates something and waits for it is one function here
+(:func:`image_the_server`, :func:`export_and_wait`): the cached create task and its wait as
+one transaction (:mod:`imagehop.tasks.create_then_wait`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,47 @@ from prefect import get_run_logger, task
 from imagehop.image import Image
 from imagehop.procedure.clients import Side
 from imagehop.procedure.request import TransferIdentity
-from imagehop.procedure.steps import ExportOutcome, SnapshotOutcome, ensure_export, ensure_snapshot
-from imagehop.procedure.steps import tag_image as tag
+from imagehop.procedure.steps import (
+    ExportOutcome,
+    SnapshotOutcome,
+    ensure_export,
+    ensure_snapshot,
+    tag_image,
+)
+from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients
+from imagehop.tasks.create_then_wait import create_then_wait, run_create
 from imagehop.tasks.policy import FRESH, WAITING, cached_by
+
+
+def image_the_server(
+    region: str, server_id: str, name: str, identity: TransferIdentity, owner: str
+) -> SnapshotOutcome:
+    """Runbook step 1: image the server and wait until the image is active (``created`` is
+    False when an earlier run, or the cache, had made it)."""
+
+    def pair(refresh: bool) -> SnapshotOutcome:
+        outcome, cached = run_create(
+            snapshot_server, refresh, region, server_id, name, identity, owner
+        )
+        wait_for_image("source", region, outcome.image_id)
+        return outcome.model_copy(update={"created": outcome.created and not cached})
+
+    return create_then_wait(pair, "snapshot")
+
+
+def export_and_wait(region: str, image_id: str, container: str) -> ExportOutcome:
+    """Runbook steps 4 and 5: start the export task and poll it (>= 30 s apart) until the
+    VHD is in the container, holding one of the region's export slots meanwhile."""
+
+    def pair(refresh: bool) -> ExportOutcome:
+        outcome, cached = run_create(start_export, refresh, region, image_id, container)
+        location = wait_for_export(region, outcome)
+        reused = outcome.reused or ("export task" if cached else None)
+        return outcome.model_copy(update={"location": location, "finished": True, "reused": reused})
+
+    with limits.region_slot("export", region):
+        return create_then_wait(pair, "export")
 
 
 @task(
@@ -49,7 +91,7 @@ def wait_for_image(side: Side, region: str, image_id: str) -> Image:
 @task(name="tag-source-image", task_run_name="tag-{image_id:.8}", **FRESH)
 def tag_source_image(region: str, image_id: str, identity: TransferIdentity) -> tuple[str, ...]:
     """Put the coordinating property and the run key on the source image."""
-    return tag(clients().images("source", region), image_id, identity)
+    return tag_image(clients().images("source", region), image_id, identity)
 
 
 @task(name="ensure-container", task_run_name="container-{region}-{container}", **FRESH)

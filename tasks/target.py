@@ -1,20 +1,52 @@
-"""Steps in the target region: import, copy properties, find the image, boot a server."""
+"""Steps in the target region: import, tag the new image, find it by the property, boot.
+
+:func:`import_and_wait` and :func:`boot_and_wait` are the create-then-wait steps (one
+transaction each, :mod:`imagehop.tasks.create_then_wait`).
+"""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 
 from imagehop.compute import Server
+from imagehop.errors import ApiError
+from imagehop.procedure import steps
 from imagehop.procedure.request import TransferIdentity
 from imagehop.procedure.result import PropertyReport
-from imagehop.procedure.steps import (
-    ImportOutcome,
-    ensure_import,
-    find_run_images,
-)
-from imagehop.procedure.steps import copy_properties as copy_allowed_properties
+from imagehop.procedure.steps import ImportOutcome, ensure_import, find_run_images
+from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients
+from imagehop.tasks.create_then_wait import create_then_wait, run_create
 from imagehop.tasks.policy import FRESH, WAITING, cached_by
+
+
+def import_and_wait(
+    region: str, location: str, name: str, identity: TransferIdentity, owner: str
+) -> ImportOutcome:
+    """Runbook target steps 1 and 2: start the import task and poll it (>= 30 s apart)
+    until the new image is there, holding one of the region's import slots meanwhile."""
+
+    def pair(refresh: bool) -> ImportOutcome:
+        outcome, cached = run_create(start_import, refresh, region, location, name, identity, owner)
+        image_id = wait_for_import(region, outcome)
+        reused = outcome.reused or ("import task" if cached else None)
+        return outcome.model_copy(update={"image_id": image_id, "finished": True, "reused": reused})
+
+    with limits.region_slot("import", region):
+        return create_then_wait(pair, "import")
+
+
+def boot_and_wait(
+    region: str, image_id: str, name: str, flavor_id: str, identity: TransferIdentity
+) -> str:
+    """Runbook target step 4: boot a server from the new image; wait until it is ACTIVE."""
+
+    def pair(refresh: bool) -> str:
+        server_id, _ = run_create(boot_server, refresh, region, image_id, name, flavor_id, identity)
+        wait_for_server(region, server_id)
+        return server_id
+
+    return create_then_wait(pair, "boot")
 
 
 @task(
@@ -59,8 +91,8 @@ def wait_for_import(region: str, outcome: ImportOutcome) -> str:
     return image_id
 
 
-@task(name="copy-properties", task_run_name="copy-properties-{target_image_id:.8}", **FRESH)
-def copy_properties(
+@task(name="tag-new-image", task_run_name="tag-new-image-{target_image_id:.8}", **FRESH)
+def tag_new_image(
     source_region: str,
     source_image_id: str,
     target_region: str,
@@ -68,10 +100,11 @@ def copy_properties(
     keys: tuple[str, ...],
     identity: TransferIdentity,
 ) -> PropertyReport:
-    """Copy the allow-listed properties and the transfer's tags to the new image."""
+    """Runbook target step 3: copy the allow-listed properties and the transfer's tags (the
+    coordinating property) to the new image (the import keeps only the name)."""
     c = clients()
     source = c.images("source", source_region).get_image(source_image_id)
-    report = copy_allowed_properties(
+    report = steps.copy_properties(
         c.images("target", target_region), source, target_image_id, keys, identity
     )
     for skipped in report.skipped:
@@ -79,13 +112,24 @@ def copy_properties(
     return report
 
 
-@task(name="find-image-by-property", **FRESH)
-def find_image_by_property(region: str, identity: TransferIdentity, owner: str) -> list[str]:
-    """The runbook's last lookup: images in ``region`` carrying this transfer's tags."""
+@task(name="find-image-by-property", task_run_name="find-{image_id:.8}-by-property", **FRESH)
+def find_image_by_property(
+    region: str, image_id: str, identity: TransferIdentity, owner: str
+) -> None:
+    """The runbook's last lookup: the new image must be listed by its coordinating property.
+
+    Raises:
+        ApiError: the images list filtered by the property does not show it.
+    """
     images = clients().images("target", region)
     key, value = identity.coordinating_key, identity.coordinating_value
     tagged = {image.id for image in images.find_images_by_property(key, value)}
-    return [i.id for i in find_run_images(images, identity.run_key, owner) if i.id in tagged]
+    found = [i.id for i in find_run_images(images, identity.run_key, owner) if i.id in tagged]
+    if image_id not in found:
+        raise ApiError(
+            f"image {image_id} in {region} is not listed by {key}={value} (found: {found}); "
+            "the property filter of the images list does not see the tag"
+        )
 
 
 @task(

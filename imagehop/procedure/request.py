@@ -270,6 +270,29 @@ def slug(text: str, limit: int = 48) -> str:
     return cleaned[:limit].rstrip("-") or "x"
 
 
+# -- names ----------------------------------------------------------------------------------
+
+
+def snapshot_name(request: TransferRequest, server_name: str | None, now: float) -> str:
+    """Name of the server's image: the requested target image name, else
+    ``<server name>-<UTC date>`` (``now`` in epoch seconds)."""
+    if request.target_image_name:
+        return request.target_image_name
+    day = datetime.fromtimestamp(now, UTC).date().isoformat()
+    return f"{server_name or request.server_id}-{day}"
+
+
+def new_image_name(request: TransferRequest, source_name: str) -> str:
+    """Name of the imported image: the requested one, else the source image's."""
+    return request.target_image_name or source_name
+
+
+def server_name(request: TransferRequest, image_name: str) -> str:
+    """Name of the server booted from the new image: the requested one, else the image's."""
+    boot_name = request.boot.name if request.boot is not None else None
+    return boot_name or image_name
+
+
 # -- names of the intermediate objects ------------------------------------------------------
 
 

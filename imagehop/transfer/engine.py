@@ -1,15 +1,18 @@
 """Copy one object from a source region's Swift to a target region's Swift as an SLO.
 
-Usable in one call (:func:`transfer_object`) or step by step, which is how the Prefect tasks
-wrap it::
+Usable in one call (:func:`transfer_object`), or as the two halves the Prefect tasks wrap
+(``plan-copy``, then ``copy-segments`` running :func:`copy_plan`)::
 
     layout = discover_source(src, container, name)          # what the source is made of
     plan = plan_transfer(layout, dst.limits(), tc, to, segment_size)   # pure data
-    prepare_target(dst, plan)                                # containers exist
-    finished = find_finished_segments(dst, plan)             # resume: what a past run did
-    results = copy_segments(src, dst, plan, 8, progress, finished)
-    write_manifest(dst, plan, results)                       # the SLO manifest
-    verify_target(dst, plan)                                 # HEAD + manifest vs the plan
+    report = copy_plan(src, dst, plan, concurrency=8, progress=show)
+        # prepare_target: the containers exist
+        # find_finished_segments: resume from what a past run verified
+        # copy_segments: the missing segments, by worker threads
+        # write_manifest (unless an earlier run's still matches) and verify_target
+
+:func:`copy_plan` is the one copy orchestrator: the CLI, the flows, the tests and the
+benchmark all copy through it.
 
 **Streaming.** Each worker thread copies one target segment at a time: ranged GETs of its
 source pieces feed one PUT through a file-like reader, ``chunk_size`` bytes per read. No
@@ -106,6 +109,16 @@ class TransferReport(BaseModel):
     @property
     def segments_skipped(self) -> int:
         return sum(1 for result in self.results if not result.copied)
+
+    def counting_as_copied(self, indexes: Iterable[int]) -> TransferReport:
+        """The same report, with the segments ``indexes`` counted as copied (e.g. by an earlier
+        try of the same step)."""
+        wanted = set(indexes)
+        results = tuple(
+            result.model_copy(update={"copied": True}) if result.index in wanted else result
+            for result in self.results
+        )
+        return self.model_copy(update={"results": results})
 
 
 class TransferAborted(Exception):
@@ -551,6 +564,61 @@ def delete_segments(target: ObjectStore, plan: TransferPlan) -> int:
     return result.deleted
 
 
+# -- a plan, copied -------------------------------------------------------------------------
+
+
+def copy_plan(
+    source: ObjectStore,
+    target: ObjectStore,
+    plan: TransferPlan,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+    chunk_size: int = MiB,
+    attempts: int = DEFAULT_ATTEMPTS,
+    backoff: float = DEFAULT_BACKOFF_SECONDS,
+    sleep: Sleep = time.sleep,
+    finished: Sequence[SegmentResult] | None = None,
+) -> TransferReport:
+    """Put the plan's target object in place: the containers, every segment not verified in
+    place yet (copied by ``concurrency`` workers), the SLO manifest, and the final check.
+
+    ``finished``: the resume check's answer if the caller already has it (else it is read
+    from the target, :func:`find_finished_segments`).
+
+    A manifest an earlier run wrote that still matches the plan is left as it is (the staged
+    object keeps its timestamp, which tells imports of it from older ones).
+
+    Raises:
+        IntegrityError: a segment or the written object does not verify.
+        ImagehopError: the first segment error once the segments in flight are done.
+    """
+    started = time.monotonic()
+    prepare_target(target, plan)
+    if finished is None:
+        finished = find_finished_segments(target, plan, concurrency)
+    results = copy_segments(
+        source, target, plan, concurrency, progress, finished, chunk_size, attempts, backoff, sleep
+    )
+    etag = _existing_manifest(target, plan) if len(finished) == len(results) else None
+    if etag is None:
+        etag = write_manifest(target, plan, results)
+        verify_target(target, plan)
+    return TransferReport(
+        plan=plan,
+        results=tuple(results),
+        manifest_etag=etag,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _existing_manifest(target: ObjectStore, plan: TransferPlan) -> str | None:
+    """The ETag of a target object that already matches the plan, else None."""
+    try:
+        return verify_target(target, plan).etag
+    except (NotFoundError, IntegrityError):
+        return None
+
+
 # -- all in one ----------------------------------------------------------------------------
 
 
@@ -573,25 +641,13 @@ def transfer_object(
 ) -> TransferReport:
     """Copy ``source_container/source_object`` to ``target_container/target_object``.
 
-    Discovers the source, plans against the target's limits, skips segments a previous run
-    finished, copies the rest with ``concurrency`` workers, writes the SLO manifest and checks
-    the result. Arguments as for the step functions this chains.
+    Discovers the source, plans against the target's limits and copies the plan
+    (:func:`copy_plan`). Arguments as for the step functions this chains.
     """
-    started = time.monotonic()
     layout = discover_source(
         source, source_container, source_object, listing_attempts, listing_delay, sleep
     )
     plan = plan_transfer(layout, target.limits(), target_container, target_object, segment_size)
-    prepare_target(target, plan)
-    finished = find_finished_segments(target, plan, concurrency)
-    results = copy_segments(
-        source, target, plan, concurrency, progress, finished, chunk_size, attempts, backoff, sleep
-    )
-    etag = write_manifest(target, plan, results)
-    verify_target(target, plan)
-    return TransferReport(
-        plan=plan,
-        results=tuple(results),
-        manifest_etag=etag,
-        seconds=time.monotonic() - started,
+    return copy_plan(
+        source, target, plan, concurrency, progress, chunk_size, attempts, backoff, sleep
     )

@@ -18,9 +18,8 @@ from prefect.settings import (
     temporary_settings,
 )
 
-import imagehop.flows.copy_segments
-import imagehop.tasks.copy
-import imagehop.tasks.target
+import imagehop.procedure.steps
+import imagehop.transfer.engine
 from imagehop.errors import ConflictError, IntegrityError, TaskFailedError, TransportError
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
@@ -98,6 +97,10 @@ def test_server_to_booted_server_in_the_other_region(on_cloud: LocalCloud) -> No
         _artifacts(f"{kind}-{slug(result.run_key)}") for kind in ("copy", "transfer")
     )
     assert progress[-1].type == "progress" and float(progress[-1].data) == 100.0
+    segments = f"{result.segments_total}/{result.segments_total} segments"
+    assert progress[-1].description is not None and segments in progress[-1].description
+    # On the transfer-image run itself (its run page), like the summary, not on a subflow.
+    assert progress[-1].flow_run_id == summary[-1].flow_run_id is not None
     assert result.target_image_id in str(summary[-1].data)
 
     # The same request the same day is the same transfer: nothing new, the same server.
@@ -143,14 +146,14 @@ def test_rerun_after_a_failure_mid_copy_copies_only_the_missing_segments(
     task and copies only what is missing, even without the Prefect cache."""
     image_id = new_image(on_cloud)
     request = request_for(image_id, concurrency=1)
-    real_copy = imagehop.tasks.copy.copy_one_segment
+    real_copy = imagehop.transfer.engine.copy_segment
 
     def third_segment_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
         if args[3].index == 2:
             raise IntegrityError("segment 2: the target stored another ETag (injected)")
         return real_copy(*args, **kwargs)
 
-    monkeypatch.setattr(imagehop.tasks.copy, "copy_one_segment", third_segment_fails)
+    monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", third_segment_fails)
     before = created(on_cloud)
     with pytest.raises(IntegrityError, match="injected"):
         transfer_image(request)
@@ -161,7 +164,7 @@ def test_rerun_after_a_failure_mid_copy_copies_only_the_missing_segments(
     assert "kept for a re-run" in caplog.text
     assert f"swift delete {DEFAULT_EXPORT_CONTAINER} --prefix {image_id}.vhd" in caplog.text
 
-    monkeypatch.setattr(imagehop.tasks.copy, "copy_one_segment", real_copy)
+    monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
     with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):  # as if the cache were lost
         result = transfer_image(request)
 
@@ -329,16 +332,16 @@ def test_rerun_after_a_stop_between_import_and_tagging_imports_nothing_new(
     """The import finished but its image was never tagged; without the Prefect cache the
     re-run still finds that import (and its untagged image) instead of importing again."""
     image_id = new_image(on_cloud, disk_bytes=2 * 1024 * 1024 + 1)
-    real = imagehop.tasks.target.copy_allowed_properties
+    real = imagehop.procedure.steps.copy_properties
 
     def stop(*args: object, **kwargs: object) -> None:
         raise ConflictError("injected stop before tagging")
 
-    monkeypatch.setattr(imagehop.tasks.target, "copy_allowed_properties", stop)
+    monkeypatch.setattr(imagehop.procedure.steps, "copy_properties", stop)
     before = created(on_cloud)
     with pytest.raises(ConflictError, match="injected"):
         transfer_image(request_for(image_id))
-    monkeypatch.setattr(imagehop.tasks.target, "copy_allowed_properties", real)
+    monkeypatch.setattr(imagehop.procedure.steps, "copy_properties", real)
 
     with temporary_settings({PREFECT_TASKS_REFRESH_CACHE: True}):
         result = transfer_image(request_for(image_id))
@@ -353,11 +356,10 @@ def test_rerun_after_a_stop_between_import_and_tagging_imports_nothing_new(
 def test_a_transient_failure_is_retried_by_the_task_without_recopying(
     on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One task copies every segment here (a cap of one segment task); a dropped connection
-    on the fourth segment fails that try, the task's retry copies only the fourth and
-    later segments (the first three are found in the target)."""
-    monkeypatch.setattr(imagehop.flows.copy_segments, "MAX_SEGMENT_TASKS", 1)
-    real_copy = imagehop.tasks.copy.copy_one_segment
+    """One stream: a failure of the fourth segment that no lower layer retried fails the
+    copy task's try; its retry copies only the fourth and later segments (the first three
+    are found verified in the target)."""
+    real_copy = imagehop.transfer.engine.copy_segment
     copied: list[int] = []
 
     def drop_once(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -367,8 +369,8 @@ def test_a_transient_failure_is_retried_by_the_task_without_recopying(
             raise TransportError("PUT segment 3: connection reset (injected)")
         return real_copy(*args, **kwargs)
 
-    monkeypatch.setattr(imagehop.tasks.copy, "copy_one_segment", drop_once)
-    result = transfer_image(request_for(new_image(on_cloud)))
+    monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", drop_once)
+    result = transfer_image(request_for(new_image(on_cloud), concurrency=1))
 
     assert isinstance(result, TransferResult)
     assert copied == [0, 1, 2, 3, 3, 4, 5]

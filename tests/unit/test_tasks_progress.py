@@ -1,11 +1,15 @@
-"""Progress events, copy counters and the per-region task slots (process-local state)."""
+"""Progress events, phase timings and the per-region task slots (process-local state)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import pytest
+
 from imagehop.tasks import limits, progress
+
+MiB = 1024 * 1024
 
 
 def test_listeners_get_events_and_a_failing_listener_is_dropped() -> None:
@@ -25,18 +29,25 @@ def test_listeners_get_events_and_a_failing_listener_is_dropped() -> None:
     assert len(seen) == 2  # unsubscribed after the block
 
 
-def test_copy_counters_take_back_a_failed_attempts_bytes() -> None:
-    counters = progress.start_copy("copy-1", progress.CopyProgress("run-1", 100, 4, 25, 1))
-    try:
-        assert progress.copy_of("copy-1") is counters and counters.fraction() == 0.25
-        counters.add_bytes(30)
-        counters.add_bytes(-30)  # that attempt failed
-        counters.add_bytes(25)
-        counters.add_segment()
-        assert (counters.bytes_done, counters.segments_done) == (50, 2)
-    finally:
-        progress.end_copy("copy-1")
-    assert progress.copy_of("copy-1") is None
+def test_phases_are_timed_and_announced_also_when_they_fail() -> None:
+    seen: list[progress.Event] = []
+    phases = progress.Phases("run-1")
+    with progress.subscribed(seen.append):
+        with phases("export"):
+            pass
+        try:
+            with phases("copy"):
+                raise RuntimeError("segment 3 failed")
+        except RuntimeError:
+            pass
+    assert [(e.kind, e.phase) for e in seen] == [
+        ("phase-started", "export"),
+        ("phase-finished", "export"),
+        ("phase-started", "copy"),
+        ("phase-failed", "copy"),
+    ]
+    assert seen[-1].detail == "segment 3 failed"
+    assert [timing.name for timing in phases.timings] == ["export", "copy"]
 
 
 def test_region_slots_cap_concurrent_exports_per_region() -> None:
@@ -68,3 +79,22 @@ def test_region_slots_cap_concurrent_exports_per_region() -> None:
 def test_without_a_cap_slots_do_not_block() -> None:
     with limits.region_slot("import", "IAD"), limits.region_slot("import", "IAD"):
         pass
+
+
+def test_the_copy_watch_says_bytes_segments_rate_and_time_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watch = progress.CopyWatch("run-1", 100 * MiB, 10)
+    assert watch.describe() == "0.0 of 100.0 MiB, 0/10 segments"
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    seen: list[progress.Event] = []
+    with progress.subscribed(seen.append):
+        watch.on_progress(20 * MiB, 100 * MiB, 2, 10)  # 2 segments found in place
+        now[0] += 10.0
+        watch.on_progress(40 * MiB, 100 * MiB, 4, 10)  # 20 MiB in 10 s
+    assert watch.describe() == "40.0 of 100.0 MiB, 4/10 segments, 2.1 MB/s, about 0:30 left"
+    assert (seen[-1].kind, seen[-1].bytes_done, seen[-1].segments_done) == (
+        "copy-progress", 40 * MiB, 4,
+    )  # fmt: skip
+    assert watch.fraction() == 0.4
