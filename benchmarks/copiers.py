@@ -4,9 +4,18 @@
         --target-container T [--workers 8] [--segment-size BYTES] [--progress]
     python -m benchmarks.copiers serial   --src URL --dst URL --container C --object O \
         --target-container T
+    python -m benchmarks.copiers flow     ...as imagehop...   # needs PREFECT_API_URL
+
+``imagehop`` runs the engine in one call (``transfer_object``); ``flow`` runs the copy phase
+exactly as ``transfer-image`` runs it: the ``plan-copy`` and ``copy-segments`` Prefect tasks
+(engine, progress artifact and events included) in a flow run on the Prefect server at
+``PREFECT_API_URL``. Only the tasks' client registry is replaced, by stores that use the
+benchmark's token (the clusters have no Identity service).
 
 The token comes from the ``BENCH_TOKEN`` environment variable (not argv, which ``ps`` shows).
-Each prints one JSON line at the end: ``{"seconds": ..., "bytes_moved": ..., ...}``; with
+Each prints one JSON line at the end: ``{"seconds": ..., "bytes_moved": ..., ...}``, where
+``seconds`` is the copy itself (after imports and set-up) and ``rss_before_copy_mib`` the
+process's peak RSS when the copy began; with
 ``--progress``, ``progress <bytes done> <bytes total>`` lines every 2 % before that.
 ``imagehop`` exits 130 after SIGINT (once its segments in flight are finished).
 """
@@ -16,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from swiftclient import client as swift
@@ -54,11 +65,23 @@ def progress_printer(step: float = 0.02) -> Any:
     return show
 
 
-def run_imagehop(args: argparse.Namespace, token: str) -> dict[str, Any]:
+def stores(args: argparse.Namespace, token: str) -> tuple[ObjectStore, ObjectStore]:
     tokens = StaticToken(token)
     timeout = (10.0, 300.0)
     source = ObjectStore(args.src, tokens, timeout=timeout, region="DFW")
     target = ObjectStore(args.dst, tokens, timeout=timeout, region="IAD")
+    return source, target
+
+
+def peak_rss_mib() -> float:
+    """This process's VmHWM so far (``ru_maxrss`` would include the forking parent's)."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"^VmHWM:\s+(\d+)", status, re.MULTILINE).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def run_imagehop(args: argparse.Namespace, token: str) -> dict[str, Any]:
+    source, target = stores(args, token)
+    rss_before, started = peak_rss_mib(), time.monotonic()
     report = transfer_object(
         source,
         target,
@@ -72,6 +95,70 @@ def run_imagehop(args: argparse.Namespace, token: str) -> dict[str, Any]:
         progress=progress_printer() if args.progress else None,
     )
     return {
+        "seconds": time.monotonic() - started,
+        "rss_before_copy_mib": rss_before,
+        "bytes_moved": report.bytes_copied,
+        "segments": len(report.plan.segments),
+        "segments_skipped": report.segments_skipped,
+    }
+
+
+class BenchClients:
+    """Stands in for the tasks' client registry: the two stores, settings from the args."""
+
+    def __init__(self, args: argparse.Namespace, token: str) -> None:
+        from imagehop.settings import Settings
+
+        source, target = stores(args, token)
+        self._stores = {"source": source, "target": target}
+        self._settings = Settings(
+            username="bench",
+            api_key="unused",
+            segment_size_bytes=args.segment_size,
+            chunk_size_bytes=args.chunk_size,
+            transfer_concurrency=args.workers,
+        )
+
+    def objects(self, side: str, region: str) -> ObjectStore:
+        return self._stores[side]
+
+    def settings(self) -> Any:
+        return self._settings
+
+
+def run_flow(args: argparse.Namespace, token: str) -> dict[str, Any]:
+    """The copy phase of transfer-image (plan-copy, copy-segments) in a Prefect flow run."""
+    from prefect import flow
+
+    import imagehop.tasks.copy as copy_tasks
+    from imagehop.tasks import progress
+
+    bench_clients = BenchClients(args, token)
+    copy_tasks.clients = lambda: bench_clients  # type: ignore[assignment]
+    source_image = args.object.removesuffix(".vhd")
+    location = f"{args.container}/{args.object}"
+
+    @flow(name="bench-copy-phase", persist_result=False)
+    def copy_phase() -> tuple[Any, float]:
+        """transfer-image's copy phase, timed inside the flow run (as its phase timing is)."""
+        began = time.monotonic()
+        plan = copy_tasks.plan_copy("DFW", "IAD", location, source_image, args.target_container)
+        report = copy_tasks.copy_segments(plan, "DFW", "IAD", "bench", args.workers)
+        return report, time.monotonic() - began
+
+    printer = progress_printer() if args.progress else None
+
+    def on_event(event: progress.Event) -> None:
+        if printer is not None and event.kind == "copy-progress":
+            printer(event.bytes_done, event.bytes_total, event.segments_done, event.segments_total)
+
+    rss_before, started = peak_rss_mib(), time.monotonic()
+    with progress.subscribed(on_event):
+        report, seconds = copy_phase()
+    return {
+        "seconds": seconds,
+        "flow_run_seconds": time.monotonic() - started,
+        "rss_before_copy_mib": rss_before,
         "bytes_moved": report.bytes_copied,
         "segments": len(report.plan.segments),
         "segments_skipped": report.segments_skipped,
@@ -90,6 +177,7 @@ def run_serial(args: argparse.Namespace, token: str) -> dict[str, Any]:
     dst.put_container(args.target_container)
     dst.put_container(segments_container)
     manifest, moved = [], 0
+    rss_before, started = peak_rss_mib(), time.monotonic()
     for segment in segments:
         _, body = src.get_object(segment_container, segment["name"], resp_chunk_size=MiB)
         size = int(segment["bytes"])
@@ -110,12 +198,20 @@ def run_serial(args: argparse.Namespace, token: str) -> dict[str, Any]:
         json.dumps(manifest),
         query_string="multipart-manifest=put",
     )
-    return {"bytes_moved": moved, "segments": len(manifest)}
+    return {
+        "seconds": time.monotonic() - started,
+        "rss_before_copy_mib": rss_before,
+        "bytes_moved": moved,
+        "segments": len(manifest),
+    }
+
+
+RUNNERS = {"imagehop": run_imagehop, "flow": run_flow, "serial": run_serial}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["imagehop", "serial"])
+    parser.add_argument("kind", choices=sorted(RUNNERS))
     parser.add_argument("--src", required=True)
     parser.add_argument("--dst", required=True)
     parser.add_argument("--container", required=True)
@@ -131,11 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
-        result = (run_imagehop if args.kind == "imagehop" else run_serial)(args, token)
+        result = RUNNERS[args.kind](args, token)
     except KeyboardInterrupt:
         print(json.dumps({"interrupted": True, "seconds": time.monotonic() - started}))
         sys.exit(130)
-    result["seconds"] = time.monotonic() - started
     print(json.dumps(result), flush=True)
 
 

@@ -7,6 +7,9 @@ and with the anchors, directly and through a WAN-shaping proxy.
 Copiers, each run in its own process (peak RSS from ``wait4``; wall time of the process):
 
 * ``imagehop-N``  the segment transfer engine with N workers (``transfer_object``);
+* ``flow-N``      the shipped path: transfer-image's copy phase (the ``plan-copy`` and
+                  ``copy-segments`` Prefect tasks, N streams) in a flow run on a real
+                  ``prefect server`` that the benchmark starts;
 * ``rclone``      ``rclone copyto`` between the two Swift endpoints (``--swift-chunk-size 100Mi``);
 * ``serial``      the simplest segment-by-segment GET -> PUT loop (python-swiftclient);
 * ``swift-cli``   ``swift download`` to disk, then ``swift upload --use-slo -S 100MiB``.
@@ -18,7 +21,9 @@ runs mostly idle on the WAN (``--source-segment 100MiB`` shows that effect).
 Networks: ``loopback`` (direct), ``passthrough`` (through the proxy with no shaping, to show
 the proxy is not the bottleneck) and ``wan`` (per-connection cap and added round-trip time,
 default 20 MB/s and 40 ms). Repetitions are interleaved; medians are reported, with ratios
-to rclone and to the serial copy of the same network in the same run. Also measured: a run
+to rclone and to the serial copy of the same network in the same run, and of each ``flow-N``
+to ``imagehop-N`` (in-process MB/s: the copy itself, without interpreter and Prefect
+start-up). Also measured: a run
 interrupted at ~50 % (SIGINT: graceful; SIGKILL: a crash) and restarted, as the fraction of
 the bytes the second run moved. Results go to ``benchmarks/results/<time>.json``.
 
@@ -35,12 +40,14 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,6 +179,8 @@ class Bench:
         self.proxies: dict[str, tuple[subprocess.Popen[str], dict[str, int]]] = {}
         self.log = self.root / "copiers.log"
         self.counter = 0
+        self.prefect: subprocess.Popen[bytes] | None = None
+        self.prefect_url = ""
 
     # -- setup -------------------------------------------------------------------------
 
@@ -181,7 +190,30 @@ class Bench:
         for cluster in self.clusters.values():
             cluster.wait_ready(self.account, self.token)
 
+    def start_prefect(self) -> None:
+        """A real ``prefect server`` (SQLite in the working directory) for the flow copiers."""
+        port = free_port()
+        home = self.root / "prefect"
+        env = dict(self.env(), PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+        env["DO_NOT_TRACK"] = "1"
+        command = [str(Path(sys.executable).parent / "prefect"), "server", "start"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--no-services"]
+        with open(self.root / "prefect-server.log", "ab") as out:
+            self.prefect = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=REPO)
+        self.prefect_url = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.prefect_url}/health", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("prefect server did not start; see prefect-server.log")
+
     def stop(self) -> None:
+        if self.prefect is not None:
+            self.prefect.terminate()
+            self.prefect.wait(30)
         for process, _ in self.proxies.values():
             process.terminate()
             process.wait(10)
@@ -263,14 +295,20 @@ class Bench:
 
     def command(self, copier: str, network: str, target: str) -> tuple[list[str], dict[str, str]]:
         src, dst = self.url("DFW", network), self.url("IAD", network)
-        if copier.startswith("imagehop-") or copier == "serial":
-            kind = "serial" if copier == "serial" else "imagehop"
+        if copier.startswith(("imagehop-", "flow-")) or copier == "serial":
+            kind = copier.split("-")[0]
             command = [sys.executable, "-m", "benchmarks.copiers", kind, "--src", src]
             command += ["--dst", dst, "--container", SOURCE_CONTAINER, "--object", SOURCE_OBJECT]
             command += ["--target-container", target]
-            if kind == "imagehop":
+            if kind != "serial":
                 command += ["--workers", copier.split("-")[1]]
                 command += ["--segment-size", str(self.args.segment_size)]
+            if kind == "flow":
+                return command, self.env(
+                    PREFECT_API_URL=self.prefect_url,
+                    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                    DO_NOT_TRACK="1",
+                )
             return command, self.env()
         if copier == "rclone":
             env = self.env()
@@ -365,6 +403,12 @@ class Bench:
         return result
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -424,6 +468,7 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
         rclone = medians.get((network, "rclone"))
         serial = medians.get((network, "serial"))
         median = medians[(network, copier)]
+        engine = [r for r in runs if (r.network, r.copier) == (network, _engine_of(copier))]
         rows.append(
             {
                 "network": network,
@@ -440,6 +485,8 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
                     statistics.median(r.swift_cpu_seconds for r in mine), 2
                 ),
                 "in_process_mb_per_s_median": _in_process(mine),
+                "copy_rss_mib_median": _copy_rss(mine),
+                "vs_engine_in_process": _ratio(_in_process(mine), _in_process(engine)),
                 "vs_rclone": round(median / rclone, 2) if rclone else None,
                 "vs_serial": round(median / serial, 2) if serial else None,
                 "runs": len(mine),
@@ -455,23 +502,44 @@ def _in_process(runs: Sequence[Run]) -> float | None:
     return round(statistics.median(speeds), 1) if speeds else None
 
 
+def _copy_rss(runs: Sequence[Run]) -> float | None:
+    """Median peak RSS the copy added to the process (peak minus the peak before the copy)."""
+    added = [
+        r.peak_rss_mib - r.detail["rss_before_copy_mib"]
+        for r in runs
+        if r.detail.get("rss_before_copy_mib") is not None
+    ]
+    return round(statistics.median(added), 1) if added else None
+
+
+def _engine_of(copier: str) -> str:
+    """``flow-8`` -> ``imagehop-8`` (the engine copier with as many streams)."""
+    return copier.replace("flow-", "imagehop-", 1)
+
+
+def _ratio(mine: float | None, other: float | None) -> float | None:
+    return round(mine / other, 2) if mine and other else None
+
+
 def _order(copier: str) -> tuple[int, int]:
-    if copier.startswith("imagehop-"):
-        return (0, int(copier.split("-")[1]))
-    return ({"rclone": 1, "serial": 2, "swift-cli": 3}.get(copier, 4), 0)
+    if copier.startswith(("imagehop-", "flow-")):
+        return (0 if copier.startswith("imagehop-") else 1, int(copier.split("-")[1]))
+    return ({"rclone": 2, "serial": 3, "swift-cli": 4}.get(copier, 5), 0)
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
     print(
-        "| network | copier | MB/s median [min-max] | peak RSS MiB median (max) "
-        "| vs rclone | vs serial |"
+        "| network | copier | MB/s median [min-max] | in-process MB/s | peak RSS MiB median "
+        "(max) | copy's RSS MiB | vs rclone | vs serial | in-process vs engine |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['network']} | {row['copier']} | {row['mb_per_s_median']} "
-            f"[{row['mb_per_s_min']}-{row['mb_per_s_max']}] | {row['peak_rss_mib_median']} "
-            f"({row['peak_rss_mib_max']}) | {row['vs_rclone']} | {row['vs_serial']} |"
+            f"[{row['mb_per_s_min']}-{row['mb_per_s_max']}] | {row['in_process_mb_per_s_median']} "
+            f"| {row['peak_rss_mib_median']} ({row['peak_rss_mib_max']}) "
+            f"| {row['copy_rss_mib_median']} | {row['vs_rclone']} | {row['vs_serial']} "
+            f"| {row['vs_engine_in_process']} |"
         )
 
 
@@ -485,7 +553,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--segment-size", type=parse_size, default=parse_size("256MiB"))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", default="1,2,4,8")
-    parser.add_argument("--copiers", default="imagehop,rclone,serial,swift-cli")
+    parser.add_argument("--copiers", default="imagehop,flow,rclone,serial,swift-cli")
     parser.add_argument("--no-wan", action="store_true")
     parser.add_argument("--no-passthrough", action="store_true")
     parser.add_argument("--no-resume", action="store_true")
@@ -501,8 +569,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def copier_list(args: argparse.Namespace) -> list[str]:
     copiers = []
     for name in args.copiers.split(","):
-        if name == "imagehop":
-            copiers += [f"imagehop-{n}" for n in args.workers.split(",")]
+        if name in ("imagehop", "flow"):
+            copiers += [f"{name}-{n}" for n in args.workers.split(",")]
         else:
             copiers.append(name)
     return copiers
@@ -520,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         print(f"starting two Swift clusters in {bench.root}", flush=True)
         bench.start()
+        if any(copier.startswith("flow-") for copier in copiers):
+            print("starting a prefect server for the flow copiers", flush=True)
+            bench.start_prefect()
         print(f"creating a {args.size} byte DLO in DFW", flush=True)
         bench.create_source()
         networks = ["loopback"]
@@ -532,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for network in networks:
             chosen = copiers
             if network == "passthrough":
-                chosen = [c for c in copiers if c in ("imagehop-8", "rclone")]
+                chosen = [c for c in copiers if c in ("imagehop-8", "flow-8", "rclone")]
             for rep in range(1, args.reps + 1):
                 for copier in chosen:
                     runs.append(bench.run_copier(copier, network, rep))
