@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import imagehop_sandbox
-from imagehop_sandbox import layout
+from imagehop_sandbox import state_files
 from imagehop_sandbox.info import INFO_FILE, SandboxInfo, read_info
 from imagehop_sandbox.options import CLUSTER_OPTIONS
 
@@ -77,8 +77,8 @@ def up(
         _stop_leftovers(state_dir)
         (state_dir / INFO_FILE).unlink(missing_ok=True)  # stale after a crash
         _save_options(state_dir, options)
-        layout.ensure_secret(state_dir)
-        layout.ensure_accounts(state_dir)
+        state_files.ensure_secret(state_dir)
+        state_files.ensure_accounts(state_dir)
         process = _spawn_supervisor(state_dir, stop_with_pid)
         try:
             return _wait_ready(state_dir, process, timeout)
@@ -213,16 +213,16 @@ def _apply_runtime_options(info: SandboxInfo, options: dict[str, Any]) -> None:
 
 
 def _save_options(state_dir: Path, options: dict[str, Any]) -> None:
-    saved = layout.load_options(state_dir)
+    saved = state_files.load_options(state_dir)
     wanted = saved.updated(options)
-    clusters_exist = (layout.cluster_root(state_dir, "DFW") / "cluster.json").exists()
+    clusters_exist = (state_files.cluster_root(state_dir, "DFW") / "cluster.json").exists()
     changed = [name for name in CLUSTER_OPTIONS if getattr(saved, name) != getattr(wanted, name)]
     if clusters_exist and changed:
         raise ValueError(
             f"{', '.join(sorted(changed))} cannot change for an existing state folder "
             f"({state_dir}); use a new folder"
         )
-    layout.save_options(state_dir, wanted)
+    state_files.save_options(state_dir, wanted)
 
 
 def _spawn_supervisor(state_dir: Path, stop_with_pid: int | None) -> subprocess.Popen[bytes]:
@@ -231,7 +231,7 @@ def _spawn_supervisor(state_dir: Path, stop_with_pid: int | None) -> subprocess.
     command = [sys.executable, "-m", "imagehop_sandbox.supervisor", str(state_dir)]
     if stop_with_pid is not None:
         command += ["--stop-with", str(stop_with_pid)]
-    with open(layout.log_dir(state_dir) / "supervisor.out", "ab") as out:
+    with open(state_files.log_dir(state_dir) / "supervisor.out", "ab") as out:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -240,7 +240,7 @@ def _spawn_supervisor(state_dir: Path, stop_with_pid: int | None) -> subprocess.
             start_new_session=True,
             env={**os.environ, "PYTHONPATH": path},
         )
-    (state_dir / layout.SUPERVISOR_PID).write_text(str(process.pid))
+    (state_dir / state_files.SUPERVISOR_PID).write_text(str(process.pid))
     return process
 
 
@@ -264,7 +264,7 @@ def _wait_ready(state_dir: Path, process: subprocess.Popen[bytes], timeout: floa
 def _log_tail(state_dir: Path, lines: int = 30) -> str:
     parts = []
     for name in ("supervisor.log", "supervisor.out", "api.out"):
-        path = layout.log_dir(state_dir) / name
+        path = state_files.log_dir(state_dir) / name
         if path.exists():
             tail = path.read_text(errors="replace").splitlines()[-lines:]
             parts.append(f"--- {path}\n" + "\n".join(tail))
@@ -280,7 +280,7 @@ def _stop(state_dir: Path) -> None:
             _wait_gone(pid, 5)
     _stop_leftovers(state_dir)
     (state_dir / INFO_FILE).unlink(missing_ok=True)
-    (state_dir / layout.SUPERVISOR_PID).unlink(missing_ok=True)
+    (state_dir / state_files.SUPERVISOR_PID).unlink(missing_ok=True)
 
 
 def _stop_leftovers(state_dir: Path) -> None:
@@ -295,7 +295,7 @@ def _stop_leftovers(state_dir: Path) -> None:
 
 def _supervisor_pid(state_dir: Path) -> int | None:
     try:
-        return int((state_dir / layout.SUPERVISOR_PID).read_text())
+        return int((state_dir / state_files.SUPERVISOR_PID).read_text())
     except (OSError, ValueError):
         return None
 

@@ -15,7 +15,7 @@ import signal
 import threading
 from pathlib import Path
 
-from imagehop_sandbox import layout
+from imagehop_sandbox import state_files
 from imagehop_sandbox.admin_api import AdminApi
 from imagehop_sandbox.cloud import Cloud
 from imagehop_sandbox.compute_api import ComputeApi
@@ -46,9 +46,9 @@ def serve(state_dir: Path, fresh: bool) -> None:
     info = read_info(state_dir)
     if info is None:
         raise SystemExit(f"no sandbox.json in {state_dir}: start the local cloud with `up`")
-    store = Store(layout.database(state_dir))
+    store = Store(state_files.database(state_dir))
     secret = Path(info.token_secret_file).read_text().strip()
-    cloud = Cloud(info, store, layout.load_options(state_dir), secret)
+    cloud = Cloud(info, store, state_files.load_options(state_dir), secret)
     if fresh:
         cloud.reset_options()
         cloud.clear_faults()
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
-        filename=layout.log_dir(args.state_dir) / "api.log",
+        filename=state_files.log_dir(args.state_dir) / "api.log",
         level=logging.INFO,
         format="%(asctime)s %(process)d %(threadName)s %(name)s %(levelname)s %(message)s",
     )

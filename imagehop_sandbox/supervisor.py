@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from imagehop_sandbox import layout
+from imagehop_sandbox import state_files
 from imagehop_sandbox.info import INFO_FILE, REGIONS, RegionInfo, SandboxInfo
 from imagehop_sandbox.swift_cluster import SwiftCluster
 from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue
@@ -54,11 +54,11 @@ def build_info(
     return SandboxInfo(
         identity_url=f"{identity}/v2.0",
         regions=regions,
-        accounts=layout.ensure_accounts(state_dir),
-        token_secret_file=str(layout.ensure_secret(state_dir)),
+        accounts=state_files.ensure_accounts(state_dir),
+        token_secret_file=str(state_files.ensure_secret(state_dir)),
         admin_url=f"{identity}/_sandbox",
         state_dir=str(state_dir),
-        service_tenant=layout.SERVICE_TENANT,
+        service_tenant=state_files.SERVICE_TENANT,
         ports=ports,
     )
 
@@ -67,12 +67,12 @@ class Supervisor:
     def __init__(self, state_dir: Path, stop_with: int | None = None) -> None:
         self.state_dir = state_dir
         self.stop_with = stop_with
-        options = layout.load_options(state_dir)
-        secret_file = layout.ensure_secret(state_dir)
+        options = state_files.load_options(state_dir)
+        secret_file = state_files.ensure_secret(state_dir)
         self.secret = secret_file.read_text().strip()
         self.clusters = {
             region: SwiftCluster.prepare(
-                layout.cluster_root(state_dir, region),
+                state_files.cluster_root(state_dir, region),
                 region,
                 secret_file,
                 options.max_file_size,
@@ -80,7 +80,7 @@ class Supervisor:
             )
             for region in REGIONS
         }
-        self.info = build_info(state_dir, self.clusters, layout.ensure_ports(state_dir))
+        self.info = build_info(state_dir, self.clusters, state_files.ensure_ports(state_dir))
         self.api: subprocess.Popen[bytes] | None = None
         self.requests: list[str] = []
 
@@ -90,17 +90,19 @@ class Supervisor:
         """Start the clusters of ``regions`` together, then wait for each to store objects."""
         for region in regions:
             self.clusters[region].start()
-        token, _ = issue(self.secret, layout.SERVICE_TENANT, "supervisor", 300)
+        token, _ = issue(self.secret, state_files.SERVICE_TENANT, "supervisor", 300)
         for region in regions:
             cluster = self.clusters[region]
-            cluster.wait_ready(ACCOUNT_PREFIX + layout.SERVICE_TENANT, token, SWIFT_START_SECONDS)
+            cluster.wait_ready(
+                ACCOUNT_PREFIX + state_files.SERVICE_TENANT, token, SWIFT_START_SECONDS
+            )
             log.info("Swift %s ready at %s", region, cluster.storage_host)
 
     def start_api(self, fresh: bool) -> None:
         command = [sys.executable, "-m", "imagehop_sandbox.service", str(self.state_dir)]
         if fresh:
             command.append("--fresh")
-        with open(layout.log_dir(self.state_dir) / "api.out", "ab") as out:
+        with open(state_files.log_dir(self.state_dir) / "api.out", "ab") as out:
             self.api = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -199,7 +201,7 @@ class Supervisor:
         for cluster in self.clusters.values():
             cluster.stop()
         (self.state_dir / INFO_FILE).unlink(missing_ok=True)
-        (self.state_dir / layout.SUPERVISOR_PID).unlink(missing_ok=True)
+        (self.state_dir / state_files.SUPERVISOR_PID).unlink(missing_ok=True)
         log.info("stopped")
 
 
@@ -210,11 +212,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
     logging.basicConfig(
-        filename=layout.log_dir(state_dir) / "supervisor.log",
+        filename=state_files.log_dir(state_dir) / "supervisor.log",
         level=logging.INFO,
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
-    (state_dir / layout.SUPERVISOR_PID).write_text(str(os.getpid()))
+    (state_dir / state_files.SUPERVISOR_PID).write_text(str(os.getpid()))
     supervisor = Supervisor(state_dir, args.stop_with)
     requests = supervisor.requests
 

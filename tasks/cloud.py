@@ -1,6 +1,6 @@
 """Where the tasks get their clients, their settings and their clock (one of each per process).
 
-* **Clients** come from one :class:`~imagehop.procedure.clients.CloudClients` registry, keyed
+* **Clients** come from one :class:`~imagehop.procedure.registry.CloudClients` registry, keyed
   by account: one token manager per account shared by every task thread, Images/Servers
   clients per thread. Tasks take regions and ids, never clients, tokens or settings.
 * **Retries**: the registry's clients make one attempt at 5xx and transport errors (and
@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.http import RetryPolicy
-from imagehop.procedure.clients import CloudClients
+from imagehop.procedure.registry import CloudClients
 from imagehop.settings import Settings
 
 #: The HTTP layer inside a task: no replays of 5xx/transport errors (the task retries).

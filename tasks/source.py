@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from imagehop.image import Image
-from imagehop.procedure.clients import Side
+from imagehop.procedure.registry import Side
 from imagehop.procedure.request import TransferIdentity
 from imagehop.procedure.steps import (
     ExportOutcome,

@@ -20,7 +20,7 @@ from imagehop.errors import (
 )
 from imagehop.identity import ServiceCatalog, User
 from imagehop.image import Image, ImageClient, check_export_container
-from imagehop.procedure.clients import CloudClients, Side
+from imagehop.procedure.registry import CloudClients, Side
 from imagehop.procedure.request import BootRequest, TransferIdentity, TransferRequest
 from imagehop.procedure.steps import check_coordinating_property
 

@@ -15,9 +15,9 @@ from imagehop.transfer.engine import (
     verify_target,
     write_manifest,
 )
-from imagehop.transfer.layout import SourceLayout, SourceSegment
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
 from imagehop.transfer.source import discover_source
+from imagehop.transfer.source_layout import SourceLayout, SourceSegment
 
 __all__ = [
     "Piece",

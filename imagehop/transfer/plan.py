@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from imagehop.errors import PreflightError
 from imagehop.object_store import ClusterLimits
-from imagehop.transfer.layout import SourceLayout, SourceSegment
+from imagehop.transfer.source_layout import SourceLayout, SourceSegment
 
 
 class Piece(BaseModel):

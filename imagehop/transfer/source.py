@@ -19,7 +19,7 @@ from typing import Any
 
 from imagehop.errors import PreflightError, SourceIncompleteError
 from imagehop.object_store import ListedObject, ObjectInfo, ObjectStore
-from imagehop.transfer.layout import SourceKind, SourceLayout, SourceSegment
+from imagehop.transfer.source_layout import SourceKind, SourceLayout, SourceSegment
 
 LISTING_ATTEMPTS = 4
 LISTING_DELAY_SECONDS = 10.0

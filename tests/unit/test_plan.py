@@ -9,8 +9,8 @@ import pytest
 
 from imagehop.errors import PreflightError
 from imagehop.object_store import ClusterLimits
-from imagehop.transfer.layout import SourceLayout, SourceSegment
 from imagehop.transfer.plan import TransferPlan, cut_points, plan_transfer
+from imagehop.transfer.source_layout import SourceLayout, SourceSegment
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 CLOUD_FILES = ClusterLimits(max_file_size=5 * GiB, max_manifest_segments=1000, min_segment_size=MiB)
