@@ -1,7 +1,8 @@
 """Cloud Images v2 of one region: images (list, get, patch, delete) and tasks (export, import).
 
 Served at ``http://127.0.0.1:<port>/v2`` (the catalog's ``publicURL``, no tenant in the path);
-the tenant-scoped form ``/v2/<tenant>/...`` that some scripts use is accepted too. Errors are
+the tenant-scoped form ``/v2/<tenant>/...`` that some scripts use is accepted too. Other
+paths are Glance's version discovery (:mod:`imagehop_sandbox.discovery`). Errors are
 rendered the way Glance's web framework (webob) does: HTML by default, JSON when the client
 asks for ``application/json``, plain text for ``text/plain``.
 """
@@ -13,9 +14,11 @@ import html
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from imagehop_sandbox.cloud import Caller, Cloud
 from imagehop_sandbox.content import delete_content
+from imagehop_sandbox.discovery import negotiate_images_version
 from imagehop_sandbox.jobs import Jobs
 from imagehop_sandbox.listing import page_of_images
 from imagehop_sandbox.models import ImageRecord, TaskRecord, iso
@@ -117,10 +120,11 @@ class ImagesApi:
         self.jobs = jobs
         self.region = region
         self.app = App(f"images-{region.lower()}", render_glance_error, "X-Openstack-Request-Id")
-        self.app.before.append(self._strip_tenant)
+        endpoint = urlsplit(cloud.info.region(region).images_url)
+        self.base_url = f"{endpoint.scheme}://{endpoint.netloc}"
+        self.app.before.append(self._negotiate)
         self.app.before.append(cloud.http_fault_hook("images", region))
         route = self.app.route
-        route("GET", "/")(self.versions)
         route("GET", "/v2/images")(self.list_images)
         route("GET", "/v2/images/{image_id}")(self.get_image)
         route("PATCH", "/v2/images/{image_id}")(self.patch_image)
@@ -131,16 +135,15 @@ class ImagesApi:
         route("DELETE", "/v2/tasks/{task_id}")(self.delete_task)
         route("GET", "/v2/schemas/{name}")(self.schema)
 
-    @staticmethod
-    def _strip_tenant(request: Request) -> None:
-        """Accept ``/v2/<tenant>/images`` as well as ``/v2/images``."""
-        parts = request.path.split("/")
-        if len(parts) > 3 and parts[1] == "v2" and parts[2] not in COLLECTIONS:
-            request.path = "/".join(["", "v2", *parts[3:]])
-
-    def versions(self, request: Request) -> Response:
-        version = {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": "/v2/"}]}
-        return Response.json(300, {"versions": [version]})
+    def _negotiate(self, request: Request) -> Response | None:
+        """Version discovery as Glance answers it, then ``/v2/<tenant>/images`` as
+        ``/v2/images`` (the tenant-scoped form some scripts use)."""
+        early = negotiate_images_version(request, self.base_url)
+        if early is None:
+            parts = request.path.split("/")
+            if len(parts) > 3 and parts[2] not in COLLECTIONS:
+                request.path = "/".join(["", "v2", *parts[3:]])
+        return early
 
     # -- images --------------------------------------------------------------------------
 
