@@ -19,6 +19,7 @@ from imagehop_sandbox.cloud import Caller, Cloud
 from imagehop_sandbox.jobs import Jobs
 from imagehop_sandbox.models import (
     FLAVORS,
+    MAX_NAME,
     Flavor,
     ImageRecord,
     ServerRecord,
@@ -277,6 +278,8 @@ class ComputeApi:
     def _create_image(self, caller: Caller, server: ServerRecord, args: Any) -> Response:
         if not isinstance(args, dict) or not isinstance(args.get("name"), str) or not args["name"]:
             raise HttpError(400, "createImage entity requires name attribute")
+        if len(args["name"]) > MAX_NAME:
+            raise HttpError(400, f"Invalid input for field/attribute name: over {MAX_NAME} long")
         metadata = args.get("metadata") or {}
         if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()

@@ -1,4 +1,5 @@
-"""Rackspace Identity v2.0: ``POST /v2.0/tokens`` with an API key or a password.
+"""Rackspace Identity v2.0: ``POST /v2.0/tokens`` with an API key or a password; version
+discovery at ``/`` and ``/v2.0`` as Keystone answers it (:mod:`imagehop_sandbox.discovery`).
 
 Tokens are signed with the sandbox secret (:mod:`imagehop_sandbox.tokens`), so the Images and
 Servers APIs and both Swift clusters accept them without a lookup. As on Rackspace, asking
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from imagehop_sandbox.cloud import Cloud, user_id
+from imagehop_sandbox.discovery import identity_v2, identity_versions
 from imagehop_sandbox.info import REGIONS, AccountInfo
 from imagehop_sandbox.models import iso_ms
 from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue, verify
@@ -33,13 +36,19 @@ class IdentityApi:
     def __init__(self, cloud: Cloud, app: App) -> None:
         self.cloud = cloud
         self.store = cloud.store
+        root = urlsplit(cloud.info.identity_url)
+        self.base_url = f"{root.scheme}://{root.netloc}"
+        app.route("GET", "/")(self.versions)
         app.route("GET", "/v2.0")(self.version)
         app.route("POST", "/v2.0/tokens")(self.tokens)
         app.route("GET", "/auth/v1.0")(self.legacy_auth)
         app.route("GET", "/auth/v1.0/{region}")(self.legacy_auth)
 
+    def versions(self, request: Request) -> Response:
+        return identity_versions(request, self.base_url)
+
     def version(self, request: Request) -> Response:
-        return Response.json(200, {"version": {"id": "v2.0", "status": "stable"}})
+        return identity_v2(request, self.base_url)
 
     def tokens(self, request: Request) -> Response:
         auth = request.json()

@@ -1,7 +1,8 @@
 """Cloud Images v2 of one region: images (list, get, patch, delete) and tasks (export, import).
 
 Served at ``http://127.0.0.1:<port>/v2`` (the catalog's ``publicURL``, no tenant in the path);
-the tenant-scoped form ``/v2/<tenant>/...`` that some scripts use is accepted too. Errors are
+the tenant-scoped form ``/v2/<tenant>/...`` that some scripts use is accepted too. Other
+paths are Glance's version discovery (:mod:`imagehop_sandbox.discovery`). Errors are
 rendered the way Glance's web framework (webob) does: HTML by default, JSON when the client
 asks for ``application/json``, plain text for ``text/plain``.
 """
@@ -13,13 +14,16 @@ import html
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from imagehop_sandbox.cloud import Caller, Cloud
 from imagehop_sandbox.content import delete_content
+from imagehop_sandbox.discovery import negotiate_images_version
 from imagehop_sandbox.jobs import Jobs
 from imagehop_sandbox.listing import page_of_images
 from imagehop_sandbox.models import ImageRecord, TaskRecord, iso
 from imagehop_sandbox.patch import apply_changes, parse_patch
+from imagehop_sandbox.schemas import SCHEMAS, TASK_STATUSES, TASK_TYPES, without_nulls
 from imagehop_sandbox.swift_io import SwiftFailure
 from imagehop_sandbox.web import REASONS, App, HttpError, Request, Response
 
@@ -39,7 +43,6 @@ EXPLANATIONS = {
     503: "The server is currently unavailable. Please try again at a later time.",
 }
 COLLECTIONS = ("images", "tasks", "schemas")
-TASK_TYPES = ("import", "export")
 FORBIDDEN = "You are not authorized to complete this action."
 
 
@@ -67,6 +70,8 @@ def render_glance_error(request: Request, error: HttpError) -> Response:
 
 
 def image_view(image: ImageRecord) -> dict[str, Any]:
+    """The image as ``GET /v2/images/{id}`` shows it (no ``size`` or ``checksum`` before it
+    has bytes)."""
     stored = image.stored
     view: dict[str, Any] = dict(image.properties)
     view.update(
@@ -89,10 +94,12 @@ def image_view(image: ImageRecord) -> dict[str, Any]:
         file=f"/v2/images/{image.id}/file",
         schema="/v2/schemas/image",
     )
-    return view
+    return without_nulls(view)
 
 
 def task_view(task: TaskRecord, summary: bool = False) -> dict[str, Any]:
+    """The task as ``GET /v2/tasks/{id}`` shows it (``summary``: as task lists do); no
+    ``result`` before success, no ``expires_at`` before the end."""
     view: dict[str, Any] = {
         "id": task.id,
         "type": task.type,
@@ -107,7 +114,7 @@ def task_view(task: TaskRecord, summary: bool = False) -> dict[str, Any]:
         view["expires_at"] = iso(task.expires_at)
     if not summary:
         view.update(input=task.input, result=task.result, message=task.message)
-    return view
+    return without_nulls(view)
 
 
 class ImagesApi:
@@ -117,10 +124,11 @@ class ImagesApi:
         self.jobs = jobs
         self.region = region
         self.app = App(f"images-{region.lower()}", render_glance_error, "X-Openstack-Request-Id")
-        self.app.before.append(self._strip_tenant)
+        endpoint = urlsplit(cloud.info.region(region).images_url)
+        self.base_url = f"{endpoint.scheme}://{endpoint.netloc}"
+        self.app.before.append(self._negotiate)
         self.app.before.append(cloud.http_fault_hook("images", region))
         route = self.app.route
-        route("GET", "/")(self.versions)
         route("GET", "/v2/images")(self.list_images)
         route("GET", "/v2/images/{image_id}")(self.get_image)
         route("PATCH", "/v2/images/{image_id}")(self.patch_image)
@@ -131,16 +139,15 @@ class ImagesApi:
         route("DELETE", "/v2/tasks/{task_id}")(self.delete_task)
         route("GET", "/v2/schemas/{name}")(self.schema)
 
-    @staticmethod
-    def _strip_tenant(request: Request) -> None:
-        """Accept ``/v2/<tenant>/images`` as well as ``/v2/images``."""
-        parts = request.path.split("/")
-        if len(parts) > 3 and parts[1] == "v2" and parts[2] not in COLLECTIONS:
-            request.path = "/".join(["", "v2", *parts[3:]])
-
-    def versions(self, request: Request) -> Response:
-        version = {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": "/v2/"}]}
-        return Response.json(300, {"versions": [version]})
+    def _negotiate(self, request: Request) -> Response | None:
+        """Version discovery as Glance answers it, then ``/v2/<tenant>/images`` as
+        ``/v2/images`` (the tenant-scoped form some scripts use)."""
+        early = negotiate_images_version(request, self.base_url)
+        if early is None:
+            parts = request.path.split("/")
+            if len(parts) > 3 and parts[2] not in COLLECTIONS:
+                request.path = "/".join(["", "v2", *parts[3:]])
+        return early
 
     # -- images --------------------------------------------------------------------------
 
@@ -258,7 +265,7 @@ class ImagesApi:
         caller = self.cloud.caller(request)
         params = dict(request.query)
         status, kind = params.get("status"), params.get("type")
-        if status and status not in ("pending", "processing", "success", "failure"):
+        if status and status not in TASK_STATUSES:
             raise HttpError(400, f"Invalid status value: {status}")
         if kind and kind not in TASK_TYPES:
             raise HttpError(400, f"Invalid type value: {kind}")
@@ -315,56 +322,3 @@ def _task_request(body: Any) -> tuple[str, dict[str, Any]]:
             "type 'object'",
         )
     return str(body["type"]), body["input"]
-
-
-_TASK_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "string", "description": "An identifier for the task"},
-    "type": {"type": "string", "enum": list(TASK_TYPES)},
-    "status": {"type": "string", "enum": ["pending", "processing", "success", "failure"]},
-    "input": {"type": "object", "description": "The parameters required by task, JSON blob"},
-    "result": {"type": "object", "description": "The result of current task, JSON blob"},
-    "owner": {"type": "string", "description": "An identifier for the owner of this task"},
-    "message": {
-        "type": "string",
-        "description": "Human-readable informative message only included when appropriate "
-        "(usually on failure)",
-    },
-    "expires_at": {
-        "type": "string",
-        "description": "Datetime when this resource would be subject to removal",
-    },
-    "created_at": {"type": "string"},
-    "updated_at": {"type": "string"},
-    "self": {"type": "string"},
-    "schema": {"type": "string"},
-}
-_IMAGE_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "string"},
-    "name": {"type": "string", "maxLength": 255},
-    "status": {
-        "type": "string",
-        "enum": ["queued", "saving", "active", "killed", "deleted", "pending_delete"],
-    },
-    "visibility": {"type": "string", "enum": ["public", "private"]},
-    "protected": {"type": "boolean"},
-    "checksum": {"type": "string", "maxLength": 32},
-    "size": {"type": "integer"},
-    "min_disk": {"type": "integer"},
-    "min_ram": {"type": "integer"},
-    "tags": {"type": "array", "items": {"type": "string"}},
-    "created_at": {"type": "string"},
-    "updated_at": {"type": "string"},
-    "self": {"type": "string"},
-    "file": {"type": "string"},
-    "schema": {"type": "string"},
-}
-SCHEMAS: dict[str, Any] = {
-    "task": {"name": "task", "properties": _TASK_PROPERTIES},
-    "tasks": {"name": "tasks", "properties": {"tasks": {"type": "array"}}},
-    "image": {
-        "name": "image",
-        "properties": _IMAGE_PROPERTIES,
-        "additionalProperties": {"type": "string"},
-    },
-    "images": {"name": "images", "properties": {"images": {"type": "array"}}},
-}

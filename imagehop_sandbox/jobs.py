@@ -21,7 +21,7 @@ import requests
 
 from imagehop_sandbox.cloud import Cloud
 from imagehop_sandbox.content import open_content, store_content
-from imagehop_sandbox.models import ImageRecord, TaskRecord
+from imagehop_sandbox.models import MAX_NAME, ImageRecord, TaskRecord
 from imagehop_sandbox.swift_io import SwiftAccount, SwiftFailure, stream_body, write_parts
 from imagehop_sandbox.vhd import (
     DISK_DIFFERENCING,
@@ -329,6 +329,8 @@ def _import_name(task_input: dict[str, Any]) -> str:
     name = properties.get("name")
     if not isinstance(name, str) or not name:
         raise TaskFailure("image_properties must contain a 'name'")
+    if len(name) > MAX_NAME:
+        raise TaskFailure(f"Image name is too long: {len(name)} characters, at most {MAX_NAME}")
     return name
 
 

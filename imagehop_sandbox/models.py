@@ -67,6 +67,10 @@ class ImageContent:
     parts: int = 1
 
 
+# Longest image name, property value or tag: the image schema's maxLength.
+MAX_NAME = 255
+
+
 @dataclass
 class ImageRecord(Record):
     KIND = "image"

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from imagehop_sandbox.models import ImageRecord
+from imagehop_sandbox.models import MAX_NAME, ImageRecord
 from imagehop_sandbox.web import HttpError
 
 PATCH_V20 = "application/openstack-images-v2.0-json-patch"
@@ -175,7 +175,7 @@ def _string_value(value: Any) -> str:
             400,
             f"Provided object does not match schema 'image': {value!r} is not of type 'string'",
         )
-    if len(value) > 255:
+    if len(value) > MAX_NAME:
         raise HttpError(400, "Provided object does not match schema 'image': value too long")
     return value
 
@@ -195,7 +195,9 @@ def _base_value(name: str, value: Any) -> Any:
             raise mismatch
         return value
     if name == "tags":
-        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        if not isinstance(value, list) or not all(
+            isinstance(t, str) and len(t) <= MAX_NAME for t in value
+        ):
             raise mismatch
         return list(dict.fromkeys(value))
     if name == "visibility":

@@ -78,6 +78,11 @@ class Request:
                 return value
         return default
 
+    def host_url(self, default: str) -> str:
+        """``http://<Host>``: where the client called us (``default`` if it sent no Host)."""
+        host = (self.headers.get("Host") or "").strip()
+        return f"http://{host}" if host else default
+
     def json(self) -> Any:
         try:
             return json.loads(self.body or b"null")
