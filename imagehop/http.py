@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import requests
@@ -52,6 +52,7 @@ from imagehop.errors import (
     UnsupportedMediaTypeError,
 )
 from imagehop.settings import Settings
+from imagehop.tokens import TokenProvider
 
 if TYPE_CHECKING:
     from imagehop.identity import TokenManager
@@ -77,14 +78,6 @@ _ERROR_CLASSES: dict[int, type[ApiError]] = {
     409: ConflictError,
     415: UnsupportedMediaTypeError,
 }
-
-
-class TokenProvider(Protocol):
-    """Where clients get their token (``identity.TokenManager`` is the real one)."""
-
-    def token(self) -> str: ...
-
-    def invalidate(self, stale: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 
 import requests
@@ -54,6 +54,7 @@ from imagehop.errors import (
     TransportError,
     UnauthorizedError,
 )
+from imagehop.tokens import TokenProvider
 
 if TYPE_CHECKING:  # only for from_settings(); keeps pydantic-settings off the copy path
     from imagehop.settings import Settings
@@ -71,18 +72,6 @@ DEFAULT_MAX_DELETES_PER_REQUEST = 10000
 #: Bytes handed to the socket per send. urllib3's default is 16 KiB; larger blocks save CPU.
 DEFAULT_BLOCK_SIZE = MiB
 VERIFIED_META = "x-object-meta-imagehop-verified"
-
-
-class TokenProvider(Protocol):
-    """Where the store gets its tokens (implemented by the identity client's token manager)."""
-
-    def token(self) -> str:
-        """A valid token, refreshed before it expires."""
-        ...
-
-    def invalidate(self, stale: str) -> None:
-        """Forget ``stale`` (it was refused with a 401); the next ``token()`` gets a new one."""
-        ...
 
 
 class ClusterLimits(BaseModel):
