@@ -3,9 +3,9 @@
 * **Clients** come from one :class:`~imagehop.procedure.clients.CloudClients` registry, keyed
   by account: one token manager per account shared by every task thread, Images/Servers
   clients per thread. Tasks take regions and ids, never clients, tokens or settings.
-* **Retries**: the registry's clients make one attempt at 5xx and transport errors (and
-  swiftclient none), because the Prefect tasks retry those; the HTTP layer still renews a
-  refused token once and waits out a short ``Retry-After``. One layer per failure kind.
+* **Retries**: the registry's clients (Images, Servers and object store alike) make one
+  attempt at 5xx and transport errors, because the Prefect tasks retry those; the request
+  layer still renews a refused token once and waits out a short ``Retry-After``.
 * **Credentials** come from ``IMAGEHOP_*`` variables; when a secret is unset but a Secret
   block is named (``IMAGEHOP_API_KEY_SECRET_BLOCK`` ...), the block is loaded once per process.
 * **Clock**: every wait asks :func:`clock`; tests swap in a fast-forward clock with
@@ -22,12 +22,12 @@ from typing import Any, cast
 from pydantic import SecretStr
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
-from imagehop.http import RetryPolicy
 from imagehop.procedure.clients import CloudClients
+from imagehop.retries import RetryPolicy
 from imagehop.settings import Settings
 
-#: The HTTP layer inside a task: no replays of 5xx/transport errors (the task retries).
-TASK_HTTP_RETRY = RetryPolicy(attempts=1, rate_limit_waits=3)
+#: The request layer inside a task: no replays of 5xx/transport errors (the task retries).
+TASK_REQUEST_RETRY = RetryPolicy(attempts=1, rate_limit_waits=3)
 #: (secret field, Secret block name field) pairs of Settings.
 SECRET_BLOCK_FIELDS = (
     ("api_key", "api_key_secret_block"),
@@ -52,9 +52,7 @@ def clients() -> CloudClients:
     global _registry
     with _lock:
         if _registry is None:
-            _registry = CloudClients(
-                load_settings, clock=_clock, http_retry=TASK_HTTP_RETRY, swift_retries=0
-            )
+            _registry = CloudClients(load_settings, clock=_clock, retry=TASK_REQUEST_RETRY)
         return _registry
 
 
