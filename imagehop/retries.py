@@ -8,8 +8,8 @@ above raise it instead of retrying it again. The layers, innermost first:
 * **request**: one HTTP request, in :class:`~imagehop.http.HttpClient` and in
   :class:`~imagehop.object_store.ObjectStore` (replayable calls only), bounded by a
   :class:`RetryPolicy`. Clients used on their own get :data:`REQUEST_RETRY`; inside Prefect
-  tasks they make one attempt at 5xx and transport errors (the task is the layer for those),
-  except the Identity client, which every task shares and which keeps :data:`REQUEST_RETRY`.
+  tasks they get :data:`NO_RETRY` (the task is the layer), except the Identity client, which
+  every task shares and which keeps :data:`REQUEST_RETRY`.
   A refused token is renewed once (:data:`TOKEN_RENEWALS`) in every context; a second 401 is
   an ``AuthenticationError``.
 * **segment**: :func:`~imagehop.transfer.engine.copy_segment` re-opens a segment's source

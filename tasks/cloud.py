@@ -3,9 +3,12 @@
 * **Clients** come from one :class:`~imagehop.procedure.clients.CloudClients` registry, keyed
   by account: one token manager per account shared by every task thread, Images/Servers
   clients per thread. Tasks take regions and ids, never clients, tokens or settings.
-* **Retries**: the registry's clients (Images, Servers and object store alike) make one
-  attempt at 5xx and transport errors, because the Prefect tasks retry those; the request
-  layer still renews a refused token once and waits out a short ``Retry-After``.
+* **Retries**: the registry's Images, Servers and object-store clients retry nothing
+  (:data:`TASK_REQUEST_RETRY` is ``NO_RETRY``): 5xx, transport errors and rate limits go to
+  the task's Prefect retries, which wait at least the cloud's ``Retry-After``. The request
+  layer still renews a refused token once. The Identity client keeps its own request retries
+  (a token is shared by every task); what it gives up on is marked, so no task retries it
+  again. One layer per failure kind: the table is in :mod:`imagehop.retries`.
 * **Credentials** come from ``IMAGEHOP_*`` variables; when a secret is unset but a Secret
   block is named (``IMAGEHOP_API_KEY_SECRET_BLOCK`` ...), the block is loaded once per process.
 * **Clock**: every wait asks :func:`clock`; tests swap in a fast-forward clock with
@@ -23,11 +26,11 @@ from pydantic import SecretStr
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.procedure.clients import CloudClients
-from imagehop.retries import RetryPolicy
+from imagehop.retries import NO_RETRY
 from imagehop.settings import Settings
 
-#: The request layer inside a task: no replays of 5xx/transport errors (the task retries).
-TASK_REQUEST_RETRY = RetryPolicy(attempts=1, rate_limit_waits=3)
+#: The request layer inside a task: no retries, no inline rate-limit waits (the task retries).
+TASK_REQUEST_RETRY = NO_RETRY
 #: (secret field, Secret block name field) pairs of Settings.
 SECRET_BLOCK_FIELDS = (
     ("api_key", "api_key_secret_block"),
