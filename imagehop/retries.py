@@ -1,4 +1,4 @@
-"""Who retries what: the retry layers, the one backoff formula, the one ``Retry-After`` parser.
+"""Who retries what: the retry table, the one backoff formula, the one ``Retry-After`` parser.
 
 Every failure kind is retried by exactly one layer. A layer retries an error only if its class
 is ``retryable`` and no other layer has used up its attempts on it (:func:`may_retry`); a layer
@@ -9,9 +9,8 @@ above raise it instead of retrying it again. The layers, innermost first:
   :class:`~imagehop.object_store.ObjectStore` (replayable calls only), bounded by a
   :class:`RetryPolicy`. Clients used on their own get :data:`REQUEST_RETRY`; inside Prefect
   tasks they get :data:`NO_RETRY` (the task is the layer), except the Identity client, which
-  every task shares and which keeps :data:`REQUEST_RETRY`.
-  A refused token is renewed once (:data:`TOKEN_RENEWALS`) in every context; a second 401 is
-  an ``AuthenticationError``.
+  every task shares and which keeps :data:`REQUEST_RETRY`. A refused token is renewed once
+  (:data:`TOKEN_RENEWALS`) in every context; a second 401 is an ``AuthenticationError``.
 * **segment**: :func:`~imagehop.transfer.engine.copy_segment` re-opens a segment's source
   ranges and copies it again (:data:`SEGMENT_RETRY`); streams are never replayed.
 * **poll**: :func:`~imagehop.waiting.poll_until`: a failed poll is a poll; the next one comes
@@ -20,6 +19,53 @@ above raise it instead of retrying it again. The layers, innermost first:
   until the listing adds up (listings are eventually consistent).
 * **task**: Prefect's task retries (:mod:`imagehop.tasks.policy`, :data:`TASK_RETRY`), for
   what failed in a task step and was not retried below.
+
+Retry table (``tests/unit/test_retries.py`` parses it and compares it with the code):
+
+| failure kind | where | retried by | attempts | backoff | deadline |
+| --- | --- | --- | --- | --- | --- |
+| 401 | request with a token | request | 1 renewal | none | none |
+| 5xx, transport | replayable request, own client | request | 3 | 1-20 s | 300 s |
+| 413/429, Retry-After <= 15 s | request, own client | request | 3 waits | Retry-After | 300 s |
+| 413/429, longer or no hint | request, own client | caller | none | none | none |
+| 5xx, transport, 413/429 | task step | task | 4 | 2-60 s, >= Retry-After | none |
+| transport, 5xx, 401, 413/429 | segment copy | segment | 4 | 1-30 s, >= Retry-After | none |
+| 5xx, transport, 413/429 | poll | poll | 10 in a row | interval, >= Retry-After | wait's |
+| DLO listing with gaps | DLO listing | listing | 12 | 10 s fixed | none |
+
+Reading the table:
+
+* *own client*: a client used on its own (library use), and the Identity client everywhere.
+  *task step*: what a Prefect task does, outside a segment copy; its clients use
+  ``NO_RETRY``. *segment copy*: a segment's ranged GETs and PUT (streams: one try each), and
+  its metadata POST when the store uses ``NO_RETRY`` (with an own client the request layer
+  retries that POST first, and marks what it gives up on). *poll*: one poll of a wait (sent
+  with ``NO_RETRY``).
+* *attempts* counts tries in all (4 means 3 retries). *backoff* ``a-b s``: the formula below,
+  from ``a`` seconds doubling to at most ``b``; ``>= Retry-After``: never less than the
+  cloud's hint. *deadline*: no retry starts later than that after the first try (*wait's*:
+  the wait's own deadline). *caller*: raised, with ``retry_after``, for the layer around
+  the call (in a task, the task layer).
+
+Why each kind has the layer it has:
+
+* **Rate limits inside tasks go to the task layer, not to an inline wait** in the request
+  layer. The task already is the layer for every other transient failure of its step, and its
+  next try waits at least the ``Retry-After`` the cloud gave (:mod:`imagehop.tasks.policy`), so
+  a single layer handles short and long hints alike, with no threshold between two layers; the
+  wait is visible as the task's ``AwaitingRetry`` state instead of a silent sleep inside a
+  request. Repeating the whole step is safe: steps look at the cloud before creating anything.
+* A 401 after a renewal is an ``AuthenticationError``, which nobody retries. The one exception
+  is a segment stream: it cannot be repeated in place, so the store invalidates the token and
+  raises a retryable ``UnauthorizedError``, and the segment layer's next try gets a new token.
+* **Segment copy failures belong to the segment layer**: when ``copy_segment`` is given more
+  than one attempt and uses them up, the error is marked ``exhausted_by == "segment"`` and a
+  task around it does not retry it. While ``tasks/copy.py`` still calls it with
+  ``attempts=1``, the engine retries nothing, marks nothing, and the copy task retries.
+* Errors the request layer gave up on (e.g. Identity answering 503 three times) are marked
+  ``"request"`` and not retried by the segment or task layer either.
+* swiftclient's own retries are off (``retries=0``): the object store's request layer
+  replaces them, so its backoff is the formula below too.
 
 The backoff formula, for every layer that backs off (request, segment, task): before retry
 ``n`` (1-based) wait a uniform draw from ``[c / 2, c]`` with ``c = min(cap, first * 2**(n-1))``
