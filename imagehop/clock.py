@@ -7,6 +7,7 @@ hands, so a 12-hour wait runs in microseconds and every sleep can be asserted on
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -41,3 +42,12 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+def parse_timestamp(value: str) -> float:
+    """Epoch seconds of an ISO 8601 time as OpenStack writes it (``...Z``, offsets, or
+    naive meaning UTC). Raises ValueError if it is not one."""
+    moment = datetime.fromisoformat(value.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from imagehop.errors import ApiError, ConflictError, PreflightError, ResourceFailedError
-from imagehop.http import NO_RETRY, RegionalApiClient, RetryPolicy, json_body
+from imagehop.http import RegionalApiClient, json_body
 from imagehop.image import STATUS_POLL_FLOOR_SECONDS
+from imagehop.retries import NO_RETRY, RetryPolicy
 from imagehop.waiting import poll_until
 
 SERVER_FAILED_STATUSES = frozenset({"ERROR", "DELETED", "SOFT_DELETED"})

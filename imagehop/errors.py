@@ -1,9 +1,14 @@
 """The one exception tree of imagehop.
 
 Every error says what went wrong and, where it can, what to do about it. Each class declares
-whether retrying the same step could succeed (``retryable``); the Prefect tasks retry on that
-flag and nothing else. All errors pickle (Prefect stores failed states): every constructor
-takes ``message`` and ``request_id`` first and gives the rest defaults.
+whether retrying the same step could succeed (``retryable``); an instance also says whether a
+retry layer already used up its attempts on it (``exhausted_by``, see :mod:`imagehop.retries`):
+every layer retries only errors that are retryable and not exhausted, so no error is retried
+by two layers. All errors pickle (Prefect stores failed states): every constructor takes
+``message`` and ``request_id`` first and gives the rest defaults.
+
+HTTP error answers become these classes in one place, :func:`imagehop.error_map.error_from_answer`,
+for the ``requests`` clients and the object store alike.
 
 * ImagehopError
   * ConfigurationError        settings or credentials are missing or wrong
@@ -12,14 +17,17 @@ takes ``message`` and ``request_id`` first and gives the rest defaults.
     * ImageNotTransferableError  missing, not owned, not active, not exportable, too large
     * InvalidContainerNameError
     * ForeignPropertyError    the coordinating key holds a value imagehop did not write
-  * AuthenticationError       Identity refused the credentials (401/403)
+  * AuthenticationError       the credentials, or a freshly renewed token, were refused (401)
   * ApiError                  an HTTP error answer from a cloud API (status, request id)
     * BadRequestError (400), ForbiddenError (403), NotFoundError (404),
       ConflictError (409), UnsupportedMediaTypeError (415)
-    * UnauthorizedError (401 on a one-shot stream; token invalidated, retry)  retryable
-    * RateLimitedError (413/429 with Retry-After)          retryable
-    * ServerError (5xx)                                    retryable
-  * TransportError            connection refused/reset, read timeout           retryable
+    * RequestTooLargeError (413 without a retry hint: over a size or count limit)
+    * UnprocessableEntityError (422: Swift's ETag mismatch; also an IntegrityError)
+    * InsufficientStorageError (507: no room; retrying does not make room)
+    * UnauthorizedError (401: token refused; renewed before a retry)  retryable
+    * RateLimitedError (429, 498, or 413 with Retry-After)             retryable
+    * ServerError (5xx but 507)                                        retryable
+  * TransportError            connection refused/reset, timeouts (also 408, 499)  retryable
   * TaskFailedError           an export/import task ended in ``failure``
   * ResourceFailedError       an image or server reached an error state (killed, ERROR)
   * WaitTimeoutError          a wait passed its deadline
@@ -36,6 +44,10 @@ class ImagehopError(Exception):
     """Root of every error imagehop raises on purpose."""
 
     retryable: ClassVar[bool] = False
+    #: The retry layer that used up its attempts on this error (``"request"``,
+    #: ``"segment"`` ...), so no layer above retries it; None while nobody gave up on it.
+    #: Set with :func:`imagehop.retries.give_up`.
+    exhausted_by: str | None = None
 
     def __init__(self, message: str, request_id: str | None = None) -> None:
         super().__init__(message)
@@ -78,7 +90,11 @@ class ForeignPropertyError(PreflightError):
 
 
 class AuthenticationError(ImagehopError):
-    """Identity refused the credentials."""
+    """Identity refused the credentials, or a service refused a token just renewed."""
+
+
+class IntegrityError(ImagehopError):
+    """Bytes did not verify: an MD5, ETag, size or segment-count mismatch."""
 
 
 class ApiError(ImagehopError):
@@ -103,9 +119,10 @@ class BadRequestError(ApiError):
 
 
 class UnauthorizedError(ApiError):
-    """401 on a request that cannot be repeated in place (a streamed segment copy): the token
-    has been invalidated, so retrying the step uses a new one. A 401 that a fresh token does
-    not cure is an :class:`AuthenticationError`."""
+    """401: the token was refused. The request layer renews the token and repeats the request
+    once; a request that cannot be repeated in place (a streamed segment copy) raises this
+    after the token has been invalidated, so retrying the step uses a new one. A 401 that a
+    fresh token does not cure is an :class:`AuthenticationError`."""
 
     retryable = True
 
@@ -126,8 +143,23 @@ class UnsupportedMediaTypeError(ApiError):
     """415: wrong Content-Type for the call."""
 
 
+class RequestTooLargeError(ApiError):
+    """413 without a retry hint: the request is over a size or count limit (an object over
+    Swift's maximum, a quota, too many image properties); sending it again cannot help."""
+
+
+class UnprocessableEntityError(ApiError, IntegrityError):
+    """422: the content does not match what the request declared; from Swift, the MD5 of the
+    body differs from the ``ETag`` sent. An :class:`IntegrityError`: not retried."""
+
+
+class InsufficientStorageError(ApiError):
+    """507: the cloud has no room for this; retrying does not make room."""
+
+
 class RateLimitedError(ApiError):
-    """413/429: over a rate limit; ``retry_after`` seconds is the cloud's advice."""
+    """429 (498 from Swift), or 413 with a retry hint: over a rate limit; ``retry_after``
+    seconds is the cloud's advice (None if it gave none)."""
 
     retryable = True
 
@@ -211,7 +243,3 @@ class SourceIncompleteError(ImagehopError):
     """A large object's segments are missing, out of order or do not add up (yet)."""
 
     retryable = True
-
-
-class IntegrityError(ImagehopError):
-    """Bytes did not verify: an MD5, ETag, size or segment-count mismatch."""

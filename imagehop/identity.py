@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from imagehop.clock import SYSTEM_CLOCK, Clock
+from imagehop.clock import SYSTEM_CLOCK, Clock, parse_timestamp
 from imagehop.errors import (
     ApiError,
     AuthenticationError,
@@ -28,7 +28,7 @@ from imagehop.errors import (
     PreflightError,
     UnknownRegionError,
 )
-from imagehop.http import HttpClient, json_body, parse_timestamp
+from imagehop.http import HttpClient, json_body
 from imagehop.settings import Credentials, Settings
 
 Interface = Literal["public", "internal"]

@@ -24,7 +24,8 @@ from imagehop.errors import (
     ResourceFailedError,
     TaskFailedError,
 )
-from imagehop.http import NO_RETRY, RegionalApiClient, RetryPolicy, json_body
+from imagehop.http import RegionalApiClient, json_body
+from imagehop.retries import NO_RETRY, RetryPolicy
 from imagehop.waiting import poll_until
 
 JSON_PATCH_TYPE = "application/openstack-images-v2.1-json-patch"

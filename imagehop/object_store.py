@@ -5,32 +5,37 @@ thread gets its own ``swiftclient`` connection (so a worker reuses one keep-aliv
 for all its requests), and every request asks the :class:`TokenProvider` for the current token
 first, so a long transfer picks up refreshed tokens without restarting.
 
-Retries, one layer per failure kind:
+Retries (the retry table in :mod:`imagehop.retries` says who retries what):
 
-* replayable single requests (HEAD, listings, container PUT, manifest PUT, ...) get
-  ``retries`` quick retries inside swiftclient for transport blips and 5xx, and one retry with
-  a new token after a 401 (the stale token is handed to ``TokenProvider.invalidate`` first);
-  a second 401 raises :class:`~imagehop.errors.AuthenticationError`;
+* replayable single requests (HEAD, listings, container PUT, manifest PUT, ...) are the
+  request layer: one retry with a new token after a 401 (the stale token is handed to
+  ``TokenProvider.invalidate`` first; a second 401 raises
+  :class:`~imagehop.errors.AuthenticationError`), and 5xx, transport errors and short
+  ``Retry-After`` waits as the store's :class:`~imagehop.retries.RetryPolicy` says, with the
+  same backoff formula as the HTTP clients (swiftclient's own retries are off);
 * the streaming calls of the segment copy (:meth:`ObjectStore.open_range`,
   :meth:`ObjectStore.put_stream`) make exactly one attempt: the transfer engine retries the
   whole segment by re-opening its source range, which is the only safe way to retry a stream.
   A 401 there invalidates the token and raises :class:`~imagehop.errors.UnauthorizedError`
   (retryable), so the engine's next attempt uses a fresh token.
 
-Every request has a ``(connect, read)`` timeout. swiftclient's ``ClientException`` and transport
-errors are mapped to :mod:`imagehop.errors` (Swift's ``X-Trans-Id`` becomes the request id).
-Tokens never appear in messages: swiftclient only puts URLs and statuses there.
+Every request has a ``(connect, read)`` timeout. swiftclient's ``ClientException`` is adapted
+to the error map shared with the HTTP clients (:func:`imagehop.error_map.error_from_answer`:
+same class and message shape for the same status; Swift's ``X-Trans-Id`` is the request id);
+transport errors become :class:`~imagehop.errors.TransportError`. Tokens never appear in
+messages: swiftclient only puts URLs and statuses there.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 
 import requests
@@ -40,23 +45,25 @@ from requests.adapters import HTTPAdapter
 from swiftclient import client as swift
 from swiftclient.exceptions import ClientException
 
+from imagehop.clock import SYSTEM_CLOCK, Clock
+from imagehop.error_map import TIMEOUT_STATUSES, ErrorAnswer, error_from_answer, refused_again
 from imagehop.errors import (
     ApiError,
-    AuthenticationError,
     BadRequestError,
-    ConflictError,
-    ForbiddenError,
     ImagehopError,
     IntegrityError,
     NotFoundError,
-    RateLimitedError,
     ServerError,
     TransportError,
     UnauthorizedError,
 )
+from imagehop.retries import NO_RETRY, REQUEST_RETRY, RetryBudget, RetryPolicy
+from imagehop.tokens import TokenProvider
 
 if TYPE_CHECKING:  # only for from_settings(); keeps pydantic-settings off the copy path
     from imagehop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -71,18 +78,6 @@ DEFAULT_MAX_DELETES_PER_REQUEST = 10000
 #: Bytes handed to the socket per send. urllib3's default is 16 KiB; larger blocks save CPU.
 DEFAULT_BLOCK_SIZE = MiB
 VERIFIED_META = "x-object-meta-imagehop-verified"
-
-
-class TokenProvider(Protocol):
-    """Where the store gets its tokens (implemented by the identity client's token manager)."""
-
-    def token(self) -> str:
-        """A valid token, refreshed before it expires."""
-        ...
-
-    def invalidate(self, stale: str) -> None:
-        """Forget ``stale`` (it was refused with a 401); the next ``token()`` gets a new one."""
-        ...
 
 
 class ClusterLimits(BaseModel):
@@ -186,16 +181,17 @@ class _TokenConnection(swift.Connection):  # type: ignore[misc]
         storage_url: str,
         tokens: TokenProvider,
         timeout: tuple[float, float],
-        retries: int,
         block_size: int,
         insecure: bool = False,
         cacert: str | None = None,
     ) -> None:
         super().__init__(
             preauthurl=storage_url,
-            retries=retries,
-            starting_backoff=0.5,
-            max_backoff=4,
+            # One try, plus one with a renewed token after a 401 (at once, as in the HTTP
+            # clients): the store's request layer does the other retries, by the one formula.
+            retries=0,
+            starting_backoff=0,
+            max_backoff=0,
             timeout=timeout,
             insecure=insecure,
             cacert=cacert,
@@ -220,12 +216,11 @@ class _TokenConnection(swift.Connection):  # type: ignore[misc]
     def _retry(self, reset_func: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
         self.url = self.storage_url
         self.token = self.tokens.token()  # proactive: the provider refreshes before expiry
-        if self.single_attempt:
-            kwargs["attempts"] = self.retries  # swiftclient: one try, no replay of streams
         return super()._retry(reset_func, func, *args, **kwargs)
 
     @contextmanager
     def one_attempt(self) -> Iterator[None]:
+        """A stream: not even repeated with a renewed token after a 401."""
         self.single_attempt = True
         try:
             yield
@@ -285,9 +280,10 @@ class ObjectStore:
         tokens: TokenProvider,
         timeout: tuple[float, float] = (10.0, 120.0),
         region: str = "",
-        retries: int = 1,
+        retry: RetryPolicy = REQUEST_RETRY,
         block_size: int = DEFAULT_BLOCK_SIZE,
         verify_tls: bool | str = True,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """
         Args:
@@ -295,15 +291,18 @@ class ObjectStore:
             tokens: where each request gets its token.
             timeout: (connect, read) seconds for every request.
             region: label used in messages.
-            retries: swiftclient's quick retries of replayable requests (keep it small).
+            retry: the request layer's policy for replayable requests (``NO_RETRY`` when a
+                layer above retries them, as inside Prefect tasks).
             block_size: bytes per socket send of a request body.
             verify_tls: False, True or a CA bundle path.
+            clock: for ``Retry-After`` dates, deadlines and the waits between retries.
         """
         self.storage_url = storage_url.rstrip("/")
         self.region = region
         self._tokens = tokens
         self._timeout = timeout
-        self._retries = retries
+        self._retry = retry
+        self._clock = clock
         self._block_size = block_size
         self._verify_tls = verify_tls
         self._local = threading.local()
@@ -338,7 +337,6 @@ class ObjectStore:
                 self.storage_url,
                 self._tokens,
                 self._timeout,
-                self._retries,
                 self._block_size,
                 insecure=self._verify_tls is False,
                 cacert=self._verify_tls if isinstance(self._verify_tls, str) else None,
@@ -358,22 +356,44 @@ class ObjectStore:
         self._local = threading.local()
 
     def _call(
-        self, what: str, operation: Callable[[_TokenConnection], T], stream: bool = False
+        self,
+        method: str,
+        what: str,
+        operation: Callable[[_TokenConnection], T],
+        stream: bool = False,
     ) -> T:
-        """Run ``operation`` on this thread's connection and map its errors. After a failed
-        stream (or a transport error) the HTTP connection is dropped: its framing is unknown."""
+        """Run ``operation`` (one ``method`` request) on this thread's connection, map its
+        errors, and retry it as the store's policy says, unless it is a stream (one try)."""
+        budget = RetryBudget(NO_RETRY if stream else self._retry, self._clock)
+        while True:
+            try:
+                return self._call_once(method, what, operation, stream)
+            except ImagehopError as error:
+                delay = budget.delay_before_retry(error, replayable=not stream)
+                if delay is None:
+                    raise
+                log.warning("%s; retrying in %.1f s", error, delay)
+                self._clock.sleep(delay)
+
+    def _call_once(
+        self,
+        method: str,
+        what: str,
+        operation: Callable[[_TokenConnection], T],
+        stream: bool,
+    ) -> T:
+        """One try. After a failed stream, a timeout or a transport error the HTTP connection
+        is dropped: its framing is unknown."""
         connection = self._connection()
         try:
             return operation(connection)
         except ClientException as exc:
-            if stream or exc.http_status is None:
+            if stream or exc.http_status is None or exc.http_status in TIMEOUT_STATUSES:
                 connection.drop_http()
-            where = f"{what} in {self.region or self.storage_url}"
-            if exc.http_status == 401 and not stream:  # refused again with a fresh token
-                raise AuthenticationError(
-                    f"{where}: the storage refused a fresh token (401)", exc.transaction_id
-                ) from exc
-            raise map_client_exception(exc, where) from exc
+            error = map_client_exception(exc, method, self._clock.time(), self.region)
+            if isinstance(error, UnauthorizedError) and not stream:
+                error = refused_again(error)  # swiftclient renewed the token already
+            raise error from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             connection.drop_http()
             raise TransportError(
@@ -389,7 +409,7 @@ class ObjectStore:
         """The cluster's limits from ``/info`` (cached); Cloud Files defaults if it has none."""
         if self._limits is None:
             try:
-                info = self._call("GET /info", lambda c: c.get_capabilities())
+                info = self._call("GET", "GET /info", lambda c: c.get_capabilities())
             except NotFoundError:
                 info = {}
             self._limits = ClusterLimits.from_info(info)
@@ -398,6 +418,7 @@ class ObjectStore:
     def ensure_container(self, container: str, headers: Mapping[str, str] | None = None) -> None:
         """Create ``container`` if it does not exist (a PUT; harmless if it does)."""
         self._call(
+            "PUT",
             f"PUT container {container!r}",
             lambda c: c.put_container(container, headers=dict(headers or {})),
         )
@@ -405,6 +426,7 @@ class ObjectStore:
     def list_objects(self, container: str, prefix: str | None = None) -> list[ListedObject]:
         """Every object in ``container`` whose name starts with ``prefix`` (all pages)."""
         _, listing = self._call(
+            "GET",
             f"list {container!r} (prefix {prefix!r})",
             lambda c: c.get_container(container, prefix=prefix, full_listing=True),
         )
@@ -418,12 +440,16 @@ class ObjectStore:
 
     def head_object(self, container: str, name: str) -> ObjectInfo:
         """HEAD an object (a large object's manifest: total size, multipart ETag)."""
-        headers = self._call(f"HEAD {container}/{name}", lambda c: c.head_object(container, name))
+        headers = self._call(
+            "HEAD", f"HEAD {container}/{name}", lambda c: c.head_object(container, name)
+        )
         return _object_info(container, name, headers)
 
     def delete_object(self, container: str, name: str, missing_ok: bool = True) -> None:
         try:
-            self._call(f"DELETE {container}/{name}", lambda c: c.delete_object(container, name))
+            self._call(
+                "DELETE", f"DELETE {container}/{name}", lambda c: c.delete_object(container, name)
+            )
         except NotFoundError:
             if not missing_ok:
                 raise
@@ -433,6 +459,7 @@ class ObjectStore:
     ) -> str:
         """PUT a small object held in memory (replayable, so retried); return its ETag."""
         etag: str = self._call(
+            "PUT",
             f"PUT {container}/{name} ({len(data)} bytes)",
             lambda c: c.put_object(container, name, data, content_type=content_type),
         )
@@ -441,6 +468,7 @@ class ObjectStore:
     def post_metadata(self, container: str, name: str, metadata: Mapping[str, str]) -> None:
         """Replace an object's user metadata (``X-Object-Meta-*`` headers)."""
         self._call(
+            "POST",
             f"POST {container}/{name}",
             lambda c: c.post_object(container, name, headers=dict(metadata)),
         )
@@ -463,6 +491,7 @@ class ObjectStore:
         headers = {"Accept": "application/json", "Content-Type": "text/plain"}
         response: dict[str, Any] = {}
         _, text = self._call(
+            "POST",
             f"bulk delete of {len(paths)} objects",
             lambda c: c.post_account(
                 headers, query_string="bulk-delete", data=body, response_dict=response
@@ -502,7 +531,7 @@ class ObjectStore:
                     response_dict=response,
                 )
 
-        headers, body = self._call(f"GET {what}", get, stream=True)
+        headers, body = self._call("GET", f"GET {what}", get, stream=True)
         try:
             _check_range(headers, response.get("status"), offset, length, what)
             _check_etag(headers, expect_etag, what)
@@ -543,7 +572,7 @@ class ObjectStore:
                     headers=dict(headers or {}),
                 )
 
-        return self._call(f"PUT {container}/{name} ({length} bytes)", put, stream=True)
+        return self._call("PUT", f"PUT {container}/{name} ({length} bytes)", put, stream=True)
 
     # -- static large objects ------------------------------------------------------------
 
@@ -562,6 +591,7 @@ class ObjectStore:
         manifest = json.dumps(segments)
         try:
             etag: str = self._call(
+                "PUT",
                 f"PUT SLO manifest {container}/{name} ({len(segments)} segments)",
                 lambda c: c.put_object(
                     container,
@@ -581,6 +611,7 @@ class ObjectStore:
     def get_slo_manifest(self, container: str, name: str) -> list[dict[str, Any]]:
         """The stored manifest of an SLO: ``[{name, hash, bytes, [range], [sub_slo]}, ...]``."""
         _, body = self._call(
+            "GET",
             f"GET SLO manifest {container}/{name}",
             lambda c: c.get_object(container, name, query_string="multipart-manifest=get"),
         )
@@ -664,46 +695,33 @@ def parse_bulk_delete(body: bytes | str, request_id: str | None = None) -> BulkD
     )
 
 
-_STATUS_ERRORS: dict[int, type[ApiError]] = {
-    400: BadRequestError,
-    401: UnauthorizedError,
-    403: ForbiddenError,
-    404: NotFoundError,
-    409: ConflictError,
-}
-
-
-def map_client_exception(exc: ClientException, what: str) -> ImagehopError:
-    """The imagehop error for a swiftclient ``ClientException``."""
-    status = exc.http_status
-    request_id = exc.transaction_id
-    url = f"{exc.http_scheme}://{exc.http_host}:{exc.http_port}{exc.http_path}"
-    if status is None:
-        return TransportError(f"{what}: {exc.msg}", request_id)
-    detail = _response_text(exc)
-    message = f"{what}: {status} {exc.http_reason}" + (f": {detail}" if detail else "")
-    if status == 422:
-        return IntegrityError(
-            f"{what}: the target computed a different MD5 than the ETag sent (422)", request_id
-        )
-    if status in (408, 499):
-        return TransportError(message, request_id)
-    if status in (429, 498):
-        retry_after = (exc.http_response_headers or {}).get("Retry-After")
-        return RateLimitedError(
-            message, request_id, status, None, url, float(retry_after) if retry_after else None
-        )
-    if status >= 500:
-        return ServerError(message, request_id, status, None, url)
-    error_class = _STATUS_ERRORS.get(status, ApiError)
-    return error_class(message, request_id, status, None, url)
-
-
-def _response_text(exc: ClientException) -> str:
+def answer_of(exc: ClientException, method: str) -> ErrorAnswer:
+    """The error-map input for a swiftclient ``ClientException`` with an HTTP status."""
     content = exc.http_response_content
     if isinstance(content, bytes):
         content = content.decode("utf-8", "replace")
-    text = " ".join(str(content or "").split())
-    if text.startswith("<html>"):
-        return ""
-    return text[:300]
+    return ErrorAnswer(
+        method=method,
+        url=exc.http_path or "/",
+        status=int(exc.http_status),
+        reason=exc.http_reason or "",
+        headers=exc.http_response_headers or {},
+        body=str(content or ""),
+        request_id=exc.transaction_id,
+    )
+
+
+def map_client_exception(
+    exc: ClientException, method: str, now: float, where: str = ""
+) -> ImagehopError:
+    """The imagehop error for a swiftclient ``ClientException``.
+
+    Args:
+        method: the request's method (swiftclient does not keep it).
+        now: the current epoch time, for a ``Retry-After`` given as a date.
+        where: the region, named first in the message.
+    """
+    if exc.http_status is None:
+        prefix = f"{where}: " if where else ""
+        return TransportError(f"{prefix}{method} failed: {exc.msg}", exc.transaction_id)
+    return error_from_answer(answer_of(exc, method), now, where=where or None)

@@ -3,8 +3,10 @@
 Gaps are measured between the *starts* of two polls, so a slow answer never shortens the
 spacing the cloud asked for. A poll that fails with a retryable error (5xx, 413/429, a
 dropped connection) counts as a poll: the next one comes after the full interval, or after
-``Retry-After`` if that is longer. This loop is the only retry layer for polls; the fetch
-functions call the HTTP layer with ``NO_RETRY``.
+``Retry-After`` if that is longer. This loop is the only retry layer for polls (the "poll" row
+of the table in :mod:`imagehop.retries`); the fetch functions call the HTTP layer with
+``NO_RETRY``. The error that ends a wait after ``max_consecutive_errors`` failed polls in a
+row is marked ``exhausted_by == "poll"``, so no layer above retries it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
-from imagehop.errors import ImagehopError, RateLimitedError, WaitTimeoutError
+from imagehop.errors import ImagehopError, WaitTimeoutError
+from imagehop.retries import POLL, give_up, may_retry, retry_after_of
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def poll_until(
             value = fetch()
         except ImagehopError as exc:
             errors = _count_error(exc, errors, max_consecutive_errors, resource)
-            gap = max(interval, _retry_after(exc))
+            gap = max(interval, retry_after_of(exc) or 0.0)
         else:
             errors = 0
             last_status = status_of(value)
@@ -75,16 +78,12 @@ def poll_until(
 
 
 def _count_error(exc: ImagehopError, errors: int, limit: int, resource: str) -> int:
-    if not exc.retryable or errors + 1 >= limit:
+    if not may_retry(exc):
         raise exc
+    if errors + 1 >= limit:
+        raise give_up(exc, POLL) if limit > 1 else exc
     log.warning("polling %s failed (%s); polling again at the next interval", resource, exc)
     return errors + 1
-
-
-def _retry_after(exc: ImagehopError) -> float:
-    if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
-        return exc.retry_after
-    return 0.0
 
 
 def _timeout(resource: str, wanted: str, last_status: str, seconds: float) -> WaitTimeoutError:

@@ -3,9 +3,12 @@
 * **Clients** come from one :class:`~imagehop.procedure.registry.CloudClients` registry, keyed
   by account: one token manager per account shared by every task thread, Images/Servers
   clients per thread. Tasks take regions and ids, never clients, tokens or settings.
-* **Retries**: the registry's clients make one attempt at 5xx and transport errors (and
-  swiftclient none), because the Prefect tasks retry those; the HTTP layer still renews a
-  refused token once and waits out a short ``Retry-After``. One layer per failure kind.
+* **Retries**: the registry's Images, Servers and object-store clients retry nothing
+  (:data:`TASK_REQUEST_RETRY` is ``NO_RETRY``): 5xx, transport errors and rate limits go to
+  the task's Prefect retries, which wait at least the cloud's ``Retry-After``. The request
+  layer still renews a refused token once. The Identity client keeps its own request retries
+  (a token is shared by every task); what it gives up on is marked, so no task retries it
+  again. One layer per failure kind: the table is in :mod:`imagehop.retries`.
 * **Credentials** come from ``IMAGEHOP_*`` variables; when a secret is unset but a Secret
   block is named (``IMAGEHOP_API_KEY_SECRET_BLOCK`` ...), the block is loaded once per process.
 * **Clock**: every wait asks :func:`clock`; tests swap in a fast-forward clock with
@@ -22,12 +25,12 @@ from typing import Any, cast
 from pydantic import SecretStr
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
-from imagehop.http import RetryPolicy
 from imagehop.procedure.registry import CloudClients
+from imagehop.retries import NO_RETRY
 from imagehop.settings import Settings
 
-#: The HTTP layer inside a task: no replays of 5xx/transport errors (the task retries).
-TASK_HTTP_RETRY = RetryPolicy(attempts=1, rate_limit_waits=3)
+#: The request layer inside a task: no retries, no inline rate-limit waits (the task retries).
+TASK_REQUEST_RETRY = NO_RETRY
 #: (secret field, Secret block name field) pairs of Settings.
 SECRET_BLOCK_FIELDS = (
     ("api_key", "api_key_secret_block"),
@@ -52,9 +55,7 @@ def clients() -> CloudClients:
     global _registry
     with _lock:
         if _registry is None:
-            _registry = CloudClients(
-                load_settings, clock=_clock, http_retry=TASK_HTTP_RETRY, swift_retries=0
-            )
+            _registry = CloudClients(load_settings, clock=_clock, retry=TASK_REQUEST_RETRY)
         return _registry
 
 

@@ -1,9 +1,13 @@
 """Retry and cache policy shared by the tasks.
 
-**Retries.** A task is retried only when its error's class says ``retryable`` (transport
-errors, 5xx, rate limits, a refused token that has been renewed, a DLO listing that has not
-caught up), with exponential backoff and jitter. Anything else (a pre-flight refusal, a
-failed export, bytes that did not verify) fails at once: retrying cannot help.
+**Retries.** The task layer of the retry table in :mod:`imagehop.retries`: inside tasks the
+clients retry nothing, so a step that failed with a 5xx, a transport error or a rate limit is
+tried again, up to :data:`~imagehop.retries.TASK_RETRY` tries in all, with the one backoff
+formula between tries and never sooner than the ``Retry-After`` the cloud gave
+(:class:`RetryDelays`). Only errors :func:`~imagehop.retries.may_retry` allows are retried:
+retryable classes that no inner layer (the Identity client, the segment copy, a DLO listing)
+has already given up on. Anything else (a pre-flight refusal, a failed export, bytes that did
+not verify) fails at once: retrying cannot help.
 
 **Caching.** Steps that create something in the cloud (snapshot, export task, import task,
 server) are cached under their *business identity* (e.g. ``export-DFW-<image>-<container>``),
@@ -17,34 +21,76 @@ Cached results are small records (ids, locations); none holds a token, key or cl
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, SupportsIndex, overload
 
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
-from prefect.tasks import Task, exponential_backoff
+from prefect.tasks import Task
 
-from imagehop.errors import ImagehopError
+from imagehop.retries import TASK_RETRY, StepRetry, may_retry
 
 #: Below the 48 h after which the cloud forgets a finished task.
 CACHE_TTL = timedelta(hours=36)
-RETRIES = 3
-BACKOFF_SECONDS = 2.0  # delays of about 2, 4, 8 s, +-50 % jitter
+#: Prefect's ``retries`` of a task (tries in all, less the first).
+RETRIES = TASK_RETRY.attempts - 1
+
+_failure = threading.local()  # the failure retry_if_retryable let through, per thread
 
 
 def retry_if_retryable(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect ``retry_condition_fn``: retry only errors whose class is ``retryable``."""
+    """Prefect ``retry_condition_fn``: retry only what :func:`~imagehop.retries.may_retry`
+    allows, and remember the failure so that its retry waits out the cloud's ``Retry-After``
+    (see :class:`RetryDelays`)."""
     error = state.result(raise_on_failure=False)
-    return isinstance(error, ImagehopError) and error.retryable
+    retry = may_retry(error)
+    _failure.error = error if retry else None
+    return retry
 
 
-RETRYING: dict[str, Any] = {
-    "retries": RETRIES,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=BACKOFF_SECONDS),
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_if_retryable,
-}
+class RetryDelays(list[float]):
+    """Prefect ``retry_delay_seconds`` whose every delay is drawn when Prefect asks for it:
+    the one backoff formula, and at least the ``Retry-After`` of the failure being retried.
+
+    Prefect 3.9 gives the delay no exception: its ``handle_retry`` first calls the
+    ``retry_condition_fn`` with the failed state, then, in the same thread, reads
+    ``retry_delay_seconds[min(retries, len - 1)]``. So :func:`retry_if_retryable` leaves the
+    failure for this thread and ``__getitem__`` takes it. Prefect's own jitter stays off
+    (``retry_jitter_factor=None``): it could shorten a delay below the ``Retry-After``. The
+    stored values (what Prefect sends to the API) are the formula's ceilings.
+    """
+
+    def __init__(self, retry: StepRetry) -> None:
+        super().__init__(retry.backoff.ceiling(n) for n in range(1, retry.attempts))
+        self.retry = retry
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> float: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[float]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> float | list[float]:
+        if isinstance(index, slice):
+            return list(super().__getitem__(index))
+        failures = range(len(self))[index] + 1
+        error, _failure.error = getattr(_failure, "error", None), None
+        return self.retry.delay(failures, error)
+
+
+def retrying(retry: StepRetry = TASK_RETRY) -> dict[str, Any]:
+    """Task options retrying as ``retry`` says (tests pass a faster one)."""
+    return {
+        "retries": retry.attempts - 1,
+        "retry_delay_seconds": RetryDelays(retry),
+        "retry_jitter_factor": None,
+        "retry_condition_fn": retry_if_retryable,
+    }
+
+
+RETRYING: dict[str, Any] = retrying()
 """Task options for a step that may be retried."""
 
 FRESH: dict[str, Any] = {**RETRYING, "cache_policy": NO_CACHE}

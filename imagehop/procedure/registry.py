@@ -14,10 +14,11 @@ from typing import Literal, TypeVar
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.compute import ComputeClient
-from imagehop.http import DEFAULT_RETRY, HttpClient, RetryPolicy
+from imagehop.http import HttpClient
 from imagehop.identity import TokenManager
 from imagehop.image import ImageClient
 from imagehop.object_store import ObjectStore
+from imagehop.retries import REQUEST_RETRY, RetryPolicy
 from imagehop.settings import Credentials, Settings
 
 Side = Literal["source", "target"]
@@ -31,22 +32,21 @@ class CloudClients:
         self,
         settings: Callable[[], Settings],
         clock: Clock = SYSTEM_CLOCK,
-        http_retry: RetryPolicy = DEFAULT_RETRY,
-        swift_retries: int = 1,
+        retry: RetryPolicy = REQUEST_RETRY,
     ) -> None:
         """
         Args:
             settings: where current settings come from (called on every lookup, so a changed
                 environment means other accounts, never stale credentials).
             clock: handed to every client (tests pass a fast-forward clock).
-            http_retry: the HTTP layer's own retries; a caller that retries failed steps
-                itself passes one attempt, so each failure kind is retried in one layer.
-            swift_retries: swiftclient's quick retries of replayable requests.
+            retry: the request layer's policy for the Images, Servers and object-store
+                clients (the Identity client keeps its own); a caller that retries failed
+                steps itself passes ``NO_RETRY``, so each failure kind is retried in one
+                layer (see :mod:`imagehop.retries`).
         """
         self._settings = settings
         self.clock = clock
-        self._http_retry = http_retry
-        self._swift_retries = swift_retries
+        self._retry = retry
         self._lock = threading.Lock()
         self._managers: dict[tuple[str, Credentials], TokenManager] = {}
         self._stores: dict[tuple[int, str], ObjectStore] = {}
@@ -113,9 +113,10 @@ class CloudClients:
             tokens,
             timeout=settings.http_timeout,
             region=region.upper(),
-            retries=self._swift_retries,
+            retry=self._retry,
             block_size=settings.chunk_size_bytes,
             verify_tls=settings.tls_verify,
+            clock=self.clock,
         )
         with self._lock:
             return self._stores.setdefault(key, store)
@@ -133,7 +134,7 @@ class CloudClients:
         self._local = threading.local()
 
     def _http(self, settings: Settings, tokens: TokenManager) -> HttpClient:
-        return HttpClient(settings, tokens=tokens, clock=self.clock, retry=self._http_retry)
+        return HttpClient(settings, tokens=tokens, clock=self.clock, retry=self._retry)
 
     def _per_thread(self, key: tuple[str, int, str], build: Callable[[Settings], C]) -> C:
         clients: dict[tuple[str, int, str], C] = self._local.__dict__.setdefault("clients", {})

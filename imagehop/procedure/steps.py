@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from imagehop.clock import parse_timestamp
 from imagehop.compute import ComputeClient
 from imagehop.errors import ForbiddenError, ForeignPropertyError, NotFoundError
-from imagehop.http import parse_timestamp
 from imagehop.image import IMAGE_FAILED_STATUSES, Image, ImageClient, PropertyValue, Task
 from imagehop.object_store import ObjectStore
 from imagehop.procedure.request import (

@@ -46,15 +46,16 @@ segment names) skips them. A crash loses only the segments in flight: at most
 ``concurrency x segment size`` bytes are copied twice.
 
 **Retries.** A failed segment is retried here, and only here, by re-opening its source ranges
-(never by replaying a stream): up to ``attempts`` tries with jittered exponential backoff, for
-retryable errors only (transport, 5xx, rate limits, a refused token, which the store has
-already invalidated so the next try uses a new one).
+(never by replaying a stream): up to ``attempts`` tries with the backoff formula of
+:mod:`imagehop.retries` (at least the cloud's ``Retry-After``), for errors it allows
+(transport, 5xx, rate limits, a refused token, which the store has already invalidated so the
+next try uses a new one). An error that used up more than one attempt is marked
+``exhausted_by == "segment"``, so a layer around the copy (a Prefect task) does not retry it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -62,8 +63,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 
 from pydantic import BaseModel, ConfigDict
 
-from imagehop.errors import ImagehopError, IntegrityError, NotFoundError, RateLimitedError
+from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
 from imagehop.object_store import VERIFIED_META, MiB, ObjectInfo, ObjectStore, RangeReader
+from imagehop.retries import SEGMENT, SEGMENT_RETRY, Backoff, give_up, may_retry, retry_delay
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
 from imagehop.transfer.source import LISTING_ATTEMPTS, LISTING_DELAY_SECONDS, discover_source
 
@@ -73,9 +75,10 @@ from imagehop.transfer.source import LISTING_ATTEMPTS, LISTING_DELAY_SECONDS, di
 Progress = Callable[[int, int, int, int], None]
 Sleep = Callable[[float], None]
 
-DEFAULT_ATTEMPTS = 4
-DEFAULT_BACKOFF_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 30.0
+#: The segment layer of the retry table (:data:`imagehop.retries.SEGMENT_RETRY`).
+DEFAULT_ATTEMPTS = SEGMENT_RETRY.attempts
+DEFAULT_BACKOFF_SECONDS = SEGMENT_RETRY.backoff.first_seconds
+MAX_BACKOFF_SECONDS = SEGMENT_RETRY.backoff.cap_seconds
 
 
 class SegmentResult(BaseModel):
@@ -212,8 +215,10 @@ def copy_segment(
         plan: the transfer plan ``spec`` belongs to.
         spec: the segment to copy.
         chunk_size: bytes per read (the memory bound's unit).
-        attempts: tries in all, for retryable errors.
-        backoff: first delay between tries (doubles, jittered, at most 30 s).
+        attempts: tries in all, for retryable errors; when more than one were used up, the
+            error raised is marked ``exhausted_by == "segment"`` (no layer above retries it).
+        backoff: first delay between tries (doubles, jittered, at most 30 s, at least the
+            cloud's ``Retry-After``).
         sleep: injectable sleep.
         on_bytes: called with each chunk's size (negative to take back a failed attempt's).
         abort: when set, the copy stops at the next chunk.
@@ -223,7 +228,8 @@ def copy_segment(
 
     Raises:
         IntegrityError: the bytes did not verify (not retried).
-        ImagehopError: the last error once ``attempts`` are used up, or a non-retryable one.
+        ImagehopError: the last error once ``attempts`` are used up, or one that may not be
+            retried (not retryable, or already given up on by the object store).
     """
     started = time.monotonic()
     for attempt in range(1, attempts + 1):
@@ -233,7 +239,11 @@ def copy_segment(
         except ImagehopError as error:
             if on_bytes is not None and reader.bytes_read:
                 on_bytes(-reader.bytes_read)
-            if not error.retryable or attempt == attempts:
+            if not may_retry(error):
+                raise
+            if attempt == attempts:
+                if attempts > 1:
+                    give_up(error, SEGMENT)  # this layer owned the retries: none above
                 raise
             sleep(_delay(error, attempt, backoff))
             continue
@@ -278,10 +288,7 @@ def verified_marker(spec: SegmentSpec, etag: str) -> str:
 
 
 def _delay(error: ImagehopError, attempt: int, backoff: float) -> float:
-    delay = min(backoff * 2.0 ** (attempt - 1), MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.5)
-    if isinstance(error, RateLimitedError) and error.retry_after:
-        delay = max(delay, error.retry_after)
-    return delay
+    return retry_delay(Backoff(backoff, MAX_BACKOFF_SECONDS), attempt, error)
 
 
 # -- all segments --------------------------------------------------------------------------

@@ -19,9 +19,13 @@ from typing import Any
 
 from imagehop.errors import PreflightError, SourceIncompleteError
 from imagehop.object_store import ListedObject, ObjectInfo, ObjectStore
+from imagehop.retries import LISTING, give_up
 from imagehop.transfer.source_layout import SourceKind, SourceLayout, SourceSegment
 
-LISTING_ATTEMPTS = 4
+#: The listing layer of the retry table (:mod:`imagehop.retries`): listings 10 s apart for
+#: about two minutes (a listing can lag an export's last segments by that much). After the
+#: last one the error is marked, so the plan task does not list it all over again.
+LISTING_ATTEMPTS = 12
 LISTING_DELAY_SECONDS = 10.0
 _NUMBER = re.compile(r"(\d+)$")
 
@@ -103,10 +107,11 @@ def _discover_dlo(
             return _layout("dlo", replace(info, size=expected), fingerprint, segments)
         if attempt < attempts:
             sleep(delay)
-    raise SourceIncompleteError(
+    error = SourceIncompleteError(
         f"DLO {info.container}/{info.name}: {problem} after {attempts} listings of "
         f"{segment_container}/{prefix}*"
     )
+    raise give_up(error, LISTING) if attempts > 1 else error
 
 
 def dlo_listing_problem(listed: Sequence[ListedObject], prefix: str, expected: int) -> str | None:

@@ -20,8 +20,15 @@ from prefect.settings import (
 
 import imagehop.procedure.steps
 import imagehop.transfer.engine
-from imagehop.errors import ConflictError, IntegrityError, TaskFailedError, TransportError
+from imagehop.errors import (
+    ConflictError,
+    IntegrityError,
+    ServerError,
+    TaskFailedError,
+    TransportError,
+)
 from imagehop.flows.transfer_image import transfer_image
+from imagehop.object_store import ObjectStore
 from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
 from imagehop.procedure.request import (
     DEFAULT_EXPORT_CONTAINER,
@@ -30,6 +37,7 @@ from imagehop.procedure.request import (
     segments_container,
     slug,
 )
+from imagehop.retries import SEGMENT_RETRY
 from imagehop.tasks import cloud
 from imagehop_sandbox.handle import LocalCloud
 from imagehop_sandbox.tokens import PREFIX as TOKEN_PREFIX
@@ -351,6 +359,30 @@ def test_rerun_after_a_stop_between_import_and_tagging_imports_nothing_new(
     after = created(on_cloud)
     assert after["IAD import_tasks_created"] == before.get("IAD import_tasks_created", 0) + 1
     assert after["IAD images_created"] == before.get("IAD images_created", 0) + 1
+
+
+def test_a_segment_failure_is_retried_by_the_engine_alone(
+    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target answers 503 to every PUT of the third segment: the engine tries it
+    SEGMENT_RETRY.attempts times and the copy task does not start the copy over on top (one
+    layer per failure kind); the segments before it stay for a re-run."""
+    real_put = ObjectStore.put_stream
+    puts: list[str] = []
+
+    def third_segment_unavailable(self, container, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        puts.append(name)
+        if len(set(puts)) == 3 and name == puts[-1]:
+            raise ServerError(f"PUT {name} -> 503 Service Unavailable (injected)")
+        return real_put(self, container, name, *args, **kwargs)
+
+    monkeypatch.setattr(ObjectStore, "put_stream", third_segment_unavailable)
+    with pytest.raises(ServerError, match="injected") as failed:
+        transfer_image(request_for(new_image(on_cloud), concurrency=1))
+    third = sorted(set(puts), key=puts.index)[2]
+    assert puts.count(third) == SEGMENT_RETRY.attempts
+    assert len(puts) == 2 + SEGMENT_RETRY.attempts  # no second pass over the segments
+    assert failed.value.exhausted_by == "segment"
 
 
 def test_a_transient_failure_is_retried_by_the_task_without_recopying(

@@ -46,7 +46,8 @@ def client(clock: ScriptedClock, tokens: RecordingTokens | None = None, **kw: ob
         (405, errors.ApiError),
         (500, errors.ServerError),
         (503, errors.ServerError),
-        (413, errors.RateLimitedError),
+        # A 413 without a retry hint is a size limit (a rate limit's carries Retry-After).
+        (413, errors.RequestTooLargeError),
         (429, errors.RateLimitedError),
         (401, errors.AuthenticationError),
     ],

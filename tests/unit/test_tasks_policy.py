@@ -10,7 +10,8 @@ from prefect.states import Completed, Failed
 
 from imagehop import errors
 from imagehop.procedure.request import TransferIdentity
-from imagehop.tasks.policy import cache_key, cached_by, retry_if_retryable
+from imagehop.retries import Backoff, StepRetry, give_up
+from imagehop.tasks.policy import RetryDelays, cache_key, cached_by, retry_if_retryable
 
 RETRYABLE = [
     errors.ServerError("503", None, 503),
@@ -55,3 +56,22 @@ def test_cached_by_reads_dotted_parameters() -> None:
     })  # fmt: skip
     assert key == "snapshot-DFW-s-1-r-1"
     assert options["persist_result"] and options["cache_expiration"].total_seconds() < 48 * 3600
+
+
+@pytest.mark.parametrize("layer", ["request", "segment", "poll", "listing"])
+def test_an_error_an_inner_layer_gave_up_on_is_not_retried(layer: str) -> None:
+    """E.g. the engine used up a segment's attempts inside the copy task."""
+    error = give_up(errors.ServerError("503", None, 503), layer)
+    assert not retry_if_retryable(None, None, Failed(data=error))  # type: ignore[arg-type]
+
+
+def test_the_delay_after_a_rate_limit_is_at_least_its_retry_after() -> None:
+    """Prefect asks retry_condition_fn first, then reads retry_delay_seconds[n]."""
+    delays = RetryDelays(StepRetry("task", attempts=4, backoff=Backoff(2.0, 60.0)))
+    assert list(delays) == [2.0, 4.0, 8.0]  # what Prefect sends to the API: the ceilings
+    limited = errors.RateLimitedError("slow down", None, 429, retry_after=45.0)
+    assert retry_if_retryable(None, None, Failed(data=limited))  # type: ignore[arg-type]
+    assert delays[0] == 45.0
+    assert 1.0 <= delays[0] <= 2.0  # the hint was used once; the next delay is the formula's
+    assert retry_if_retryable(None, None, Failed(data=errors.TransportError("reset")))  # type: ignore[arg-type]
+    assert 4.0 <= delays[2] <= 8.0 and 4.0 <= delays[-1] <= 8.0

@@ -151,3 +151,19 @@ def test_on_poll_sees_every_successful_answer() -> None:
     script = Script(ScriptedClock(), ["pending", failure, "processing", "done"])
     wait(script, on_poll=seen.append)
     assert seen == ["pending", "processing", "done"]
+
+
+def test_the_error_that_ends_a_wait_is_marked_so_no_task_retries_the_wait() -> None:
+    failures: list[object] = [errors.ServerError("503", None, 503) for _ in range(3)]
+    with pytest.raises(errors.ServerError) as caught:
+        wait(Script(ScriptedClock(), failures), max_consecutive_errors=3)
+    assert caught.value.exhausted_by == "poll"
+
+
+def test_an_error_an_inner_layer_gave_up_on_ends_the_wait_at_once() -> None:
+    given_up = errors.ServerError("503", None, 503)
+    given_up.exhausted_by = "request"
+    script = Script(ScriptedClock(), [given_up, "done"])
+    with pytest.raises(errors.ServerError):
+        wait(script)
+    assert len(script.polled_at) == 1

@@ -1,0 +1,119 @@
+"""The object store's request layer, without a Swift: swiftclient's calls are replaced by
+scripts of answers, so the retries, waits and marks can be watched on a scripted clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from swiftclient.exceptions import ClientException
+
+from imagehop import errors
+from imagehop.object_store import ObjectStore, _TokenConnection
+from imagehop.retries import NO_RETRY
+from tests.support.scripted_clock import ScriptedClock
+
+PATH = "/v1/AUTH_t/c/o"
+
+
+class StaticTokens:
+    def token(self) -> str:
+        return "tk"
+
+    def invalidate(self, stale: str) -> None:
+        pass
+
+
+def answer(status: int, headers: dict[str, str] | None = None) -> ClientException:
+    return ClientException(
+        "Object failed", http_path=PATH, http_status=status, http_response_headers=headers
+    )
+
+
+def scripted(monkeypatch: pytest.MonkeyPatch, method: str, outcomes: list[Any]) -> list[int]:
+    """Replace ``_TokenConnection.<method>``: each call raises or returns the next outcome."""
+    calls: list[int] = []
+
+    def call(self: _TokenConnection, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(_TokenConnection, method, call)
+    return calls
+
+
+def store(clock: ScriptedClock, **kwargs: Any) -> ObjectStore:
+    return ObjectStore("http://127.0.0.1:9/v1/AUTH_t", StaticTokens(), clock=clock, **kwargs)
+
+
+HEAD_OK = {"content-length": "1", "etag": "e"}
+
+
+def test_a_5xx_on_a_head_is_retried_with_the_one_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = ScriptedClock()
+    scripted(monkeypatch, "head_object", [answer(503), answer(500), HEAD_OK])
+    assert store(clock, region="DFW").head_object("c", "o").size == 1
+    first, second = clock.sleeps
+    assert 0.5 <= first <= 1.0 and 1.0 <= second <= 2.0
+
+
+def test_a_short_retry_after_from_swift_is_waited_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ScriptedClock()
+    scripted(monkeypatch, "head_object", [answer(429, {"retry-after": "2"}), HEAD_OK])
+    store(clock).head_object("c", "o")
+    assert clock.sleeps == [2.0]
+
+
+def test_used_up_retries_are_marked_for_the_layers_above(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ScriptedClock()
+    calls = scripted(monkeypatch, "head_object", [answer(503)] * 3)
+    with pytest.raises(errors.ServerError) as caught:
+        store(clock, region="DFW").head_object("c", "o")
+    assert len(calls) == 3
+    assert caught.value.exhausted_by == "request"
+    assert caught.value.message == f"DFW: HEAD {PATH} -> 503"
+
+
+def test_with_no_retry_the_error_is_left_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside tasks: one try, nothing marked, so the task layer retries it."""
+    clock = ScriptedClock()
+    scripted(monkeypatch, "head_object", [answer(429, {"retry-after": "2"})])
+    with pytest.raises(errors.RateLimitedError) as caught:
+        store(clock, retry=NO_RETRY).head_object("c", "o")
+    assert clock.sleeps == [] and caught.value.exhausted_by is None
+    assert caught.value.retry_after == 2.0
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(503, errors.ServerError), (429, errors.RateLimitedError), (401, errors.UnauthorizedError)],
+)
+def test_a_stream_is_never_retried_here(
+    monkeypatch: pytest.MonkeyPatch, status: int, cls: type[Exception]
+) -> None:
+    clock = ScriptedClock()
+    calls = scripted(monkeypatch, "put_object", [answer(status, {"retry-after": "1"})])
+    with pytest.raises(cls) as caught:
+        store(clock).put_stream("c", "o", b"", 0)
+    assert (len(calls), clock.sleeps) == (1, [])
+    assert getattr(caught.value, "exhausted_by", None) is None  # the segment layer's to retry
+
+
+def test_a_413_without_a_hint_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted(monkeypatch, "put_object", [answer(413)])
+    with pytest.raises(errors.RequestTooLargeError):
+        store(ScriptedClock()).put_bytes("c", "o", b"x")
+
+
+def test_a_401_after_swiftclients_renewal_is_an_authentication_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scripted(monkeypatch, "head_object", [answer(401, {"x-trans-id": "tx-1"})])
+    with pytest.raises(errors.AuthenticationError) as caught:
+        store(ScriptedClock()).head_object("c", "o")
+    assert not caught.value.retryable and caught.value.request_id == "tx-1"
