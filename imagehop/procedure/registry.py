@@ -70,25 +70,18 @@ class CloudClients:
 
     def images(self, side: Side, region: str) -> ImageClient:
         """This thread's Images client of ``side``'s account in ``region``."""
-        tokens = self.tokens(side)
-        return self._per_thread(
-            ("image", id(tokens), region.upper()),
-            lambda settings: ImageClient(
-                tokens.endpoint(ImageClient.service_type, region),
-                tokens,
-                settings,
-                clock=self.clock,
-                http=self._http(settings, tokens),
-            ),
-        )
+        return self._regional(ImageClient, side, region)
 
     def compute(self, side: Side, region: str) -> ComputeClient:
         """This thread's Servers client of ``side``'s account in ``region``."""
+        return self._regional(ComputeClient, side, region)
+
+    def _regional(self, kind: type[C], side: Side, region: str) -> C:
         tokens = self.tokens(side)
         return self._per_thread(
-            ("compute", id(tokens), region.upper()),
-            lambda settings: ComputeClient(
-                tokens.endpoint(ComputeClient.service_type, region),
+            (kind.service_type, id(tokens), region.upper()),
+            lambda settings: kind(
+                tokens.endpoint(kind.service_type, region),
                 tokens,
                 settings,
                 clock=self.clock,
