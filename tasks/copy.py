@@ -88,7 +88,8 @@ def copy_segments(
     finished = find_finished_segments(target, plan, concurrency)
     run_id = str(task_run.id)
     in_place = _in_place_at_first_try.setdefault(run_id, {r.index for r in finished})
-    with CopyWatch(transfer, plan.size, len(plan.segments)) as watch:
+    in_place_bytes = sum(result.size for result in finished)
+    with CopyWatch(transfer, plan.size, len(plan.segments), in_place_bytes, len(finished)) as watch:
         report = copy_plan(
             source,
             target,

@@ -132,6 +132,8 @@ class CopyWatch:
         transfer: str,
         bytes_total: int,
         segments_total: int,
+        bytes_done: int = 0,
+        segments_done: int = 0,
         every: float = PROGRESS_EVERY_SECONDS,
     ) -> None:
         self._transfer = transfer
@@ -139,7 +141,7 @@ class CopyWatch:
         self._segments_total = segments_total
         self._every = every
         self._lock = threading.Lock()
-        self._bytes = self._segments = 0
+        self._bytes, self._segments = bytes_done, segments_done  # in place before the copy
         self._first: tuple[float, int] | None = None  # (time, bytes) of the first report
         self._sent: tuple[int, int] | None = None
         self._stop = threading.Event()
@@ -154,6 +156,7 @@ class CopyWatch:
         )
         self._artifact = cast(UUID, created)  # sync call: an id, not a coroutine
         self._thread.start()
+        self._publish(self._bytes, self._segments)  # where the copy starts (0 %, or a resume)
         return self
 
     def __exit__(
@@ -174,15 +177,18 @@ class CopyWatch:
             self._bytes, self._segments = bytes_done, segments_done
             if self._first is None:
                 self._first = (time.monotonic(), bytes_done)
+        self._publish(bytes_done, segments_done)
+
+    def _publish(self, bytes_done: int, segments_done: int) -> None:
         publish(
             Event(
                 "copy-progress",
                 self._transfer,
                 phase="copy",
                 bytes_done=bytes_done,
-                bytes_total=bytes_total,
+                bytes_total=self._bytes_total,
                 segments_done=segments_done,
-                segments_total=segments_total,
+                segments_total=self._segments_total,
             )
         )
 
