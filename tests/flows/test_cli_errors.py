@@ -1,0 +1,206 @@
+"""What a new user sees when something is wrong: exit codes as the README lists them, one line
+naming what to fix (the last line, ``--debug`` or not), ``--json`` error objects, refusals of
+bad input before Prefect starts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from imagehop.flows.cli import app
+from imagehop_sandbox.handle import LocalCloud
+from tests.deployments.processes import (
+    PROJECT_ROOT,
+    free_port,
+    prefect_env,
+)
+from tests.flows.helpers import created, new_image
+from tests.flows.test_cli_runs import args, runner
+
+pytestmark = [pytest.mark.cloud, pytest.mark.flow]
+__all__ = ["runner"]  # the fixture, imported
+
+CLI = [sys.executable, "-c", "from imagehop.flows.cli import main; main()"]
+#: A refusal of bad input must take under 2 s (goal); the bound leaves room for a busy machine.
+QUICK_SECONDS = 5.0
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def run_cli(
+    command: list[str], env: Mapping[str, str], timeout: float = 120.0
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the CLI in its own process; the result and its wall time in seconds."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        [*CLI, *command], env=dict(env), cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+    return done, time.perf_counter() - began
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, local_cloud: LocalCloud) -> dict[str, str]:
+    """A clean environment for a CLI process: its own Prefect home, the local cloud's account."""
+    return prefect_env(tmp_path / "prefect-home", **local_cloud.settings_env())
+
+
+# settings: refused before Prefect is imported ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "rule"),
+    [
+        ("IMAGEHOP_POLL_INTERVAL_SECONDS", "10", "must be at least 30"),
+        ("IMAGEHOP_TRANSFER_CONCURRENCY", "0", "must be from 1 to 64"),
+    ],
+)
+def test_a_bad_settings_variable_is_refused_at_once_with_exit_4(
+    variable: str, value: str, rule: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    flag = tmp_path / "prefect-imported"
+    probe = (  # the CLI, and a note of whether it imported Prefect (written at exit)
+        "import atexit, sys; atexit.register(lambda path=sys.argv[1]: open(path, 'w').write("
+        "str('prefect' in sys.modules))); from imagehop.flows.cli import main; "
+        "sys.argv[1:2] = []; main()"
+    )
+    command = ["transfer", *args("any-image"), "--json"]
+    env = {**cli_env, variable: value}
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(flag), *command], env=env, cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - began
+    print(f"bad {variable}: refused in {seconds:.2f} s")
+    assert done.returncode == 4, done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line, "one line only"
+    assert line.startswith(f"imagehop: error: {variable}={value} ") and rule in line
+    assert json.loads(done.stdout) == {
+        "error": line.removeprefix("imagehop: error: "),
+        "exit_code": 4,
+        "kind": "configuration",
+        "type": "ConfigurationError",
+    }
+    assert flag.read_text() == "False", "Prefect was imported"
+    assert seconds < QUICK_SECONDS
+
+
+# the identity URL: one connect timeout at most, and named ----------------------------------
+
+
+def test_an_unreachable_identity_url_is_named_and_fails_at_once(cli_env: dict[str, str]) -> None:
+    """Nothing listens there: no retries, no Prefect, exit 4, what to check."""
+    url = f"http://127.0.0.1:{free_port()}/v2.0"
+    env = {**cli_env, "IMAGEHOP_IDENTITY_URL": url}
+    done, seconds = run_cli(["plan", *args("any-image")], env)
+    print(f"unreachable identity URL: refused in {seconds:.2f} s")
+    assert done.returncode == 4, done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line, "one line only"
+    assert line.startswith(f"imagehop: error: cannot reach Identity at {url}/tokens")
+    assert "check IMAGEHOP_IDENTITY_URL" in line
+    assert seconds < QUICK_SECONDS
+
+
+def test_an_identity_url_that_never_answers_fails_within_the_connect_timeout(
+    cli_env: dict[str, str],
+) -> None:
+    """A black hole (a TEST-NET address): one connect timeout, not three plus backoff."""
+    env = {
+        **cli_env,
+        "IMAGEHOP_IDENTITY_URL": "http://192.0.2.1:5000/v2.0",
+        "IMAGEHOP_CONNECT_TIMEOUT_SECONDS": "2",
+    }
+    done, seconds = run_cli(["plan", *args("any-image")], env)
+    print(f"black-hole identity URL (connect timeout 2 s): refused in {seconds:.2f} s")
+    assert done.returncode == 4, done.stderr
+    assert "check IMAGEHOP_IDENTITY_URL" in last_line(done.stderr)
+    assert seconds < 2 + QUICK_SECONDS
+
+
+# names: trimmed, whitespace refused naming the option ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--target-image-name", "   "), ("--export-container", " "), ("--import-container", "")],
+)
+def test_a_whitespace_name_is_refused_naming_its_option(
+    option: str, value: str, on_cloud: LocalCloud, runner: CliRunner
+) -> None:
+    image_id, counts = new_image(on_cloud), created(on_cloud)
+    outcome = runner.invoke(app, ["transfer", *args(image_id, option, value, "--json")])
+    assert outcome.exit_code == 2, outcome.output
+    line = last_line(outcome.stderr)
+    assert line.startswith(f"imagehop: error: invalid request: {option}: must not be empty")
+    assert "_" not in line.split(":")[3], "field names are not options"
+    assert json.loads(outcome.stdout)["kind"] == "usage"
+    assert created(on_cloud) == counts
+
+
+def test_both_sources_name_the_options(runner: CliRunner) -> None:
+    outcome = runner.invoke(app, ["plan", *args("i", "--server-id", "s")])
+    assert outcome.exit_code == 2
+    assert last_line(outcome.stderr) == (
+        "imagehop: error: invalid request: give exactly one of --image-id and --server-id"
+    )
+
+
+# pre-flight refusals, --debug and --json -----------------------------------------------------
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_a_bad_import_container_is_named_as_the_import_container(
+    debug: bool, on_cloud: LocalCloud, runner: CliRunner
+) -> None:
+    image_id, counts = new_image(on_cloud), created(on_cloud)
+    more = ["--import-container", "staged.images"] + (["--debug"] if debug else [])
+    outcome = runner.invoke(app, ["transfer", *args(image_id, *more)])
+    assert outcome.exit_code == 3, outcome.output
+    line = last_line(outcome.stderr)
+    assert line.startswith("imagehop: error: import container name 'staged.images' contains")
+    assert "the import task needs" in line and "export" not in line
+    assert ("Traceback" in outcome.stderr) is debug
+    assert created(on_cloud) == counts
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_a_preflight_refusal_exits_3_with_and_without_debug(
+    debug: bool, on_cloud: LocalCloud, runner: CliRunner
+) -> None:
+    licensed = on_cloud.admin.seed()["DFW"]["licensed_image"]
+    more = ["--json"] + (["--debug"] if debug else [])
+    outcome = runner.invoke(app, ["transfer", *args(licensed, *more)])
+    assert outcome.exit_code == 3, outcome.output
+    line = last_line(outcome.stderr)
+    assert line.startswith("imagehop: error: image ") and "cannot be exported" in line
+    assert ("Traceback" in outcome.stderr) is debug
+    error = json.loads(outcome.stdout)
+    assert error["exit_code"] == 3 and error["kind"] == "refused"
+    assert error["error"] == line.removeprefix("imagehop: error: ")
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_bad_credentials_exit_4_with_and_without_debug(
+    debug: bool, on_cloud: LocalCloud, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGEHOP_API_KEY", "wrong-key-1234")
+    more = ["--json"] + (["--debug"] if debug else [])
+    outcome: Result = runner.invoke(app, ["plan", *args(new_image(on_cloud), *more)])
+    assert outcome.exit_code == 4, outcome.output
+    line = last_line(outcome.stderr)
+    assert line.startswith("imagehop: error: Identity refused user") and "IMAGEHOP_API_KEY" in line
+    assert ("Traceback" in outcome.stderr) is debug
+    assert json.loads(outcome.stdout)["kind"] == "configuration"
+    assert "wrong-key-1234" not in outcome.output  # the secret is never echoed
