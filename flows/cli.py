@@ -19,12 +19,14 @@ fast.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import sys
 import threading
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -67,6 +69,8 @@ OPTION_OF_FIELD = {
     "boot.flavor": "--boot-flavor",
     "boot.name": "--boot-name",
 }
+#: Contexts entered for the rest of the process (the Prefect API setting of a temporary server).
+_PROCESS_SCOPE = ExitStack()
 #: Width of the summary table when stderr is not a terminal: wide enough for whole ids.
 LOG_WIDTH = 200
 #: Set for the commands that run a flow, unless the user set them.
@@ -349,6 +353,7 @@ def _run(request: TransferRequest, mode: Mode) -> TransferResult | DryRunPlan:
     _check_before_prefect(mode)
     _prepare_prefect(mode.debug)
     try:
+        _use_prefect_api()
         from imagehop.flows.transfer_image import transfer_image
         from imagehop.tasks import progress
 
@@ -384,6 +389,29 @@ def _log_in(settings: Settings) -> None:
     registry = cloud.clients()
     for side in ("source", "target"):
         registry.tokens(side).token()
+
+
+def _use_prefect_api() -> None:
+    """The Prefect API for the run: the configured one, else a temporary server started here
+    that dies with this process, ``kill -9`` included (:mod:`imagehop.flows.temporary_server`).
+
+    It serves until the interpreter exits (stopped by an exit handler registered before
+    Prefect's own, so Prefect's log and event workers flush to it first), as Prefect's own
+    temporary server does; the setting pointing at it stays for the process's lifetime.
+    """
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    from imagehop.flows import temporary_server
+
+    current = get_current_settings()
+    if current.api.url or not current.server.ephemeral.enabled or not temporary_server.supported():
+        return
+    env = {**os.environ, **current.to_environment_variables(exclude_unset=True)}
+    timeout = float(current.server.ephemeral.startup_timeout_seconds)
+    server = temporary_server.TemporaryServer(env, timeout)
+    server.start()
+    atexit.register(server.stop)
+    _PROCESS_SCOPE.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
 
 
 def _prepare_prefect(debug: bool) -> None:

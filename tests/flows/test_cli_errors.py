@@ -1,14 +1,17 @@
 """What a new user sees when something is wrong: exit codes as the README lists them, one line
 naming what to fix (the last line, ``--debug`` or not), ``--json`` error objects, refusals of
-bad input before Prefect starts."""
+bad input before Prefect starts, and no process left behind by a killed CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,8 @@ from tests.deployments.processes import (
     PROJECT_ROOT,
     free_port,
     prefect_env,
+    processes_with_home,
+    wait_for,
 )
 from tests.flows.helpers import created, new_image
 from tests.flows.test_cli_runs import args, runner
@@ -204,3 +209,64 @@ def test_bad_credentials_exit_4_with_and_without_debug(
     assert ("Traceback" in outcome.stderr) is debug
     assert json.loads(outcome.stdout)["kind"] == "configuration"
     assert "wrong-key-1234" not in outcome.output  # the secret is never echoed
+
+
+# no orphans --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def background_cli(
+    command: list[str], env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The CLI in its own session, output to ``log``; whatever is left of it (a process with
+    its PREFECT_HOME) is killed afterwards."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*CLI, *command], env=dict(env), cwd=PROJECT_ROOT, stdout=out, stderr=out,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        for pid in processes_with_home(env["PREFECT_HOME"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def test_a_finished_run_leaves_no_process_and_no_noise(
+    on_cloud: LocalCloud, cli_env: dict[str, str]
+) -> None:
+    """The temporary server outlives Prefect's last log flush, then stops with the CLI."""
+    done, seconds = run_cli(["plan", *args(new_image(on_cloud))], cli_env, timeout=180)
+    print(f"plan in its own process, fresh Prefect home: {seconds:.1f} s")
+    assert done.returncode == 0, done.stderr
+    assert "nothing was changed" in done.stdout
+    assert "Traceback" not in done.stderr and "rror" not in done.stderr, done.stderr
+    assert not processes_with_home(cli_env["PREFECT_HOME"])
+
+
+def test_kill_9_of_the_cli_leaves_no_prefect_server(
+    on_cloud: LocalCloud, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The temporary Prefect server dies with the CLI, even when the CLI gets no chance to
+    stop it."""
+    log, home = tmp_path / "cli.log", cli_env["PREFECT_HOME"]
+    with background_cli(["transfer", *args(new_image(on_cloud))], cli_env, log) as cli:
+        wait_for(
+            "the transfer to start (its Prefect server up)",
+            lambda: "...   preflight" in log.read_text(errors="replace"),
+            timeout=150,
+        )
+        running = processes_with_home(home)
+        assert len(running) >= 2, running  # the CLI and its server
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(timeout=10)
+        began = time.perf_counter()
+        with contextlib.suppress(AssertionError):
+            wait_for("the CLI's processes to exit", lambda: not processes_with_home(home), 10, 0.1)
+        left = processes_with_home(home)
+        print(f"kill -9: {len(running) - 1} child process(es), {len(left)} left after "
+              f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+        assert not left, f"left behind: {left}\n{log.read_text(errors='replace')[-2000:]}"
