@@ -599,6 +599,24 @@ def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
         )
 
 
-def main() -> None:
-    """Entry point of the ``imagehop`` script."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``imagehop`` script. Usage errors found while parsing the options
+    (a missing or out-of-range option) get a ``--json`` error object too."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = app(args=args, standalone_mode=False)
+    except typer.TyperException as error:  # click's ClickException: a usage error
+        _show_usage_error(error, "--json" in args)
+    except typer.Abort:  # Ctrl-C before a command ran
+        sys.stderr.write("imagehop: error: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_usage_error(error: Any, as_json: bool) -> NoReturn:
+    code = int(getattr(error, "exit_code", EXIT_USAGE))
+    if as_json:
+        message = " ".join(str(error.format_message()).split())
+        sys.stdout.write(json.dumps(error_object(code, message, error), indent=2) + "\n")
+    error.show()
+    sys.exit(code)
