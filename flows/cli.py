@@ -6,15 +6,18 @@
     imagehop sandbox up|down|env|status
 
 ``transfer`` and ``plan`` run the ``transfer-image`` flow in this process (on the Prefect
-server named by ``PREFECT_API_URL``, else a temporary local one). Their options mirror the
-flow's request; credentials come from ``IMAGEHOP_*`` variables, never from options.
+server named by ``PREFECT_API_URL``, else a temporary local one, a child of this process that
+dies with it). Their options mirror the flow's request; credentials come from ``IMAGEHOP_*``
+variables, never from options.
 
 Exit codes: 0 done; 1 the transfer failed; 2 bad usage; 3 refused by pre-flight (nothing was
 created); 4 configuration or credentials; 130 interrupted. A failure prints one line (the
-reason and what to do); ``--debug`` shows the traceback and Prefect's own logs.
+reason and what to do), always the last line; ``--debug`` adds the traceback and Prefect's
+own logs, ``--json`` a JSON error object on stdout; the exit code is the same.
 
-Prefect is imported only by the commands that run a flow, so ``--help`` and ``sandbox`` start
-fast.
+Prefect is imported only by the commands that run a flow, and only once the request, the
+settings and the logins were accepted, so ``--help``, ``sandbox`` and refusals of bad input
+are quick.
 """
 
 from __future__ import annotations
