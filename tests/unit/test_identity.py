@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import socket
 import threading
+import time
 
 import pytest
 from pydantic import SecretStr
@@ -256,6 +257,30 @@ def test_an_unreachable_identity_url_fails_the_first_login_at_once(clock: Script
     message = str(caught.value)
     assert "IMAGEHOP_IDENTITY_URL" in message and "connection refused" in message
     assert clock.sleeps == []
+
+
+def test_an_identity_that_never_accepts_fails_the_first_login_in_one_connect_timeout(
+    clock: ScriptedClock,
+) -> None:
+    """A listener whose backlog is full drops new connections: one connect timeout, no
+    retry (before: three timeouts plus backoff)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        settings = bodies.make_settings(connect_timeout_seconds=0.5)
+        tokens = TokenManager(f"http://127.0.0.1:{port}/v2.0", KEY, settings, clock=clock)
+        began = time.monotonic()
+        with pytest.raises(errors.ConfigurationError, match=r"connect timed out.*IDENTITY_URL"):
+            tokens.token()
+        seconds = time.monotonic() - began
+        for filler in fillers:
+            filler.close()
+    assert clock.sleeps == [] and seconds < 2.0
 
 
 def test_a_renewal_that_cannot_connect_is_retried_by_the_http_layer(clock: ScriptedClock) -> None:
