@@ -6,22 +6,31 @@
     imagehop sandbox up|down|env|status
 
 ``transfer`` and ``plan`` run the ``transfer-image`` flow in this process (on the Prefect
-server named by ``PREFECT_API_URL``, else a temporary local one). Their options mirror the
-flow's request; credentials come from ``IMAGEHOP_*`` variables, never from options.
+server named by ``PREFECT_API_URL``, else a temporary local one, a child of this process that
+dies with it). Their options mirror the flow's request; credentials come from ``IMAGEHOP_*``
+variables, never from options.
 
 Exit codes: 0 done; 1 the transfer failed; 2 bad usage; 3 refused by pre-flight (nothing was
 created); 4 configuration or credentials; 130 interrupted. A failure prints one line (the
-reason and what to do); ``--debug`` shows the traceback and Prefect's own logs.
+reason and what to do), always the last line; ``--debug`` adds the traceback and Prefect's
+own logs, ``--json`` a JSON error object on stdout; the exit code is the same.
 
-Prefect is imported only by the commands that run a flow, so ``--help`` and ``sandbox`` start
-fast.
+Prefect is imported only by the commands that run a flow, and only once the request, the
+settings and the logins were accepted, so ``--help``, ``sandbox`` and refusals of bad input
+are quick.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import re
 import sys
 import threading
+import traceback
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -38,6 +47,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from imagehop.procedure.result import DryRunPlan, TransferResult
+    from imagehop.settings import Settings
     from imagehop.tasks.progress import Event
 
 ACCOUNT_VARIABLES = (
@@ -48,6 +58,22 @@ ACCOUNT_VARIABLES = (
     "IMAGEHOP_TARGET_",
 )
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_CONFIG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+#: The ``kind`` of a ``--json`` error object, by exit code.
+ERROR_KINDS = {
+    EXIT_FAILED: "failed",
+    EXIT_USAGE: "usage",
+    EXIT_REFUSED: "refused",
+    EXIT_CONFIG: "configuration",
+    EXIT_INTERRUPTED: "interrupted",
+}
+#: Request fields whose option is not ``--<field with dashes>``.
+OPTION_OF_FIELD = {
+    "properties_to_copy": "--copy-property",
+    "boot.flavor": "--boot-flavor",
+    "boot.name": "--boot-name",
+}
+#: Contexts entered for the rest of the process (the Prefect API setting of a temporary server).
+_PROCESS_SCOPE = ExitStack()
 #: Width of the summary table when stderr is not a terminal: wide enough for whole ids.
 LOG_WIDTH = 200
 #: Set for the commands that run a flow, unless the user set them.
@@ -144,13 +170,13 @@ def transfer(
         "export_container": export_container,
         "import_container": import_container,
         "properties_to_copy": tuple(copy_property) if copy_property else None,
-        "boot": BootRequest(flavor=boot_flavor, name=boot_name) if boot else None,
+        "boot": {"flavor": boot_flavor, "name": boot_name} if boot else None,
         "cleanup": cleanup,
         "concurrency": concurrency,
         "dry_run": dry_run,
     }
-    request = _request(fields, debug)
-    _print_outcome(_run(request, debug), as_json)
+    mode = Mode(debug, as_json)
+    _print_outcome(_run(_request(fields, mode), mode), as_json)
 
 
 @app.command()
@@ -178,7 +204,8 @@ def plan(
         "concurrency": concurrency,
         "dry_run": True,
     }
-    _print_outcome(_run(_request(fields, debug), debug), as_json)
+    mode = Mode(debug, as_json)
+    _print_outcome(_run(_request(fields, mode), mode), as_json)
 
 
 StateDir = Annotated[
@@ -215,7 +242,7 @@ def demo(
         source_region="DFW", target_region="IAD", server_id=server_id, boot=BootRequest()
     )
     try:
-        _print_outcome(_run(request, debug), as_json)
+        _print_outcome(_run(request, Mode(debug, as_json)), as_json)
     finally:
         if stop_cloud:
             control.down(folder)
@@ -242,7 +269,6 @@ def _need_sandbox_extra() -> None:
             EXIT_CONFIG,
             "the local cloud needs the sandbox extra (OpenStack Swift): "
             "pip install 'imagehop[sandbox]' (from a clone: pip install -e '.[sandbox]')",
-            None,
         )
 
 
@@ -254,7 +280,7 @@ def _sandbox(command: str, state_dir: Path | None, extra: list[str]) -> NoReturn
     try:
         code = sandbox_main([*prefix, command, *extra])
     except (RuntimeError, ValueError) as error:  # e.g. "the local cloud is not up"
-        _fail(EXIT_FAILED, " ".join(str(error).split()), None)
+        _fail(EXIT_FAILED, " ".join(str(error).split()))
     raise typer.Exit(code)
 
 
@@ -286,36 +312,109 @@ def sandbox_status(state_dir: StateDir = None) -> None:
 # -- running a flow --------------------------------------------------------------------------
 
 
-def _request(fields: dict[str, Any], debug: bool) -> TransferRequest:
+@dataclass(frozen=True)
+class Mode:
+    """How failures show: ``debug`` adds the traceback (the one-line error stays the last
+    line), ``as_json`` adds a JSON error object on stdout. The exit code is the same."""
+
+    debug: bool = False
+    as_json: bool = False
+
+
+def _request(fields: dict[str, Any], mode: Mode) -> TransferRequest:
     from pydantic import ValidationError
 
     try:
         return TransferRequest(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as error:
         problems = "; ".join(_validation_line(e) for e in error.errors())
-        _fail(EXIT_USAGE, f"invalid request: {problems}", error if debug else None)
+        _fail(EXIT_USAGE, f"invalid request: {problems}", mode, error)
 
 
 def _validation_line(error: Any) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+    """One pydantic error of the request, in the words of the command line: options, not
+    field names."""
+    where = ".".join(str(part) for part in error.get("loc", ()) if not isinstance(part, int))
+    message = _with_options(str(error.get("msg", "")).removeprefix("Value error, "))
+    return f"{option_of(where)}: {message}" if where else message
 
 
-def _run(request: TransferRequest, debug: bool) -> TransferResult | DryRunPlan:
-    """Run transfer-image here, showing phases and a progress bar; exit on failure."""
-    _prepare_prefect(debug)
-    from imagehop.flows.transfer_image import transfer_image
-    from imagehop.tasks import progress
+def option_of(field: str) -> str:
+    """The option that sets a request field: ``target_image_name`` -> ``--target-image-name``."""
+    return OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-"))
 
-    display = _Display()
+
+def _with_options(message: str) -> str:
+    """``give exactly one of image_id and server_id`` -> ``... --image-id and --server-id``."""
+    names = "|".join(sorted(TransferRequest.model_fields, key=len, reverse=True))
+    return re.sub(rf"\b({names})\b", lambda found: option_of(found.group(1)), message)
+
+
+def _run(request: TransferRequest, mode: Mode) -> TransferResult | DryRunPlan:
+    """Check the settings and log in (before Prefect is imported: a refusal is quick), then
+    run transfer-image here, showing phases and a progress bar; exit on failure."""
+    _check_before_prefect(mode)
+    _prepare_prefect(mode.debug)
     try:
+        _use_prefect_api()
+        from imagehop.flows.transfer_image import transfer_image
+        from imagehop.tasks import progress
+
+        display = _Display()
         with display, progress.subscribed(display.on_event):
             return transfer_image(request)
-    except KeyboardInterrupt:
-        _fail(EXIT_INTERRUPTED, "interrupted; a re-run with the same request resumes", None)
+    except KeyboardInterrupt as error:
+        _fail(EXIT_INTERRUPTED, "interrupted; a re-run with the same request resumes", mode, error)
     except Exception as error:
-        _fail(_exit_code(error), _one_line(error), error if debug else None)
+        _fail(_exit_code(error), _one_line(error, mode), mode, error)
+
+
+def _check_before_prefect(mode: Mode) -> None:
+    """Settings valid and both accounts' logins accepted, or exit 4 with one line."""
+    from imagehop.errors import ImagehopError
+    from imagehop.settings import read_settings
+
+    try:
+        _log_in(read_settings())
+    except ImagehopError as error:
+        _fail(_exit_code(error), _one_line(error, mode), mode, error)
+
+
+def _log_in(settings: Settings) -> None:
+    """Log both accounts in, in the registry the flow's tasks use (they reuse the tokens).
+    Skipped when a secret comes from a Prefect Secret block (loading it needs Prefect); the
+    pre-flight task logs in then."""
+    from imagehop.tasks import cloud
+
+    for secret, block in cloud.SECRET_BLOCK_FIELDS:
+        if getattr(settings, secret) is None and getattr(settings, block):
+            return
+    registry = cloud.clients()
+    for side in ("source", "target"):
+        registry.tokens(side).token()
+
+
+def _use_prefect_api() -> None:
+    """The Prefect API for the run: the configured one, else a temporary server started here
+    that dies with this process, ``kill -9`` included (:mod:`imagehop.flows.temporary_server`).
+
+    It serves until the interpreter exits (stopped by an exit handler registered before
+    Prefect's own, so Prefect's log and event workers flush to it first), as Prefect's own
+    temporary server does; the setting pointing at it stays for the process's lifetime.
+    """
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    from imagehop.flows import temporary_server
+
+    current = get_current_settings()
+    if current.api.url or not current.server.ephemeral.enabled or not temporary_server.supported():
+        return
+    env = {**os.environ, **current.to_environment_variables(exclude_unset=True)}
+    timeout = float(current.server.ephemeral.startup_timeout_seconds)
+    server = temporary_server.TemporaryServer(env, timeout)
+    server.start()
+    atexit.register(server.stop)
+    _PROCESS_SCOPE.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
 
 
 def _prepare_prefect(debug: bool) -> None:
@@ -339,20 +438,38 @@ def _exit_code(error: BaseException) -> int:
     return EXIT_FAILED
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException, mode: Mode = Mode()) -> str:
     from imagehop.errors import ImagehopError
 
     text = " ".join(str(error).split())
     if isinstance(error, ImagehopError):
         return text
-    return f"{type(error).__name__}: {text} (run again with --debug for details)"
+    hint = "" if mode.debug else " (run again with --debug for details)"
+    return f"{type(error).__name__}: {text}{hint}"
 
 
-def _fail(code: int, message: str, error: BaseException | None) -> NoReturn:
-    if error is not None:
-        raise error
+def _fail(
+    code: int, message: str, mode: Mode = Mode(), error: BaseException | None = None
+) -> NoReturn:
+    """Exit with ``code`` after the one-line error on stderr (its last line); ``--debug``
+    prints the traceback before it, ``--json`` a JSON error object on stdout."""
+    if mode.debug and error is not None:
+        traceback.print_exception(error, file=sys.stderr)
+    if mode.as_json:
+        sys.stdout.write(json.dumps(error_object(code, message, error), indent=2) + "\n")
     sys.stderr.write(f"imagehop: error: {message}\n")
     raise typer.Exit(code)
+
+
+def error_object(code: int, message: str, error: BaseException | None = None) -> dict[str, Any]:
+    """What ``--json`` prints on a failure: the one-line message (secret-free, as every
+    imagehop message), the exit code, its kind, and the error's class."""
+    return {
+        "error": message,
+        "exit_code": code,
+        "kind": ERROR_KINDS.get(code, "failed"),
+        "type": type(error).__name__ if error is not None else None,
+    }
 
 
 def _say(text: str) -> None:
@@ -485,6 +602,24 @@ def _print_outcome(outcome: TransferResult | DryRunPlan, as_json: bool) -> None:
         )
 
 
-def main() -> None:
-    """Entry point of the ``imagehop`` script."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``imagehop`` script. Usage errors found while parsing the options
+    (a missing or out-of-range option) get a ``--json`` error object too."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = app(args=args, standalone_mode=False)
+    except typer.TyperException as error:  # click's ClickException: a usage error
+        _show_usage_error(error, "--json" in args)
+    except typer.Abort:  # Ctrl-C before a command ran
+        sys.stderr.write("imagehop: error: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_usage_error(error: Any, as_json: bool) -> NoReturn:
+    code = int(getattr(error, "exit_code", EXIT_USAGE))
+    if as_json:
+        message = " ".join(str(error.format_message()).split())
+        sys.stdout.write(json.dumps(error_object(code, message, error), indent=2) + "\n")
+    error.show()
+    sys.exit(code)

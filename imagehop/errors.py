@@ -183,9 +183,16 @@ class ServerError(ApiError):
 
 
 class TransportError(ImagehopError):
-    """The connection failed or timed out before an answer arrived."""
+    """The connection failed or timed out before an answer arrived; ``connect_failed``: no
+    connection was made at all (refused, name not resolved, connect timed out)."""
 
     retryable = True
+
+    def __init__(
+        self, message: str, request_id: str | None = None, connect_failed: bool = False
+    ) -> None:
+        super().__init__(message, request_id)
+        self.connect_failed = connect_failed
 
 
 class TaskFailedError(ImagehopError):

@@ -116,17 +116,22 @@ def json_body(response: requests.Response, key: str | None = None) -> Any:
     )
 
 
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the connection failed before the request left this machine."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is in the chain of reasons and contexts of ``exc``."""
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        if isinstance(cause, kind):
             return True
         reason = getattr(cause, "reason", None)
         cause = reason if isinstance(reason, BaseException) else cause.__context__
     return False
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection failed before the request left this machine."""
+    return isinstance(exc, requests.ConnectTimeout) or _caused_by(
+        exc, urllib3.exceptions.NewConnectionError
+    )
 
 
 @dataclass
@@ -155,6 +160,11 @@ class HttpClient:
         self._clock = clock
         self._retry = retry
         self._rng = rng or random.Random()
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The client's request-layer policy."""
+        return self._retry
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -224,8 +234,12 @@ class HttpClient:
         except _BAD_URL as exc:
             raise ConfigurationError(f"cannot send {req.method} to {req.url!r}: {exc}") from None
         except requests.RequestException as exc:
-            error = TransportError(f"{req.method} {url_path(req.url)} failed: {_describe(exc)}")
-            return _Failure(error, replayable or _never_sent(exc))
+            never_sent = _never_sent(exc)
+            error = TransportError(
+                f"{req.method} {url_path(req.url)} failed: {_describe(exc)}",
+                connect_failed=never_sent,
+            )
+            return _Failure(error, replayable or never_sent)
         if response.status_code < 400:
             return response
         secrets = (*req.redact, token) if token else req.redact
@@ -261,6 +275,10 @@ def _describe(exc: requests.RequestException) -> str:
     """A short, secret-free description of a transport failure."""
     if isinstance(exc, requests.ConnectTimeout):
         return "connect timed out"
+    if _caused_by(exc, urllib3.exceptions.NameResolutionError):
+        return "host name not resolved"
+    if _caused_by(exc, urllib3.exceptions.NewConnectionError):
+        return "connection refused or unreachable"
     if isinstance(exc, requests.ReadTimeout):
         return "read timed out"
     if isinstance(exc, requests.ConnectionError):

@@ -26,9 +26,11 @@ from imagehop.errors import (
     ForbiddenError,
     NotFoundError,
     PreflightError,
+    TransportError,
     UnknownRegionError,
 )
 from imagehop.http import HttpClient, json_body
+from imagehop.retries import first_login
 from imagehop.settings import Credentials, Settings
 
 Interface = Literal["public", "internal"]
@@ -215,6 +217,8 @@ def authenticate(
     identity_url: str,
     credentials: Credentials,
     setting_prefix: str = "IMAGEHOP_",
+    *,
+    first: bool = False,
 ) -> Access:
     """Log in once.
 
@@ -223,10 +227,14 @@ def authenticate(
         setting_prefix: prefix of the environment variables these credentials came from,
             named in the error so the user knows what to fix (``IMAGEHOP_TARGET_`` for a
             separate target account).
+        first: the first login of this account: a connection that cannot be made is not
+            retried (:func:`~imagehop.retries.first_login`) and is a configuration
+            problem.
 
     Raises:
         AuthenticationError: Identity refused the credentials (400/401/403).
-        ConfigurationError: the Identity URL does not answer like Identity v2.0.
+        ConfigurationError: the Identity URL does not answer like Identity v2.0, or (first
+            login) cannot be reached at all.
     """
     url = tokens_url(identity_url)
     try:
@@ -235,8 +243,13 @@ def authenticate(
             url,
             json_body=auth_request_body(credentials),
             idempotent=True,
+            retry=first_login(http.retry) if first else None,
             redact=_secrets_of(credentials),
         )
+    except TransportError as exc:
+        if first and exc.connect_failed:
+            raise _unreachable(url, exc) from None
+        raise
     except (AuthenticationError, BadRequestError, ForbiddenError) as exc:
         raise _refused(exc, credentials, setting_prefix) from None
     except NotFoundError as exc:
@@ -248,6 +261,15 @@ def authenticate(
         return parse_access(json_body(response))
     except ValueError as exc:
         raise ApiError(f"POST /tokens answered with an unusable body: {exc}") from None
+
+
+def _unreachable(url: str, exc: TransportError) -> ConfigurationError:
+    reason = exc.message.rsplit(": ", 1)[-1]
+    return ConfigurationError(
+        f"cannot reach Identity at {url} ({reason}): check IMAGEHOP_IDENTITY_URL (host, port, "
+        "http or https; unset it for Rackspace's), and that this machine can reach it "
+        "(network, proxy, firewall)"
+    )
 
 
 def _secrets_of(credentials: Credentials) -> tuple[str, ...]:
@@ -361,6 +383,9 @@ class TokenManager:
 
     def _renew(self) -> None:
         obtained_at = self._clock.time()
-        access = authenticate(self._http, self._identity_url, self._credentials, self._prefix)
+        first = self._access is None
+        access = authenticate(
+            self._http, self._identity_url, self._credentials, self._prefix, first=first
+        )
         self._access = access
         self._refresh_at = refresh_time(obtained_at, access.token.expires_at, self._margin)

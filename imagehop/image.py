@@ -198,12 +198,20 @@ def patch_operation(image: Image, key: str, value: PropertyValue) -> dict[str, A
 
 def check_export_container(name: str) -> None:
     """Raise InvalidContainerNameError for a name the export task would reject."""
+    check_container_name(name, "export")
+
+
+def check_container_name(name: str, task: str) -> None:
+    """Raise InvalidContainerNameError for a container name the ``task`` ("export" or
+    "import") would reject; the message names which container it is."""
     bad = sorted({c for c in name if c in "/?."})
     if not name or bad or len(name.encode()) > 256:
         reason = f"contains {' '.join(repr(c) for c in bad)}" if bad else "is empty or too long"
         raise InvalidContainerNameError(
-            f"container name {name!r} {reason}: the export task needs 1-256 bytes without "
-            "'/', '?' or '.' (e.g. 'exported-images')"
+            f"{task} container name {name!r} {reason}: the {task} task needs a container "
+            "name of 1-256 bytes without '/', '?' or '.' (e.g. "
+            f"'{'exported' if task == 'export' else 'imported'}-images'): pick another {task} "
+            "container"
         )
 
 
@@ -483,21 +491,51 @@ def _task_succeeded(task: Task) -> bool:
 
 # failure advice -------------------------------------------------------------------------
 
-IMPORT_CODE_ADVICE = {
+#: The import limit the cloud documents; advice quotes the cloud's own figure when its
+#: message gives one.
+DOCUMENTED_IMPORT_LIMIT = "160 GB"
+#: Advice per import error code; ``{limit}`` is the import limit.
+IMPORT_CODE_ADVICE_TEMPLATES = {
     "111": "The VHD failed the cloud's validation checks: import the unmodified VHD a "
     "Rackspace export produced, or rebuild it as a dynamic VHD (creator 'tap').",
     "396": "The object is not a valid VHD: point import_from at the complete .vhd (the "
     "manifest, not a segment) and check that the copy finished.",
-    "413": "The disk's virtual size is over the import limit (160 GB): image a server whose "
-    "system disk is at most 160 GB (a smaller flavor) and transfer that.",
+    "413": "The disk's virtual size is over the import limit ({limit}): image a server whose "
+    "system disk is at most {limit} (a smaller flavor) and transfer that.",
     "523": "Only fixed or dynamic VHDs can be imported: convert the disk (it is probably a "
     "differencing VHD) to a dynamic one.",
-    "609": "The VHD's physical size is over the import limit (160 GB): shrink the data on "
+    "609": "The VHD's physical size is over the import limit ({limit}): shrink the data on "
     "the server's system disk, image it again and transfer that.",
     "614": "The VHD's internal UUID is all zeros: give the VHD a unique UUID (e.g. "
     "`vhd-util set -f uuid`) and upload it again.",
     "721": "The VHD has a parent disk: coalesce it into one stand-alone VHD before importing.",
 }
+#: The advice when the cloud's message names no limit.
+IMPORT_CODE_ADVICE = {
+    code: text.format(limit=DOCUMENTED_IMPORT_LIMIT)
+    for code, text in IMPORT_CODE_ADVICE_TEMPLATES.items()
+}
+_UNITS = {"bytes": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}  # fmt: skip
+_LIMIT = re.compile(r"limit\D{0,24}?(\d+(?:\.\d+)?)\s*(bytes|[kmgt]i?b|b)\b", re.IGNORECASE)
+
+
+def format_size(nbytes: float) -> str:
+    """A size for people: ``160 GB``, ``171.8 GB``, ``1.049 MB`` (decimal units)."""
+    for unit, factor in (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if nbytes >= factor:
+            return f"{nbytes / factor:.4g} {unit}"
+    return f"{nbytes:.0f} bytes"
+
+
+def limit_in(message: str) -> str | None:
+    """The limit a cloud message states (``... exceeds the import limit (N bytes)``), as
+    :func:`format_size` shows it; None if it states none."""
+    match = _LIMIT.search(message)
+    if match is None:
+        return None
+    return format_size(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
 
 _MESSAGE_ADVICE: tuple[tuple[str, str, str], ...] = (
     (
@@ -549,24 +587,26 @@ _GENERIC_ADVICE = {
     "export": "Check that the image is active, owned by this account and exportable, and "
     "that the container exists; then start a new export.",
     "import": "Check that import_from names a complete VHD exported from this cloud, at "
-    "most 160 GB; then start a new import.",
+    "most {limit}; then start a new import.",
 }
 
 
 def failure_advice(task_type: str, message: str | None) -> str:
     """One line on what to do about a failed task, from its type and the cloud's message."""
     text = message or ""
+    limit = limit_in(text) or DOCUMENTED_IMPORT_LIMIT
     if task_type == "import" and (code := _import_error_code(text)):
-        return IMPORT_CODE_ADVICE[code]
+        return IMPORT_CODE_ADVICE_TEMPLATES[code].format(limit=limit)
     for kind, pattern, advice in _MESSAGE_ADVICE:
         if kind == task_type and re.search(pattern, text, re.IGNORECASE):
             return advice
-    return _GENERIC_ADVICE.get(task_type, "Read the cloud's message, fix the cause, retry.")
+    generic = _GENERIC_ADVICE.get(task_type, "Read the cloud's message, fix the cause, retry.")
+    return generic.format(limit=limit)
 
 
 def _import_error_code(message: str) -> str | None:
     match = re.search(r"code\W{0,4}(\d{3})\b", message, re.IGNORECASE)
-    if match and match.group(1) in IMPORT_CODE_ADVICE:
+    if match and match.group(1) in IMPORT_CODE_ADVICE_TEMPLATES:
         return match.group(1)
     return None
 

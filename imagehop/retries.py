@@ -25,6 +25,7 @@ Retry table (``tests/unit/test_retries.py`` parses it and compares it with the c
 | failure kind | where | retried by | attempts | backoff | deadline |
 | --- | --- | --- | --- | --- | --- |
 | 401 | request with a token | request | 1 renewal | none | none |
+| refused, DNS, connect timeout | first login to Identity | nobody | 1 | none | none |
 | 5xx, transport | replayable request, own client | request | 3 | 1-20 s | 300 s |
 | 413/429, Retry-After <= 15 s | request, own client | request | 3 waits | Retry-After | 300 s |
 | 413/429, longer or no hint | request, own client | caller | none | none | none |
@@ -35,6 +36,12 @@ Retry table (``tests/unit/test_retries.py`` parses it and compares it with the c
 
 Reading the table:
 
+* *first login to Identity*: a token manager's first ``POST /tokens``. A connection that
+  could not be made at all (refused, host name not resolved, connect timed out) is not
+  retried there: before anything worked it is almost always a wrong ``IMAGEHOP_IDENTITY_URL``
+  or network, and it is reported at once as a ``ConfigurationError`` (within one connect
+  timeout). Every other failure of the first login, and every failure of a later renewal,
+  follows the *own client* rows.
 * *own client*: a client used on its own (library use), and the Identity client everywhere.
   *task step*: what a Prefect task does, outside a segment copy; its clients use
   ``NO_RETRY``. *segment copy*: a segment's ranged GETs and PUT (streams: one try each), and
@@ -78,7 +85,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
@@ -226,9 +233,13 @@ class RetryPolicy:
       most ``rate_limit_waits`` times, for any method (the cloud refused the request, so
       nothing happened). A longer or missing hint is raised for the caller's layer.
     * No retry starts later than ``deadline_seconds`` after the first try.
+    * ``retry_connect_failures=False``: a connection that could not be made is not retried.
     """
 
     attempts: int = 3
+    #: Whether a transport error with no connection made (refused, DNS, connect timeout)
+    #: is retried like the others.
+    retry_connect_failures: bool = True
     backoff_seconds: float = 1.0
     backoff_cap_seconds: float = 20.0
     rate_limit_waits: int = 3
@@ -250,6 +261,13 @@ REQUEST_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(attempts=1, rate_limit_waits=0)
 
 
+def first_login(policy: RetryPolicy) -> RetryPolicy:
+    """The policy of a token manager's first login: its client's, but a connection that
+    cannot be made is not retried (a wrong URL or no network: reported within one connect
+    timeout)."""
+    return replace(policy, retry_connect_failures=False)
+
+
 class RetryBudget:
     """What one request has used of its policy; says how long to wait before the next try,
     or None to raise (marking the error when this layer gave up on a kind it retries)."""
@@ -266,6 +284,8 @@ class RetryBudget:
 
     def delay_before_retry(self, error: ImagehopError, replayable: bool) -> float | None:
         if not may_retry(error):
+            return None
+        if not self._policy.retry_connect_failures and _no_connection(error):
             return None
         if isinstance(error, RateLimitedError):
             delay = self._rate_limit_delay(error)
@@ -302,3 +322,7 @@ class RetryBudget:
         if deadline is None:
             return True
         return self._clock.monotonic() + delay - self._started <= deadline
+
+
+def _no_connection(error: ImagehopError) -> bool:
+    return isinstance(error, TransportError) and error.connect_failed

@@ -7,9 +7,10 @@ Build a :class:`Settings` at the edge (CLI, flow entry point), never at import. 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+import annotated_types
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagehop.errors import ConfigurationError
@@ -160,6 +161,74 @@ class Settings(BaseSettings):
             self.target_password,
             "IMAGEHOP_TARGET_USERNAME",
         )
+
+
+ENV_PREFIX = "IMAGEHOP_"
+#: What a value must be, by pydantic error type (when the type itself is wrong).
+_KIND_OF_VALUE = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "bool_parsing": "true or false",
+    "url_parsing": "a URL",
+}
+
+
+def read_settings() -> Settings:
+    """``Settings()`` from the environment and ``.env``.
+
+    Raises:
+        ConfigurationError: a variable has a value imagehop refuses; one line naming each
+            variable and the rule it breaks.
+    """
+    try:
+        return Settings()  # type: ignore[call-arg]  # the fields come from the environment
+    except ValidationError as error:
+        problems = "; ".join(setting_problem(e) for e in error.errors())
+        raise ConfigurationError(problems) from None
+
+
+def setting_problem(error: Any) -> str:
+    """One pydantic error of :class:`Settings` as ``IMAGEHOP_X=value: must be ...``."""
+    loc = error.get("loc") or ()
+    name = str(loc[0]) if loc else ""
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return str(error.get("msg", "invalid settings"))
+    variable = ENV_PREFIX + name.upper()
+    secret = field.annotation is not None and "SecretStr" in str(field.annotation)
+    shown = variable if secret else f"{variable}={error.get('input')!s}"
+    rule = value_rule(field.metadata, _KIND_OF_VALUE.get(str(error.get("type")), ""))
+    if not rule:
+        rule = str(error.get("msg", "")).removeprefix("Value error, ").lower()
+    return f"{shown} is refused: it must be {rule}; fix it or unset it{_default_of(field.default)}"
+
+
+def _default_of(default: Any) -> str:
+    if default is None:
+        return ""
+    shown = f"{default:g}" if isinstance(default, float) else str(default)
+    return f" (default {shown})"
+
+
+def value_rule(metadata: list[Any], kind: str = "") -> str:
+    """``at least 30``, ``from 1 to 64``, ``a whole number from 1 to 64``, ... from a field's
+    constraints (``Ge``, ``Gt``, ``Le``, ``Lt``)."""
+    low = high = ""
+    for item in metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = f"at least {item.ge:g}"
+        elif isinstance(item, annotated_types.Gt):
+            low = f"more than {item.gt:g}"
+        elif isinstance(item, annotated_types.Le):
+            high = f"at most {item.le:g}"
+        elif isinstance(item, annotated_types.Lt):
+            high = f"less than {item.lt:g}"
+    if low.startswith("at least") and high.startswith("at most"):
+        bounds = f"from {low.split()[-1]} to {high.split()[-1]}"
+    else:
+        bounds = " and ".join(part for part in (low, high) if part)
+    return " ".join(part for part in (kind, bounds) if part)
 
 
 def _credentials(

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.procedure.registry import CloudClients
 from imagehop.retries import NO_RETRY
-from imagehop.settings import Settings
+from imagehop.settings import Settings, read_settings
 
 #: The request layer inside a task: no retries, no inline rate-limit waits (the task retries).
 TASK_REQUEST_RETRY = NO_RETRY
@@ -83,8 +83,9 @@ def reset() -> None:
 
 
 def load_settings() -> Settings:
-    """``Settings()`` with secrets from Prefect Secret blocks where only a block is named."""
-    settings = Settings()
+    """``Settings()`` with secrets from Prefect Secret blocks where only a block is named;
+    a refused variable is a ConfigurationError naming it (:func:`read_settings`)."""
+    settings = read_settings()
     updates = {
         secret: _block_secret(str(getattr(settings, block)))
         for secret, block in SECRET_BLOCK_FIELDS

@@ -19,7 +19,7 @@ from imagehop.errors import (
     PreflightError,
 )
 from imagehop.identity import ServiceCatalog, User
-from imagehop.image import Image, ImageClient, check_export_container
+from imagehop.image import Image, ImageClient, check_container_name, format_size
 from imagehop.procedure.registry import CloudClients, Side
 from imagehop.procedure.request import BootRequest, TransferIdentity, TransferRequest
 from imagehop.procedure.steps import check_coordinating_property
@@ -85,8 +85,8 @@ def check_distinct(request: TransferRequest, source_tenant: str, target_tenant: 
 
 def check_containers(request: TransferRequest) -> str:
     """Both container names are ones the export and the import accept."""
-    check_export_container(request.export_container)
-    check_export_container(request.import_container)
+    check_container_name(request.export_container, "export")
+    check_container_name(request.import_container, "import")
     return f"container names {request.export_container!r}, {request.import_container!r} valid"
 
 
@@ -131,17 +131,18 @@ def check_exportable(image: Image, where: str) -> None:
 
 
 def check_size(nbytes: int, min_disk_gb: int, limit_bytes: int, where: str) -> None:
-    """Size and ``min_disk`` within the target's import limit."""
-    limit_gb = limit_bytes / GB
+    """Size and ``min_disk`` within the target's import limit (the
+    ``IMAGEHOP_IMPORT_SIZE_LIMIT_BYTES`` setting, quoted as it is)."""
+    limit = format_size(limit_bytes)
     if nbytes > limit_bytes:
         raise ImageNotTransferableError(
-            f"{where} is {nbytes / GB:.1f} GB, over the import limit of {limit_gb:.0f} GB: "
+            f"{where} is {format_size(nbytes)}, over the import limit of {limit}: "
             "image a server with a smaller system disk and transfer that"
         )
     if min_disk_gb * GB > limit_bytes:
         raise ImageNotTransferableError(
             f"{where} needs a {min_disk_gb} GB disk (min_disk), over the import limit of "
-            f"{limit_gb:.0f} GB: image a server whose system disk is at most {limit_gb:.0f} GB"
+            f"{limit}: image a server whose system disk is at most {limit}"
         )
 
 

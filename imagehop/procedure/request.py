@@ -63,6 +63,17 @@ COORDINATING_KEY_EXAMPLE = "com.mycompany.image-of"
 Cleanup = Literal["delete-intermediates", "keep"]
 
 
+def trimmed_name(value: str | None) -> str | None:
+    """A name without surrounding whitespace; ValueError if nothing else is left (a name of
+    spaces is a typo, never a name anyone wants)."""
+    if value is None:
+        return None
+    name = value.strip()
+    if not name:
+        raise ValueError("must not be empty or only whitespace (omit it for the default)")
+    return name
+
+
 class BootRequest(BaseModel):
     """Boot a server from the new image once it is imported."""
 
@@ -76,6 +87,11 @@ class BootRequest(BaseModel):
     name: str | None = Field(
         default=None, description="Name of the new server. Default: the target image's name."
     )
+
+    @field_validator("flavor", "name")
+    @classmethod
+    def _trimmed(cls, value: str | None) -> str | None:
+        return trimmed_name(value)
 
 
 class TransferRequest(BaseModel):
@@ -160,6 +176,14 @@ class TransferRequest(BaseModel):
     @classmethod
     def _own_namespace(cls, value: str) -> str:
         return check_coordinating_key(value)
+
+    @field_validator(
+        "image_id", "server_id", "target_image_name", "run_key", "export_container",
+        "import_container",
+    )  # fmt: skip
+    @classmethod
+    def _trimmed(cls, value: str | None) -> str | None:
+        return trimmed_name(value)
 
     @field_validator("coordinating_property_value")
     @classmethod
@@ -370,6 +394,11 @@ class BatchRequest(BaseModel):
     @classmethod
     def _own_namespace(cls, value: str) -> str:
         return check_coordinating_key(value)
+
+    @field_validator("export_container", "import_container")
+    @classmethod
+    def _trimmed(cls, value: str) -> str | None:
+        return trimmed_name(value)
 
     @model_validator(mode="after")
     def _ids_or_filter(self) -> Self:

@@ -56,7 +56,7 @@ def test_both_sources_is_a_usage_error_in_one_line() -> None:
     )  # fmt: skip
     assert outcome.exit_code == 2
     assert outcome.stderr.strip() == (
-        "imagehop: error: invalid request: give exactly one of image_id and server_id"
+        "imagehop: error: invalid request: give exactly one of --image-id and --server-id"
     )
 
 

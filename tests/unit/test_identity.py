@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import pickle
+import socket
 import threading
+import time
 
 import pytest
 from pydantic import SecretStr
 
 from imagehop import errors
+from imagehop.http import HttpClient
 from imagehop.identity import (
     TokenManager,
     auth_request_body,
+    authenticate,
     parse_access,
     parse_catalog,
     refresh_time,
@@ -235,6 +239,57 @@ def test_a_wrong_identity_url_is_a_configuration_error(
     server.expect("POST", "/v2.0/tokens").reply(404, body="no such thing")
     with pytest.raises(errors.ConfigurationError, match="IMAGEHOP_IDENTITY_URL"):
         manager(server, clock).token()
+
+
+def closed_port_url() -> str:
+    """An Identity URL on loopback where nothing listens: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v2.0"
+
+
+def test_an_unreachable_identity_url_fails_the_first_login_at_once(clock: ScriptedClock) -> None:
+    """No retry, no backoff: a connection refused before anything worked is a wrong URL."""
+    tokens = TokenManager(closed_port_url(), KEY, bodies.make_settings(), clock=clock)
+    with pytest.raises(errors.ConfigurationError) as caught:
+        tokens.token()
+    message = str(caught.value)
+    assert "IMAGEHOP_IDENTITY_URL" in message and "connection refused" in message
+    assert clock.sleeps == []
+
+
+def test_an_identity_that_never_accepts_fails_the_first_login_in_one_connect_timeout(
+    clock: ScriptedClock,
+) -> None:
+    """A listener whose backlog is full drops new connections: one connect timeout, no
+    retry (before: three timeouts plus backoff)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        settings = bodies.make_settings(connect_timeout_seconds=0.5)
+        tokens = TokenManager(f"http://127.0.0.1:{port}/v2.0", KEY, settings, clock=clock)
+        began = time.monotonic()
+        with pytest.raises(errors.ConfigurationError, match=r"connect timed out.*IDENTITY_URL"):
+            tokens.token()
+        seconds = time.monotonic() - began
+        for filler in fillers:
+            filler.close()
+    assert clock.sleeps == [] and seconds < 2.0
+
+
+def test_a_renewal_that_cannot_connect_is_retried_by_the_http_layer(clock: ScriptedClock) -> None:
+    """Once a login worked, a failed connection is a blip: the request layer retries it."""
+    http = HttpClient(bodies.make_settings(), clock=clock)
+    with pytest.raises(errors.TransportError) as caught:
+        authenticate(http, closed_port_url(), KEY)
+    assert caught.value.connect_failed and caught.value.exhausted_by == "request"
+    assert len(clock.sleeps) == 2  # three tries
 
 
 def test_identity_overload_is_retried_by_the_http_layer(

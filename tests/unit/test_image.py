@@ -15,6 +15,7 @@ from imagehop.image import (
     ImageClient,
     PropertyChanges,
     Task,
+    check_container_name,
     check_export_container,
     failure_advice,
     json_pointer,
@@ -451,3 +452,26 @@ def test_a_failed_task_without_message_says_so() -> None:
     error = task_failed_error(Task.from_api(bodies.task("t1", "failure", message="None")))
     assert "no message from the cloud" in str(error)
     assert pickle.loads(pickle.dumps(error)).advice == error.advice
+
+
+def test_an_import_container_is_named_as_such() -> None:
+    with pytest.raises(errors.InvalidContainerNameError) as caught:
+        check_container_name("staged.images", "import")
+    message = str(caught.value)
+    assert message.startswith("import container name 'staged.images' contains '.'")
+    assert "the import task needs" in message and "export" not in message
+
+
+@pytest.mark.parametrize(
+    ("message", "limit"),
+    [
+        ("Image cannot be imported. Error code: '609'. The physical size of the VHD (2000000 "
+         "bytes) exceeds the import limit (1048576 bytes).", "1.049 MB"),
+        ("Error code: '413'. The virtual size exceeds the import limit of 40 GB.", "40 GB"),
+        ("Error code: '609'. Too large.", "160 GB"),
+    ],
+)  # fmt: skip
+def test_size_advice_quotes_the_limit_the_cloud_gave(message: str, limit: str) -> None:
+    advice = failure_advice("import", message)
+    assert f"over the import limit ({limit})" in advice
+    assert limit == "160 GB" or "160 GB" not in advice

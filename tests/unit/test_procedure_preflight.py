@@ -97,8 +97,15 @@ def test_same_region_is_only_fine_across_accounts() -> None:
 
 @pytest.mark.parametrize(("export", "bad"), [("a.b", "'.'"), ("a/b", "'/'"), ("", "empty")])
 def test_container_names_the_export_rejects(export: str, bad: str) -> None:
-    with pytest.raises(InvalidContainerNameError, match=bad):
-        check_containers(request(export_container=export))
+    """(A request refuses an empty name itself; pre-flight also checks one made unchecked.)"""
+    unchecked = request().model_copy(update={"export_container": export})
+    with pytest.raises(InvalidContainerNameError, match=f"export container name.*{bad}"):
+        check_containers(unchecked)
+
+
+def test_a_bad_import_container_is_named_as_the_import_container() -> None:
+    with pytest.raises(InvalidContainerNameError, match=r"^import container name 'a\.b'"):
+        check_containers(request(import_container="a.b"))
 
 
 def test_import_container_is_checked_too() -> None:
@@ -188,3 +195,9 @@ def test_a_value_imagehop_did_not_write_is_refused(properties: dict[str, str]) -
     assert "com.mycompany.image-of='billing-db'" in message
     assert "imagehop did not write" in message and "choose another coordinating property" in message
     assert isinstance(refused.value, PreflightError)  # before any side effect: exit code 3
+
+
+def test_a_small_import_limit_is_quoted_as_it_is() -> None:
+    """The limit setting (the local cloud uses MiB), not a rounded '0 GB'."""
+    with pytest.raises(ImageNotTransferableError, match=r"over the import limit of 1\.049 MB"):
+        check_image(image(size=2 * 1024 * 1024), "t1", "DFW", 1024 * 1024)

@@ -151,3 +151,23 @@ def test_batch_needs_ids_or_a_filter_and_makes_one_request_per_image() -> None:
     )
     made = batch.request_for("b")
     assert (made.image_id, made.cleanup, made.run_key) == ("b", "keep", None)
+
+
+@pytest.mark.parametrize(
+    "field", ["target_image_name", "export_container", "import_container", "run_key"]
+)
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_a_blank_name_is_refused(field: str, blank: str) -> None:
+    with pytest.raises(ValidationError, match="must not be empty or only whitespace") as caught:
+        TransferRequest(source_region="DFW", target_region="IAD", image_id="i", **{field: blank})
+    assert caught.value.errors()[0]["loc"] == (field,)
+
+
+def test_names_are_trimmed() -> None:
+    request = TransferRequest(
+        source_region="DFW", target_region="IAD", image_id=" i ", target_image_name=" web ",
+        export_container=" exports ", boot={"name": " srv "},
+    )  # fmt: skip
+    assert (request.image_id, request.target_image_name) == ("i", "web")
+    assert request.export_container == "exports"
+    assert request.boot is not None and request.boot.name == "srv"

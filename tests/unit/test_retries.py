@@ -20,6 +20,7 @@ from imagehop.retries import (
     Backoff,
     RetryBudget,
     RetryPolicy,
+    first_login,
     give_up,
     may_retry,
     parse_retry_after,
@@ -58,8 +59,11 @@ def rows_from_code() -> list[list[str]]:
     listings, gap = f"{source.LISTING_ATTEMPTS}", f"{source.LISTING_DELAY_SECONDS:g} s fixed"
     renewals, tries = f"{retries.TOKEN_RENEWALS} renewal", f"{request.attempts}"
     segment_kinds, seg_tries = "transport, 5xx, 401, 413/429", f"{segment.attempts}"
+    login = "3" if first_login(request).retry_connect_failures else "1"
+    first = ["refused, DNS, connect timeout", "first login to Identity"]
     return [
         ["401", "request with a token", "request", renewals, "none", "none"],
+        [*first, "nobody", login, "none", "none"],
         ["5xx, transport", f"replayable {own}", "request", tries, span(request.formula), deadline],
         [inline, own, "request", f"{request.rate_limit_waits} waits", "Retry-After", deadline],
         ["413/429, longer or no hint", own, "caller", "none", "none", "none"],
@@ -171,6 +175,18 @@ def test_what_the_request_layer_does_not_retry_stays_unmarked() -> None:
     assert budget.delay_before_retry(post_failure, replayable=False) is None
     assert budget.delay_before_retry(long_wait, replayable=True) is None
     assert may_retry(post_failure) and may_retry(long_wait)
+
+
+def test_a_first_login_does_not_retry_a_connection_that_could_not_be_made() -> None:
+    """Refused, DNS, connect timeout: no retry, and no mark (no layer retried it); a
+    transport error after connecting, and a 5xx, are retried as by the client's policy."""
+    budget = RetryBudget(first_login(REQUEST_RETRY), ScriptedClock())
+    refused = errors.TransportError("refused", connect_failed=True)
+    assert budget.delay_before_retry(refused, True) is None
+    assert refused.exhausted_by is None
+    assert budget.delay_before_retry(errors.TransportError("reset"), True) is not None
+    assert budget.delay_before_retry(errors.ServerError("503", None, 503), True) is not None
+    assert RetryBudget(REQUEST_RETRY, ScriptedClock()).delay_before_retry(refused, True)
 
 
 def test_no_retry_starts_after_the_deadline() -> None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from imagehop.errors import ConfigurationError
-from imagehop.settings import Settings
+from imagehop.settings import Settings, read_settings
 
 
 @pytest.fixture(autouse=True)
@@ -78,3 +78,33 @@ def test_tls_verify_uses_ca_bundle_when_given() -> None:
     assert Settings().tls_verify is True
     assert Settings(verify_tls=False).tls_verify is False
     assert Settings(ca_bundle="/etc/ssl/ca.pem").tls_verify == "/etc/ssl/ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("IMAGEHOP_POLL_INTERVAL_SECONDS", "10", "it must be at least 30; fix it or unset it "
+         "(default 30)"),
+        ("IMAGEHOP_TRANSFER_CONCURRENCY", "0", "it must be from 1 to 64"),
+        ("IMAGEHOP_TRANSFER_CONCURRENCY", "many", "it must be a whole number from 1 to 64"),
+        ("IMAGEHOP_CONNECT_TIMEOUT_SECONDS", "0", "it must be more than 0"),
+        ("IMAGEHOP_VERIFY_TLS", "maybe", "it must be true or false"),
+    ],
+)  # fmt: skip
+def test_a_refused_variable_is_named_with_its_rule(
+    variable: str, value: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as caught:
+        read_settings()
+    assert str(caught.value).startswith(f"{variable}={value} is refused: {says}")
+
+
+def test_two_refused_variables_are_both_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEHOP_POLL_INTERVAL_SECONDS", "1")
+    monkeypatch.setenv("IMAGEHOP_TRANSFER_CONCURRENCY", "65")
+    with pytest.raises(ConfigurationError) as caught:
+        read_settings()
+    assert "IMAGEHOP_POLL_INTERVAL_SECONDS=1" in str(caught.value)
+    assert "IMAGEHOP_TRANSFER_CONCURRENCY=65" in str(caught.value)
+    assert "\n" not in str(caught.value) and "pydantic" not in str(caught.value)
