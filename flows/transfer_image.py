@@ -86,14 +86,22 @@ class Moved(BaseModel):
     copied: TransferReport | None = None
 
 
-#: A name Prefect (or its UI's run form) made up: ``adjective-animal``, e.g. ``crimson-otter``.
-GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+")
+#: The Greek letters the UI's run form starts its suggested names with.
+GREEK_LETTERS = (
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
+    "psi", "omega",
+)  # fmt: skip
+#: Names Prefect makes up: the server's ``adjective-animal`` (``crimson-otter``, schedules and
+#: direct calls) and the UI run form's suggestion, a Greek letter, maybe digits, and a star
+#: name (``pi870-canis-majoris``, ``alpha-ceti-nebula``).
+GENERATED_NAME = re.compile(rf"[a-z]+-[a-z]+|(?:{'|'.join(GREEK_LETTERS)})\d*-[a-z][a-z-]*")
 
 
 def given_run_name() -> str | None:
     """The name the run was given (e.g. typed into the UI's run form), or None when Prefect
-    made one up. A name of the generated shape (two lower-case words and a dash) counts as
-    made up: there is no other way to tell, so such a given name is replaced too."""
+    made one up. A name of a generated shape (:data:`GENERATED_NAME`) counts as made up:
+    the API keeps no other trace of who named a run, so such a typed name is replaced too."""
     name = flow_run.name
     return None if not name or GENERATED_NAME.fullmatch(name) else str(name)
 
