@@ -12,15 +12,19 @@ a transfer whose new image is already tagged goes straight to the finishing step
 steps are cached only together with their successful wait
 (:mod:`imagehop.tasks.create_then_wait`).
 
-Logs: the task runs log task ids and reuse decisions; the library's own lines (HTTP retries
-with request ids, "export task ... started") reach the run's logs when the process runs with
-``PREFECT_LOGGING_EXTRA_LOGGERS=imagehop`` (the ``imagehop`` CLI sets it).
+Logs: a line as each phase starts and ends; the task runs log task ids and reuse decisions;
+the library's own lines (each create call with the cloud's request id, HTTP retries) reach the
+run's logs when the process runs with ``PREFECT_LOGGING_EXTRA_LOGGERS=imagehop`` (the
+``imagehop`` CLI and the deployments in ``deployments/prefect.yaml`` set it). A pre-flight
+refusal is one line and the run's state message, without a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+from typing import cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -50,6 +54,7 @@ from imagehop.tasks.cleanup import delete_intermediates
 from imagehop.tasks.cloud import clients, clock
 from imagehop.tasks.copy import copy_segments, plan_copy
 from imagehop.tasks.progress import Event, Phases, publish
+from imagehop.tasks.refusals import REFUSALS, Refusal, quiet_refusal_tracebacks, refused
 from imagehop.tasks.source import (
     ensure_container,
     export_and_wait,
@@ -63,6 +68,8 @@ from imagehop.tasks.target import (
     tag_new_image,
 )
 from imagehop.transfer import TransferReport
+
+quiet_refusal_tracebacks()  # before a deployment run's engine starts
 
 
 class Moved(BaseModel):
@@ -79,7 +86,31 @@ class Moved(BaseModel):
     copied: TransferReport | None = None
 
 
+#: The Greek letters the UI's run form starts its suggested names with.
+GREEK_LETTERS = (
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
+    "psi", "omega",
+)  # fmt: skip
+#: Names Prefect makes up: the server's ``adjective-animal`` (``crimson-otter``, schedules and
+#: direct calls) and the UI run form's suggestion, a Greek letter, maybe digits, and a star
+#: name (``pi870-canis-majoris``, ``alpha-ceti-nebula``).
+GENERATED_NAME = re.compile(rf"[a-z]+-[a-z]+|(?:{'|'.join(GREEK_LETTERS)})\d*-[a-z][a-z-]*")
+
+
+def given_run_name() -> str | None:
+    """The name the run was given (e.g. typed into the UI's run form), or None when Prefect
+    made one up. A name of a generated shape (:data:`GENERATED_NAME`) counts as made up:
+    the API keeps no other trace of who named a run, so such a typed name is replaced too."""
+    name = flow_run.name
+    return None if not name or GENERATED_NAME.fullmatch(name) else str(name)
+
+
 def _run_name() -> str:
+    """The given name, else one saying what moves where (``DFW-to-IAD-image-4f1c2a0b``)."""
+    given = given_run_name()
+    if given is not None:
+        return given
     request = flow_run.parameters.get("request")
     if isinstance(request, dict):
         request = TransferRequest.model_validate(request)
@@ -99,15 +130,23 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     created or moved).
 
     Raises:
-        PreflightError: the request cannot work (before any side effect).
+        PreflightError: the request cannot work (before any side effect); the run ends
+            Failed with the reason as its message, logged in one line without a traceback
+            (:mod:`imagehop.tasks.refusals`). So do AuthenticationError and
+            ConfigurationError met in pre-flight.
         TaskFailedError: the export or import failed (the cloud's message plus advice).
         ImagehopError: any other failure; what remains for a re-run is logged.
     """
     logging.getLogger("imagehop").setLevel(logging.INFO)
+    quiet_refusal_tracebacks()
     identity = transfer_identity(request, clock().time())
     phases = Phases(identity.run_key)
-    with phases("preflight"):
-        report = preflight(request, identity)
+    try:
+        with phases("preflight"):
+            report = _accepted(preflight(request, identity))
+    except REFUSALS as error:
+        # A Failed state, not an exception: calling the flow still raises the error.
+        return cast(TransferResult, refused(error))
     if request.dry_run:
         return _dry_run(request, identity, report)
     done = find_finished_transfer(request.target_region, identity, report.target_tenant)
@@ -214,6 +253,13 @@ def _finish(
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _accepted(checked: PreflightReport | Refusal) -> PreflightReport:
+    """Pre-flight's report; its refusal raised (the preflight phase fails)."""
+    if isinstance(checked, Refusal):
+        raise checked.error
+    return checked
 
 
 def _clean_up(

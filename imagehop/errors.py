@@ -59,6 +59,10 @@ class ImagehopError(Exception):
             return f"{self.message} (request id: {self.request_id})"
         return self.message
 
+    def __repr__(self) -> str:
+        # Prefect's failure lines show errors with %r: keep the request id in them.
+        return f"{type(self).__name__}({str(self)!r})"
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from the two arguments every class takes, then every attribute restored.
         return (self.__class__, (self.message, self.request_id), dict(self.__dict__))

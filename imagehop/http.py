@@ -89,6 +89,17 @@ def raise_from_response(response: requests.Response, now: float) -> None:
         raise error_from_response(response, now)
 
 
+def _log_creation(response: requests.Response) -> None:
+    """A POST (a snapshot, an export or import task, a server, a token) was answered: log it
+    with the cloud's request id, the handle its support asks for."""
+    method = response.request.method or "?"
+    if method != "POST":
+        return
+    request_id = request_id_in(answer_of(response)) or "none given"
+    path = url_path(response.url or "")
+    log.info("%s %s -> %d, request id %s", method, path, response.status_code, request_id)
+
+
 def json_body(response: requests.Response, key: str | None = None) -> Any:
     """The JSON of a successful answer, or its top-level ``key``.
 
@@ -203,6 +214,7 @@ class HttpClient:
             token = self._tokens.token() if self._tokens is not None else None
             outcome = self._attempt(prepared, token, replayable)
             if isinstance(outcome, requests.Response):
+                _log_creation(outcome)
                 return outcome
             if isinstance(outcome.error, UnauthorizedError):
                 if self._tokens is None or not token or renewals >= TOKEN_RENEWALS:

@@ -10,40 +10,49 @@ from imagehop.procedure.request import TransferIdentity, TransferRequest
 from imagehop.procedure.steps import find_run_images, find_transferred_image
 from imagehop.tasks.cloud import clients
 from imagehop.tasks.policy import FRESH
+from imagehop.tasks.refusals import REFUSALS, Refusal
 
 
-@task(name="preflight", **FRESH)
-def preflight(request: TransferRequest, identity: TransferIdentity) -> PreflightReport:
+@task(
+    name="preflight",
+    task_run_name="preflight-{request.source_region}-to-{request.target_region}",
+    **FRESH,
+)
+def preflight(request: TransferRequest, identity: TransferIdentity) -> PreflightReport | Refusal:
     """Check everything that can be checked before any side effect (GET requests only).
 
-    Raises:
-        PreflightError: the request cannot work; the message says what to do.
-        AuthenticationError: the cloud refused the credentials.
+    Returns:
+        The report, or a :class:`Refusal` (the task run completes: the check worked) when the
+        request cannot work (PreflightError, the message says what to do), the cloud refused
+        the credentials (AuthenticationError) or the settings are wrong (ConfigurationError).
     """
-    return run_preflight(clients(), request, identity)
+    try:
+        return run_preflight(clients(), request, identity)
+    except REFUSALS as error:
+        return Refusal(error)
 
 
-@task(name="find-finished-transfer", **FRESH)
+@task(name="find-finished-transfer", task_run_name="find-finished-in-{region}", **FRESH)
 def find_finished_transfer(region: str, identity: TransferIdentity, owner: str) -> str | None:
     """The target image of an earlier run of this transfer, if that run got it tagged."""
     image = find_transferred_image(clients().images("target", region), identity, owner)
     return image.id if image is not None else None
 
 
-@task(name="read-target-limits", **FRESH)
+@task(name="read-target-limits", task_run_name="target-limits-{region}", **FRESH)
 def read_target_limits(region: str) -> ClusterLimits:
     """The target Swift's limits (object cap, manifest segments) from its ``/info``."""
     return clients().objects("target", region).limits()
 
 
-@task(name="find-source-image", **FRESH)
+@task(name="find-source-image", task_run_name="find-source-image-in-{region}", **FRESH)
 def find_source_image(region: str, identity: TransferIdentity, owner: str) -> str | None:
     """The source image an earlier run of this transfer used (e.g. its server snapshot)."""
     found = find_run_images(clients().images("source", region), identity.run_key, owner)
     return found[0].id if found else None
 
 
-@task(name="list-source-images", **FRESH)
+@task(name="list-source-images", task_run_name="list-images-in-{region}", **FRESH)
 def list_source_images(region: str, filters: dict[str, str]) -> list[str]:
     """Active images of the source account whose properties match ``filters``, oldest first."""
     c = clients()

@@ -18,13 +18,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from uuid import UUID
 
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.exceptions import MissingContextError
 
 from imagehop.procedure.request import slug
-from imagehop.procedure.result import PhaseTiming
+from imagehop.procedure.result import PhaseTiming, human_bytes
 from imagehop.transfer import TransferReport
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,8 @@ def publish(event: Event) -> None:
 
 
 class Phases:
-    """Times the phases of one run and announces them to the listeners (e.g. the CLI)::
+    """Times the phases of one run, logs a line when each starts and ends (the run's log, on
+    the run page) and announces them to the listeners (e.g. the CLI)::
 
     phases = Phases(run_key)
     with phases("export"):
@@ -107,17 +110,30 @@ class Phases:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        logger = _run_logger()
+        logger.info("phase %s started", name)
         publish(Event("phase-started", self._transfer, phase=name))
         began = time.perf_counter()
         try:
             yield
         except BaseException as error:
+            # The error itself is logged once, by whoever handles it (not repeated here).
+            logger.info("phase %s failed after %.1f s", name, time.perf_counter() - began)
             publish(Event("phase-failed", self._transfer, phase=name, detail=str(error)))
             raise
         finally:
             self._timings.append(PhaseTiming(name=name, seconds=time.perf_counter() - began))
         seconds = self._timings[-1].seconds
+        logger.info("phase %s finished in %.1f s", name, seconds)
         publish(Event("phase-finished", self._transfer, phase=name, seconds=seconds))
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
+    """The flow run's logger (its lines reach the run page), else this module's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
 
 
 class CopyWatch:
@@ -198,11 +214,11 @@ class CopyWatch:
             self._bytes, self._segments = self._bytes_total, self._segments_total
 
     def describe(self) -> str:
-        """``412.0 of 1024.0 MiB, 7/16 segments, 120.5 MB/s, about 0:05 left``."""
+        """``412.0 MiB of 1.0 GiB, 7/16 segments, 115.0 MiB/s, about 0:05 left``."""
         with self._lock:
             done, segments, first = self._bytes, self._segments, self._first
         text = (
-            f"{done / MiB:.1f} of {self._bytes_total / MiB:.1f} MiB, "
+            f"{human_bytes(done)} of {human_bytes(self._bytes_total)}, "
             f"{segments}/{self._segments_total} segments"
         )
         if first is None or done >= self._bytes_total:
@@ -212,7 +228,7 @@ class CopyWatch:
         if rate <= 0:
             return text
         left = int((self._bytes_total - done) / rate)
-        return f"{text}, {rate / 1e6:.1f} MB/s, about {left // 60}:{left % 60:02d} left"
+        return f"{text}, {rate / MiB:.1f} MiB/s, about {left // 60}:{left % 60:02d} left"
 
     def fraction(self) -> float:
         with self._lock:

@@ -108,7 +108,7 @@ def check_image(image: Image, tenant: str, region: str, limit_bytes: int) -> str
         raise ImageNotTransferableError(
             f"{where} belongs to {image.owner or 'the cloud'}, not to account {tenant}; only "
             "the owner can export it: boot a server from it, image that server and transfer "
-            "the new image (--server-id)"
+            "the new image (the server as the source)"
         )
     if image.status != "active":
         raise ImageNotTransferableError(

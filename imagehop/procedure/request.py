@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 DEFAULT_COORDINATING_KEY = "com.imagehop.image-of"
 #: Set on the snapshot, the source image and the imported image; finds them on a re-run.
@@ -61,6 +62,43 @@ _COORDINATING_KEY = re.compile(rf"{_LABEL}(?:\.{_LABEL}){{2,}}")
 COORDINATING_KEY_EXAMPLE = "com.mycompany.image-of"
 
 Cleanup = Literal["delete-intermediates", "keep"]
+#: What the form (the JSON schema) accepts as a region: a code of 2 to 8 letters or digits.
+#: The model upper-cases it; pre-flight checks it against the service catalog.
+REGION_PATTERN = r"^[A-Za-z0-9]{2,8}$"
+#: The request names no source, or two.
+ONE_SOURCE = "give exactly one of image_id and server_id"
+
+
+def _region(description: str) -> Any:
+    """A region field: the pattern is in the JSON schema (the form) only, so that API callers
+    may still pass ``" dfw "``."""
+    return Field(
+        description=description, min_length=1, json_schema_extra={"pattern": REGION_PATTERN}
+    )
+
+
+class ImageSource(BaseModel):
+    """Transfer an existing image of the account."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Image")
+
+    image_id: str = Field(
+        min_length=1,
+        description="Id of the image to transfer (active, owned by the account).",
+    )
+
+
+class ServerSource(BaseModel):
+    """Image a server first (a new snapshot), then transfer that image."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Server")
+
+    server_id: str = Field(min_length=1, description="Id of the server to image and transfer.")
+
+
+#: Two objects with different required keys: Prefect's form offers them as a choice (its
+#: anyOf widget tells them apart by their keys), and JSON Schema and pydantic tell them apart.
+Source = ImageSource | ServerSource
 
 
 def trimmed_name(value: str | None) -> str | None:
@@ -97,21 +135,32 @@ class BootRequest(BaseModel):
 class TransferRequest(BaseModel):
     """Move one image (or a new image of a server) from one region to another.
 
-    Credentials are never part of a request: they come from IMAGEHOP_* environment variables
-    (or Prefect Secret blocks named there).
+    Credentials are never part of a request: they come from the worker's environment
+    (IMAGEHOP_USERNAME and the like) or from Prefect Secret blocks named there.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source_region: str = Field(
-        description="Region the image or server is in, e.g. DFW.", min_length=1
+    source_region: str = _region(
+        "Region the image or server is in: its code, 2 to 8 letters or digits, e.g. DFW."
     )
-    target_region: str = Field(description="Region to copy the image to, e.g. IAD.", min_length=1)
-    image_id: str | None = Field(
-        default=None, description="Image to transfer. Give this or a server id, not both."
+    target_region: str = _region(
+        "Region to copy the image to: its code, 2 to 8 letters or digits, e.g. IAD."
     )
-    server_id: str | None = Field(
+    source: Source = Field(
+        description="What to transfer: an existing image, or a server (imaged first)."
+    )
+    # Shorthands for ``source`` (Python callers, the CLI); not in the form, never dumped.
+    image_id: SkipJsonSchema[str | None] = Field(
         default=None,
+        exclude=True,
+        repr=False,
+        description="Image to transfer. Give this or a server id, not both.",
+    )
+    server_id: SkipJsonSchema[str | None] = Field(
+        default=None,
+        exclude=True,
+        repr=False,
         description="Server to image first (a snapshot is taken, then transferred). Give "
         "this or an image id, not both.",
     )
@@ -129,8 +178,9 @@ class TransferRequest(BaseModel):
     run_key: str | None = Field(
         default=None,
         description="Requests with the same run key are the same transfer: a re-run resumes "
-        "instead of starting over. Default: the image id, or <server id>@<UTC date> for a "
-        "server (a new snapshot each day, the same one for a same-day re-run).",
+        "instead of starting over. Default: the image id; for a server, its id, an @ and the "
+        "UTC date, e.g. 4f1c2a@2026-12-01 (a new snapshot each day, the same one for a "
+        "same-day re-run).",
     )
     export_container: str = Field(
         default=DEFAULT_EXPORT_CONTAINER,
@@ -140,7 +190,8 @@ class TransferRequest(BaseModel):
     import_container: str = Field(
         default=DEFAULT_IMPORT_CONTAINER,
         description="Cloud Files container in the target region the image is staged in for "
-        "the import (created if missing, segments go to <name>_segments; no '/', '?' or '.').",
+        "the import (created if missing; its segments go to a second container named like "
+        "it plus _segments; no '/', '?' or '.').",
     )
     properties_to_copy: tuple[str, ...] = Field(
         default=DEFAULT_PROPERTIES,
@@ -159,7 +210,8 @@ class TransferRequest(BaseModel):
         default=None,
         ge=1,
         le=64,
-        description="Segments copied at once. Default: IMAGEHOP_TRANSFER_CONCURRENCY (8).",
+        description="Segments copied at once, 1 to 64. Default: the worker's "
+        "IMAGEHOP_TRANSFER_CONCURRENCY (8).",
     )
     dry_run: bool = Field(
         default=False,
@@ -202,20 +254,42 @@ class TransferRequest(BaseModel):
             raise ValueError("property names must not be empty")
         return names
 
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if (self.image_id is None) == (self.server_id is None):
-            raise ValueError("give exactly one of image_id and server_id")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _source_or_shorthand(cls, data: Any) -> Any:
+        """``image_id=`` or ``server_id=`` stand for ``source``; either way the request ends up
+        with ``source`` and the matching shorthand set."""
+        if not isinstance(data, dict):
+            return data
+        given = {key: data[key] for key in ("image_id", "server_id") if data.get(key) is not None}
+        source = data.get("source")
+        if source is None:
+            if len(given) != 1:
+                raise ValueError(ONE_SOURCE)
+            return {**data, "source": given}
+        if given:
+            raise ValueError(f"{ONE_SOURCE}, or source instead, not both")
+        return {**data, **_ids_of(source)}
 
     @property
     def source_kind(self) -> Literal["image", "server"]:
-        return "image" if self.image_id is not None else "server"
+        return "image" if isinstance(self.source, ImageSource) else "server"
 
     @property
     def source_ref(self) -> str:
         """The image id or the server id."""
-        return self.image_id or self.server_id or ""
+        if isinstance(self.source, ImageSource):
+            return self.source.image_id
+        return self.source.server_id
+
+
+def _ids_of(source: Any) -> dict[str, str]:
+    """The shorthand field that ``source`` (a model or its dict) fills in, if it is valid."""
+    fields = source.model_dump() if isinstance(source, BaseModel) else source
+    if not isinstance(fields, dict) or len(fields) != 1:
+        return {}  # the field's own validation says what is wrong
+    key, value = next(iter(fields.items()))
+    return {key: value} if key in ("image_id", "server_id") and isinstance(value, str) else {}
 
 
 def check_coordinating_key(value: str) -> str:
@@ -351,8 +425,12 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source_region: str = Field(description="Region the images are in, e.g. DFW.", min_length=1)
-    target_region: str = Field(description="Region to copy them to, e.g. IAD.", min_length=1)
+    source_region: str = _region(
+        "Region the images are in: its code, 2 to 8 letters or digits, e.g. DFW."
+    )
+    target_region: str = _region(
+        "Region to copy them to: its code, 2 to 8 letters or digits, e.g. IAD."
+    )
     image_ids: tuple[str, ...] = Field(default=(), description="Images to transfer.")
     image_filter: dict[str, str] = Field(
         default_factory=dict,
@@ -370,19 +448,25 @@ class BatchRequest(BaseModel):
     )
     cleanup: Cleanup = Field(default="delete-intermediates", description="As for one image.")
     concurrency: int | None = Field(
-        default=None, ge=1, le=64, description="Segments copied at once, per image."
+        default=None, ge=1, le=64, description="Segments copied at once per image, 1 to 64."
     )
     max_parallel_transfers: int = Field(
         default=4,
         ge=1,
         le=32,
-        description="Images transferred at once (each a transfer-image run).",
+        description="Images transferred at once (each a transfer-image run), 1 to 32.",
     )
     max_exports_per_region: int = Field(
-        default=2, ge=1, le=32, description="Export tasks running at once in the source region."
+        default=2,
+        ge=1,
+        le=32,
+        description="Export tasks running at once in the source region, 1 to 32.",
     )
     max_imports_per_region: int = Field(
-        default=2, ge=1, le=32, description="Import tasks running at once in the target region."
+        default=2,
+        ge=1,
+        le=32,
+        description="Import tasks running at once in the target region, 1 to 32.",
     )
 
     @field_validator("source_region", "target_region")
@@ -411,7 +495,7 @@ class BatchRequest(BaseModel):
         return TransferRequest(
             source_region=self.source_region,
             target_region=self.target_region,
-            image_id=image_id,
+            source=ImageSource(image_id=image_id),
             coordinating_property_key=self.coordinating_property_key,
             export_container=self.export_container,
             import_container=self.import_container,

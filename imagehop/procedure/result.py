@@ -36,6 +36,37 @@ class PropertyReport(BaseModel):
 
 #: The summary's source image when a re-run found the new image but no longer the source.
 SOURCE_GONE = "not found (no image there carries the run key any more)"
+#: An empty value of a summary row (a lone "-" would render as a list bullet in the UI).
+NOTHING = "none"
+#: Longest list value of one summary row: a longer list goes on several rows of that item.
+ROW_WIDTH = 60
+_UNITS = ("KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(count: int) -> str:
+    """``512 bytes``, ``5.0 MiB``, ``1.2 GiB`` (binary units, one decimal)."""
+    if count < 1024:
+        return f"{count} bytes"
+    value = float(count)
+    for unit in _UNITS:
+        value /= 1024
+        if value < 1024 or unit == _UNITS[-1]:
+            break
+    return f"{value:.1f} {unit}"
+
+
+def list_rows(
+    item: str, values: tuple[str, ...] | list[str], sep: str = ", "
+) -> list[tuple[str, str]]:
+    """``(item, value)`` rows of a list: as many values per row as fit :data:`ROW_WIDTH`
+    (a longer value gets a row of its own, uncut); one ``none`` row for an empty list."""
+    lines: list[str] = []
+    for value in values:
+        if lines and len(lines[-1]) + len(sep) + len(value) <= ROW_WIDTH:
+            lines[-1] += sep + value
+        else:
+            lines.append(value)
+    return [(item, line) for line in lines or [NOTHING]]
 
 
 class TransferResult(BaseModel):
@@ -76,23 +107,30 @@ class TransferResult(BaseModel):
             ("target image", f"{self.target_region} {self.target_image_id}"),
             ("coordinating property", _pairs(self.coordinating_property)),
             ("snapshot created", "yes" if self.snapshot_created else "no"),
-            ("export task", self.export_task_id or "-"),
-            ("import task", self.import_task_id or "-"),
-            ("reused from an earlier run", ", ".join(self.reused) or "-"),
-            ("bytes copied / total", f"{self.bytes_copied} / {self.bytes_total}"),
+            ("export task", self.export_task_id or NOTHING),
+            ("import task", self.import_task_id or NOTHING),
+            *list_rows("reused from an earlier run", self.reused),
+            ("data copied", self._copied()),
             (
                 "segments copied / skipped / total",
                 f"{self.segments_copied} / {self.segments_skipped} / {self.segments_total}",
             ),
-            ("properties copied", ", ".join(self.properties.copied) or "-"),
-            ("properties skipped", _skipped(self.properties.skipped)),
-            ("server booted", self.server_id or "-"),
-            ("cleaned up", "; ".join(self.cleaned_up) or "-"),
-            ("remaining", "; ".join(self.remaining) or "-"),
+            *list_rows("properties copied", self.properties.copied),
+            *list_rows(
+                "properties skipped", [f"{s.key} ({s.reason})" for s in self.properties.skipped]
+            ),
+            ("server booted", self.server_id or NOTHING),
+            *list_rows("cleaned up", self.cleaned_up, "; "),
+            *list_rows("remaining", self.remaining, "; "),
         ]
         rows += [(f"phase: {phase.name}", f"{phase.seconds:.1f} s") for phase in self.phases]
         rows.append(("total", f"{self.seconds:.1f} s"))
         return [{"item": item, "value": str(value)} for item, value in rows]
+
+    def _copied(self) -> str:
+        if not self.bytes_total:
+            return NOTHING
+        return f"{human_bytes(self.bytes_copied)} of {human_bytes(self.bytes_total)}"
 
 
 class DryRunPlan(BaseModel):
@@ -116,15 +154,15 @@ class DryRunPlan(BaseModel):
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
-        size = f"{self.bytes}" if self.bytes_exact else f"at most {self.bytes}"
+        size = human_bytes(self.bytes) if self.bytes_exact else f"at most {human_bytes(self.bytes)}"
         rows: list[tuple[str, Any]] = [
             ("run key", self.run_key),
             ("source", f"{self.source_region} {self.source}"),
             ("target region", self.target_region),
-            ("bytes", size),
-            ("segments (estimate)", f"{self.segments} of at most {self.segment_size} bytes"),
+            ("size", size),
+            ("segments (estimate)", f"{self.segments} of at most {human_bytes(self.segment_size)}"),
             ("estimated duration", f"{self.estimated_seconds / 60:.0f} min"),
-            ("boot flavor", self.boot_flavor or "-"),
+            ("boot flavor", self.boot_flavor or NOTHING),
         ]
         rows += [(f"step {n}", step) for n, step in enumerate(self.steps, 1)]
         rows += [("check", check) for check in self.checks]
@@ -165,9 +203,9 @@ class BatchResult(BaseModel):
             {
                 "source": o.source,
                 "status": o.status,
-                "target image": o.target_image_id or "-",
+                "target image": o.target_image_id or NOTHING,
                 "seconds": f"{o.seconds:.1f}",
-                "message": o.message or "-",
+                "message": o.message or NOTHING,
             }
             for o in self.outcomes
         ]
@@ -175,7 +213,3 @@ class BatchResult(BaseModel):
 
 def _pairs(values: dict[str, str]) -> str:
     return ", ".join(f"{key}={value}" for key, value in values.items())
-
-
-def _skipped(skipped: tuple[SkippedProperty, ...]) -> str:
-    return "; ".join(f"{s.key} ({s.reason})" for s in skipped) or "-"

@@ -14,7 +14,6 @@ Every function takes the clients it needs and returns a small picklable record.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
@@ -35,8 +34,6 @@ from imagehop.procedure.request import (
     staged_segments_prefix,
 )
 from imagehop.procedure.result import PropertyReport, SkippedProperty
-
-log = logging.getLogger(__name__)
 
 UNFINISHED = ("pending", "processing")
 #: Allowed difference between the object store's and the Images API's clocks.
@@ -95,12 +92,8 @@ def ensure_snapshot(
     """The image of ``server_id`` for this run key: an earlier run's, else a new one."""
     for image in find_run_images(images, identity.run_key, owner):
         if image.value_of("instance_uuid") in (None, server_id):
-            log.info(
-                "reusing image %s of server %s (run key %s)", image.id, server_id, identity.run_key
-            )
             return SnapshotOutcome(image_id=image.id, created=False)
     image_id = compute.create_server_image(server_id, name, identity.tags)
-    log.info("imaging server %s as image %s", server_id, image_id)
     return SnapshotOutcome(image_id=image_id, created=True)
 
 
@@ -171,7 +164,6 @@ def ensure_export(
     if _exists(store, container, exported_object(image_id)):
         return ExportOutcome(location=location, finished=True, reused="exported VHD")
     task = images.create_export_task(image_id, container)
-    log.info("export task %s started for image %s", task.id, image_id)
     return ExportOutcome(location=location, task_id=task.id)
 
 
@@ -234,7 +226,6 @@ def ensure_import(
                     task_id=task.id, image_id=image_id, finished=True, reused="imported image"
                 )
     task = images.create_import_task(location, name)
-    log.info("import task %s started for %s", task.id, location)
     return ImportOutcome(task_id=task.id)
 
 

@@ -78,7 +78,8 @@ def test_prefect_yaml_deploys_schedules_limits_and_settings(deployed: Deployed) 
 
     assert not mismatches(held), mismatches(held)
     assert schedules(held[NIGHTLY]) == [("0 2 * * *", "UTC", False)]  # placeholder server id
-    assert held[NIGHTLY]["parameters"]["request"]["server_id"] == "REPLACE-WITH-SERVER-ID"
+    placeholder = {"server_id": "REPLACE-WITH-SERVER-ID"}
+    assert held[NIGHTLY]["parameters"]["request"]["source"] == placeholder
     assert schedules(held[WEEKLY]) == [("0 3 * * 6", "UTC", True)]
     assert schedules(held[ADHOC]) == []
     assert concurrency(held[NIGHTLY]) == concurrency(held[WEEKLY]) == (1, "CANCEL_NEW")

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 # Before Prefect is imported: a private Prefect home (database, result storage) for this run,
-# no telemetry, a generous start-up timeout for the temporary server on 2 busy cores.
+# no telemetry, a generous start-up timeout for the temporary server on 2 busy cores, and the
+# library's log lines in the runs' logs (as deployments/prefect.yaml sets it).
 _HOME = tempfile.mkdtemp(prefix="imagehop-prefect-")
 for _name, _value in {
     "PREFECT_HOME": _HOME,
@@ -24,6 +25,7 @@ for _name, _value in {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "imagehop",  # as deployed: the library's lines in the runs
 }.items():
     os.environ[_name] = _value
 

@@ -12,6 +12,8 @@ from imagehop.procedure.request import (
     DEFAULT_COORDINATING_KEY,
     RUN_KEY_PROPERTY,
     BatchRequest,
+    ImageSource,
+    ServerSource,
     TransferRequest,
     import_location,
     slug,
@@ -31,10 +33,43 @@ def test_regions_are_upper_case_codes() -> None:
     assert (made.source_region, made.target_region) == ("DFW", "IAD")
 
 
-@pytest.mark.parametrize("fields", [{}, {"image_id": "i-1", "server_id": "s-1"}])
-def test_exactly_one_source(fields: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"image_id": "i-1", "server_id": "s-1"}, {"source": {"image_id": "i"}, "image_id": "i"}],
+)
+def test_exactly_one_source(fields: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match="exactly one of image_id and server_id"):
         request(**fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "source"),
+    [
+        ({"image_id": "i-1"}, ImageSource(image_id="i-1")),
+        ({"server_id": "s-1"}, ServerSource(server_id="s-1")),
+        ({"source": {"image_id": "i-1"}}, ImageSource(image_id="i-1")),
+        ({"source": ServerSource(server_id="s-1")}, ServerSource(server_id="s-1")),
+    ],
+)
+def test_the_shorthand_ids_and_the_source_are_the_same_request(
+    fields: dict[str, object], source: ImageSource | ServerSource
+) -> None:
+    made = request(**fields)
+    assert made.source == source
+    shorthand = source.model_dump()
+    assert (made.image_id, made.server_id) == (
+        shorthand.get("image_id"),
+        shorthand.get("server_id"),
+    )
+    dumped = made.model_dump(mode="json")
+    assert "image_id" not in dumped and "server_id" not in dumped  # the form's shape
+    assert TransferRequest.model_validate(dumped) == made
+
+
+@pytest.mark.parametrize("source", [{}, {"image_id": "i", "server_id": "s"}, {"image_id": ""}])
+def test_a_source_needs_exactly_one_id(source: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="source"):
+        request(source=source)
 
 
 REFUSED_KEYS = {

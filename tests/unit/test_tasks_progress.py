@@ -85,7 +85,7 @@ def test_the_copy_watch_says_bytes_segments_rate_and_time_left(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     watch = progress.CopyWatch("run-1", 100 * MiB, 10)
-    assert watch.describe() == "0.0 of 100.0 MiB, 0/10 segments"
+    assert watch.describe() == "0 bytes of 100.0 MiB, 0/10 segments"
     now = [1000.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
     seen: list[progress.Event] = []
@@ -93,7 +93,7 @@ def test_the_copy_watch_says_bytes_segments_rate_and_time_left(
         watch.on_progress(20 * MiB, 100 * MiB, 2, 10)  # 2 segments found in place
         now[0] += 10.0
         watch.on_progress(40 * MiB, 100 * MiB, 4, 10)  # 20 MiB in 10 s
-    assert watch.describe() == "40.0 of 100.0 MiB, 4/10 segments, 2.1 MB/s, about 0:30 left"
+    assert watch.describe() == "40.0 MiB of 100.0 MiB, 4/10 segments, 2.0 MiB/s, about 0:30 left"
     assert (seen[-1].kind, seen[-1].bytes_done, seen[-1].segments_done) == (
         "copy-progress", 40 * MiB, 4,
     )  # fmt: skip
