@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import UiSetup, Visits
-from tests.browser.ui import FlowRunPage, RunForm
+from tests.browser.ui import FlowRunPage, RunForm, run_form_url
 from tests.deployments.expected import ADHOC
 from tests.deployments.processes import wait_for
 
@@ -36,8 +36,10 @@ def test_custom_run_form_shows_every_field_with_its_help_text(
     deployment = _adhoc(ui_setup)
     form = RunForm(page)
 
-    form.open(ui_setup.ui_url, deployment["id"])
+    form.open_by_clicks(ui_setup.ui_url, deployment["name"])
 
+    # The form's address (it also carries the deployment's parameters in its query).
+    assert page.url.partition("?")[0] == run_form_url(ui_setup.ui_url, deployment["id"])
     for name, spec in _request_fields(deployment).items():
         if "title" in spec:  # `boot` has none in the schema: the form calls it "Field"
             expect(form.label(spec["title"]), name).to_be_visible()

@@ -31,6 +31,9 @@ FIELD_OF_LABEL = (
 OPTIONAL_SUFFIX = " (Optional)"
 TEXT_TAB = "str"  # the tab that turns a ``str | None`` field from None into a text input
 TEXT_INPUT = "textarea"
+NAV_DEPLOYMENTS = "Deployments"  # sidebar link
+RUN_MENU = "Run"  # the deployment page's button, a menu of "Quick run" and "Custom run"
+CUSTOM_RUN = "Custom run"
 SUBMIT = "Submit"
 VIEW_RUN = "View run"
 RUN_TABS = ("Details", "Logs", "Task Runs", "Artifacts", "Parameters")
@@ -56,6 +59,16 @@ class RunForm:
 
     def open(self, ui_url: str, deployment_id: str) -> None:
         self.page.goto(run_form_url(ui_url, deployment_id))
+        expect(self.submit_button).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+    def open_by_clicks(self, ui_url: str, deployment: str) -> None:
+        """The README's way: the UI's root, *Deployments*, the deployment, *Run*, *Custom
+        run*."""
+        self.page.goto(ui_url)
+        self.page.get_by_role("link", name=NAV_DEPLOYMENTS, exact=True).click()
+        self.page.get_by_role("link", name=deployment, exact=True).click()
+        self.page.get_by_role("button", name=RUN_MENU, exact=True).click()
+        self.page.get_by_role("menuitem", name=CUSTOM_RUN).click()
         expect(self.submit_button).to_be_visible(timeout=UI_TIMEOUT_MS)
 
     @property
