@@ -32,13 +32,12 @@ OPTIONAL_SUFFIX = " (Optional)"
 TEXT_TAB = "str"  # the tab that turns a ``str | None`` field from None into a text input
 TEXT_INPUT = "textarea"
 NAV_DEPLOYMENTS = "Deployments"  # sidebar link
-RUN_MENU = "Run"  # the deployment page's button, a menu of "Quick run" and "Custom run"
+RUN_MENU = "Run"  # the deployment page's button; it opens a menu with "Custom run"
 CUSTOM_RUN = "Custom run"
 SUBMIT = "Submit"
 VIEW_RUN = "View run"
-RUN_TABS = ("Details", "Logs", "Task Runs", "Artifacts", "Parameters")
-#: How long a UI element may take to appear (the first page load compiles nothing, but
-#: the server shares 2 cores with a worker and the local cloud).
+#: How long a UI element may take to appear: the server shares 2 cores with a worker, the
+#: local cloud and the browser.
 UI_TIMEOUT_MS = 30_000
 
 
