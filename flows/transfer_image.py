@@ -93,9 +93,12 @@ GREEK_LETTERS = (
     "psi", "omega",
 )  # fmt: skip
 #: Names Prefect makes up: the server's ``adjective-animal`` (``crimson-otter``, schedules and
-#: direct calls) and the UI run form's suggestion, a Greek letter, maybe digits, and a star
-#: name (``pi870-canis-majoris``, ``alpha-ceti-nebula``).
-GENERATED_NAME = re.compile(rf"[a-z]+-[a-z]+|(?:{'|'.join(GREEK_LETTERS)})\d*-[a-z][a-z-]*")
+#: direct calls) and the UI run forms' suggestions: the old UI's Greek letter, maybe digits,
+#: and a star name (``pi870-canis-majoris``, ``alpha-ceti-nebula``), the new UI's capitalized
+#: ``Sleek-Tuna``.
+GENERATED_NAME = re.compile(
+    rf"[a-z]+-[a-z]+|(?:{'|'.join(GREEK_LETTERS)})\d*-[a-z][a-z-]*", re.IGNORECASE
+)
 
 
 def given_run_name() -> str | None:

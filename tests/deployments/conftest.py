@@ -12,6 +12,7 @@ Nothing here imports Prefect into the test process (see ``processes.py``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,16 +90,63 @@ class Operator:
         return result.stdout
 
 
+def start_prefect_server(folder: Path, ui: bool = False) -> PrefectServer:
+    """`prefect server start` on a free port with its own home, not waited for. With ``ui``
+    it also serves the UI at its root, the UI talking to this server's API."""
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    extra = {"PREFECT_UI_API_URL": api_url} if ui else {"PREFECT_UI_ENABLED": "false"}
+    env = prefect_env(folder / "home", **extra)
+    command = [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    process = Background.start("prefect server", command, env, folder / "server.log", folder)
+    return PrefectServer(process, api_url, folder / "home")
+
+
+def set_up_operator(server: PrefectServer, cloud: LocalCloud, workdir: Path) -> Operator:
+    """Wait for the server, then create the work pool, the credentials and the result
+    storage with the README's commands."""
+    server.wait_healthy()
+    operator = Operator(server, cloud, workdir, workdir / "results")
+    account = cloud.settings_env()  # IMAGEHOP_IDENTITY_URL, _USERNAME, _API_KEY
+    steps = [
+        ([*PREFECT, "work-pool", "create", POOL, "--type", "process"], operator.env("pool")),
+        (
+            [PYTHON, "deployments/credentials.py", "--no-prompt"],
+            operator.env("credentials", **account),
+        ),
+        (
+            [PYTHON, "deployments/result_storage.py", str(operator.results)],
+            operator.env("results"),
+        ),
+    ]
+    for result in run_all(steps):
+        assert result.returncode == 0, output_of(result)
+    return operator
+
+
+@contextmanager
+def running_worker(operator: Operator, name: str) -> Iterator[Background]:
+    """A process worker polling the pool (every second), started in an empty folder with no
+    IMAGEHOP_* variable: code and settings must come from the deployment (pull step, job
+    variables, Secret block). Stopped afterwards; no process of it may be left."""
+    folder = operator.workdir / f"worker-{name}"
+    folder.mkdir()
+    env = prefect_env(folder / "home", operator.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1")
+    command = [*PREFECT, "worker", "start", "--pool", POOL, "--name", name, "--limit", "2"]
+    worker = Background.start("worker", command, env, folder / "worker.log", folder)
+    try:
+        yield worker
+    finally:
+        print("\n".join(worker.stop()))
+    left = worker.leftovers()
+    assert not left, f"worker processes left behind: {left}"
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """A `prefect server start` of our own; started without waiting, so that it comes up
     while other session fixtures (the local cloud) start."""
-    folder = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = prefect_env(folder / "home", PREFECT_UI_ENABLED="false")
-    command = [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    process = Background.start("prefect server", command, env, folder / "server.log", folder)
-    server = PrefectServer(process, f"http://127.0.0.1:{port}/api", folder / "home")
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
     try:
         yield server
     finally:
@@ -114,22 +162,5 @@ def operator(
 
     ``prefect_server`` comes first in the arguments so that it starts before the local cloud.
     """
-    prefect_server.wait_healthy()
-    workdir = tmp_path_factory.mktemp("operator")
-    operator = Operator(prefect_server, local_cloud, workdir, workdir / "results")
-    account = local_cloud.settings_env()  # IMAGEHOP_IDENTITY_URL, _USERNAME, _API_KEY
-    steps = [
-        ([*PREFECT, "work-pool", "create", POOL, "--type", "process"], operator.env("pool")),
-        (
-            [PYTHON, "deployments/credentials.py", "--no-prompt"],
-            operator.env("credentials", **account),
-        ),
-        (
-            [PYTHON, "deployments/result_storage.py", str(operator.results)],
-            operator.env("results"),
-        ),
-    ]
-    for result in run_all(steps):
-        assert result.returncode == 0, output_of(result)
-    yield operator
+    yield set_up_operator(prefect_server, local_cloud, tmp_path_factory.mktemp("operator"))
     prefect_server.stop()

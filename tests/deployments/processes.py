@@ -206,6 +206,10 @@ class Api:
             for d in self.call("POST", "/deployments/filter", {})
         }
 
+    def flow_runs(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call("POST", "/flow_runs/filter", {})
+        return result
+
     def flow_run(self, flow_run_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.call("GET", f"/flow_runs/{flow_run_id}")
         return result

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from imagehop.procedure.request import DEFAULT_EXPORT_CONTAINER
-from tests.deployments.conftest import POOL, Operator
+from tests.deployments.conftest import POOL, Operator, running_worker
 from tests.deployments.expected import (
     ADHOC,
     NIGHTLY,
@@ -30,12 +30,10 @@ from tests.deployments.expected import (
     schedules,
 )
 from tests.deployments.processes import (
-    PREFECT,
     PROJECT_ROOT,
     PYTHON,
     Background,
     json_output,
-    prefect_env,
     run,
 )
 from tests.flows.helpers import new_image, objects
@@ -55,22 +53,11 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(operator: Operator) -> Iterator[Deployed]:
-    """`prefect deploy --all` from the YAML, and a process worker polling the pool. The worker
-    starts in an empty folder with no IMAGEHOP_* variable: code and settings must come from
-    the deployment (pull step, job variables, Secret block)."""
-    folder = operator.workdir / "worker"
-    folder.mkdir()
-    env = prefect_env(folder / "home", operator.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1")
-    command = [*PREFECT, "worker", "start", "--pool", POOL, "--name", WORKER_NAME, "--limit", "2"]
-    worker = Background.start("worker", command, env, folder / "worker.log", folder)
-    try:
+    """`prefect deploy --all` from the YAML, and a process worker polling the pool
+    (:func:`running_worker`: code and settings must come from the deployment)."""
+    with running_worker(operator, WORKER_NAME) as worker:
         operator.deploy()
-        yield Deployed(operator, worker, folder / "home")
-    finally:
-        stopped = worker.stop()
-        print("\n".join(stopped))
-    left = worker.leftovers()
-    assert not left, f"worker processes left behind: {left}"
+        yield Deployed(operator, worker, Path(worker.home))
 
 
 def test_prefect_yaml_deploys_schedules_limits_and_settings(deployed: Deployed) -> None:

@@ -111,7 +111,7 @@ def test_a_successful_run_logs_phases_request_ids_and_readable_task_names(
 def test_a_run_without_a_given_name_says_what_moves_where(on_cloud: LocalCloud) -> None:
     """Names Prefect made up: the server's (adjective-animal) and the UI form's suggestion."""
     image_id = new_image(on_cloud)
-    for made_up in ("crimson-otter", "pi870-canis-majoris-nebula", "alpha-ceti"):
+    for made_up in ("crimson-otter", "pi870-canis-majoris-nebula", "alpha-ceti", "Sleek-Tuna"):
         done = _run_as_deployed(request_for(image_id, dry_run=True), name=made_up)
 
         assert done.flow_run.name == f"DFW-to-IAD-image-{image_id[:8]}", made_up
