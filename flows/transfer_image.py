@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -69,6 +70,8 @@ from imagehop.tasks.target import (
 )
 from imagehop.transfer import TransferReport
 
+M = TypeVar("M", bound=BaseModel)
+
 quiet_refusal_tracebacks()  # before a deployment run's engine starts
 
 
@@ -109,20 +112,33 @@ def given_run_name() -> str | None:
     return None if not name or GENERATED_NAME.fullmatch(name) else str(name)
 
 
-def _run_name() -> str:
-    """The given name, else one saying what moves where (``DFW-to-IAD-image-4f1c2a0b``)."""
-    given = given_run_name()
-    if given is not None:
-        return given
-    request = flow_run.parameters.get("request")
-    if isinstance(request, dict):
-        request = TransferRequest.model_validate(request)
-    if not isinstance(request, TransferRequest):
-        return "transfer-image"
+def run_name(
+    parameter: str, model: type[M], describe: Callable[[M], str], fallback: str
+) -> Callable[[], str]:
+    """A ``flow_run_name``: the name the run was given, else ``describe`` of the run's
+    ``parameter`` (a ``model``), else ``fallback``."""
+
+    def name() -> str:
+        given = given_run_name()
+        if given is not None:
+            return given
+        value = flow_run.parameters.get(parameter)
+        if isinstance(value, dict):
+            value = model.model_validate(value)
+        return describe(value) if isinstance(value, model) else fallback
+
+    return name
+
+
+def _what_moves_where(request: TransferRequest) -> str:
+    """``DFW-to-IAD-image-4f1c2a0b``."""
     return (
         f"{request.source_region}-to-{request.target_region}-{request.source_kind}-"
-        + (request.source_ref[:8])
+        + request.source_ref[:8]
     )
+
+
+_run_name = run_name("request", TransferRequest, _what_moves_where, "transfer-image")
 
 
 @flow(name="transfer-image", flow_run_name=_run_name, persist_result=True)

@@ -15,10 +15,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from imagehop.flows.transfer_image import given_run_name, transfer_image
+from imagehop.flows.transfer_image import run_name, transfer_image
 from imagehop.procedure.request import BatchRequest, TransferRequest, slug
 from imagehop.procedure.result import BatchResult, ImageOutcome, TransferResult
 from imagehop.tasks import limits
@@ -49,17 +48,12 @@ def transfer_one(request: TransferRequest) -> ImageOutcome:
     return ImageOutcome(source=source, status="failed", message=message, seconds=seconds)
 
 
-def _run_name() -> str:
-    """The given name, else ``DFW-to-IAD-batch``."""
-    given = given_run_name()
-    if given is not None:
-        return given
-    batch = flow_run.parameters.get("batch")
-    if isinstance(batch, dict):
-        batch = BatchRequest.model_validate(batch)
-    if not isinstance(batch, BatchRequest):
-        return "transfer-images"
-    return f"{batch.source_region}-to-{batch.target_region}-batch"
+_run_name = run_name(
+    "batch",
+    BatchRequest,
+    lambda batch: f"{batch.source_region}-to-{batch.target_region}-batch",
+    "transfer-images",
+)
 
 
 @flow(
