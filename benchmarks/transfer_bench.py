@@ -40,7 +40,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,7 +56,7 @@ from swiftclient import client as swift
 
 from imagehop.errors import NotFoundError
 from imagehop.object_store import ObjectStore
-from imagehop_sandbox.swift_cluster import SwiftCluster
+from imagehop_sandbox.swift_cluster import SwiftCluster, free_ports
 from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue
 
 REPO = Path(__file__).resolve().parent.parent
@@ -404,9 +403,8 @@ class Bench:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free now, below the ephemeral range (see :func:`free_ports`)."""
+    return free_ports(1)[0]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import random
 import signal
 import socket
 import subprocess
@@ -49,17 +50,49 @@ def filter_factory(global_conf, **local_conf):
 '''
 
 
+#: Lowest port :func:`free_ports` hands out.
+PORT_FLOOR = 20_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 right now (bound together so they differ)."""
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
+    """``count`` different ports free on 127.0.0.1 now, for servers that bind them later.
+
+    They are drawn below the kernel's ephemeral range: a port from that range (what binding
+    port 0 gives) can be taken by any process's outgoing connection before the server binds
+    it, which failed the API service's start with EADDRINUSE now and then.
+    """
+    low = _ephemeral_floor()
+    pool = list(range(PORT_FLOOR, low)) if low - PORT_FLOOR >= 16 * count else []
+    random.shuffle(pool)
+    sockets: list[socket.socket] = []
+    try:
+        for port in pool:
+            if len(sockets) == count:
+                break
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+        while len(sockets) < count:  # no room below the ephemeral range: any free port
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port of the kernel's ephemeral range (32768 where it cannot be read)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 @dataclass

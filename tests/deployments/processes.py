@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from imagehop_sandbox.swift_cluster import free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT_ROOT / "deployments" / "prefect.yaml"
@@ -37,10 +38,8 @@ STOP_GRACE_SECONDS = 15.0
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port free now, below the ephemeral range (see :func:`free_ports`)."""
+    return free_ports(1)[0]
 
 
 def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[str, str]:

@@ -1,0 +1,34 @@
+"""Ports of the local cloud's servers: chosen once, bound later by another process."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from imagehop_sandbox import swift_cluster
+from imagehop_sandbox.swift_cluster import PORT_FLOOR, _ephemeral_floor, free_ports
+
+
+def test_ports_are_free_distinct_and_below_the_ephemeral_range() -> None:
+    """No outgoing connection can take a port below the ephemeral range before the server
+    binds it (that race failed a start with EADDRINUSE)."""
+    ports = free_ports(12)
+    assert len(set(ports)) == 12
+    assert all(PORT_FLOOR <= port < _ephemeral_floor() for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", PORT_FLOOR + 7))
+        held.listen()
+        order = [PORT_FLOOR + 7, PORT_FLOOR + 8]  # the held port comes first
+        monkeypatch.setattr(
+            swift_cluster.random,
+            "shuffle",
+            lambda pool: pool.sort(key=lambda port: order.index(port) if port in order else 9),
+        )
+        assert free_ports(1) == [PORT_FLOOR + 8]
