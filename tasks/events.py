@@ -90,6 +90,8 @@ def pruned(result: ReplicationResult) -> None:
         _resource(server_resource(result.source_region, result.server_id), "server"),
         _transfer_related(result.source_region, result.target_region, result.transfer.run_key),
         {
+            "run_key": result.transfer.run_key,
+            "server_id": result.server_id,
             "keep": result.keep,
             "dry_run": result.dry_run,
             "kept": [copy.image_id for copy in result.kept],
