@@ -530,7 +530,7 @@ NOT_A_SERVER = (
 
 
 class ReplicateRequest(TransferRequest):
-    """Image a server, transfer the new image, then keep only the newest ``keep`` copies of
+    """Image a server, transfer the new image, then keep only the newest copies (keep) of
     that server in the target region (older copies, their source snapshots and intermediate
     objects deleted). Every field of a transfer applies, except booting a server."""
 
