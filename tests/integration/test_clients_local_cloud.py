@@ -175,6 +175,23 @@ def test_remove_properties_and_find_by_property(dfw: ImageClient, image_id: str)
     assert dfw.find_images_by_property("com.example.image-of", marker) == []
 
 
+def test_delete_image_removes_it_and_a_second_delete_is_not_an_error(
+    dfw: ImageClient, image_id: str
+) -> None:
+    assert dfw.delete_image(image_id) is True
+    with pytest.raises(errors.NotFoundError):
+        dfw.get_image(image_id)
+    assert dfw.delete_image(image_id) is False
+
+
+def test_deleting_an_image_of_the_cloud_is_forbidden(cloud: Cloud, dfw: ImageClient) -> None:
+    """A public image of another owner (the cloud's base image) stays: 403, not deleted."""
+    base_id = cloud.local.admin.seed()["DFW"]["base_image"]
+    with pytest.raises(errors.ForbiddenError):
+        dfw.delete_image(base_id)
+    assert dfw.get_image(base_id).status == "active"
+
+
 def test_listing_follows_the_clouds_next_links(cloud: Cloud, dfw: ImageClient) -> None:
     marker = f"page-{uuid.uuid4().hex[:8]}"
     created = {cloud.new_image(**{"com.example.batch": marker}) for _ in range(5)}
