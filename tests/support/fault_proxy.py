@@ -49,6 +49,7 @@ class Fault:
         flip_byte_at: forward, but invert the body byte at this offset.
         hide_listed: forward a JSON container listing without the entries whose name matches
             this regex (an eventually consistent listing).
+        delay_seconds: forward, but only after this long (a slow link).
     """
 
     method: str | None
@@ -63,6 +64,7 @@ class Fault:
     stall_seconds: float = 0.0
     flip_byte_at: int | None = None
     hide_listed: str | None = None
+    delay_seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in (None, method) and re.search(self.path, path) is not None
@@ -179,6 +181,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._reset()
             return
         body = self._read_body()
+        if fault is not None and fault.delay_seconds:
+            self.proxy.stopping.wait(fault.delay_seconds)
         if fault is not None and fault.status is not None:
             self._answer(fault.status, fault.headers, fault.body)
             return
