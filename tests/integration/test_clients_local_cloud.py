@@ -280,17 +280,19 @@ def test_importing_something_that_is_not_a_vhd_gives_code_396_advice(
     assert caught.value.advice == IMPORT_CODE_ADVICE["396"]
 
 
+@pytest.mark.parametrize("code", sorted(IMPORT_CODE_ADVICE))
 def test_an_injected_import_failure_code_maps_to_its_advice(
-    cloud: Cloud, tokens: TokenManager, dfw: ImageClient, image_id: str
+    code: str, cloud: Cloud, tokens: TokenManager, dfw: ImageClient, image_id: str
 ) -> None:
+    """Every documented import error code gets its own advice."""
     location = export_image(tokens, dfw, image_id)
-    message = "Image cannot be imported. Error code: '609'"
+    message = f"Image cannot be imported. Error code: '{code}'"
     cloud.local.admin.fail_next_task("DFW", "import", message)
     task = dfw.create_import_task(location, "too big")
     with pytest.raises(errors.TaskFailedError) as caught:
         dfw.wait_for_task(task.id, DEADLINE)
     assert caught.value.cloud_message == message
-    assert caught.value.advice == IMPORT_CODE_ADVICE["609"]
+    assert caught.value.advice == IMPORT_CODE_ADVICE[code]
 
 
 def test_a_user_without_the_admin_role_cannot_create_tasks(
