@@ -118,6 +118,10 @@ class Store:
             result.setdefault(region, {})[name] = n
         return result
 
+    def clear_peaks(self) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM peaks")
+
     def record_poll(self, task_id: str, at: float) -> None:
         with self.lock:
             self.db.execute("INSERT INTO polls (task_id, at) VALUES (?, ?)", (task_id, at))

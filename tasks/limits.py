@@ -10,9 +10,9 @@ The API server counts the slots, so the caps hold across every process that talk
 deployment set-up creates the limits (``python deployments/limits.py --region DFW --region IAD``);
 a run never creates or changes one (others may rely on its value).
 
-**No limit, no cap.** A run whose limit does not exist (an embedded run, the CLI's temporary
-server, a server set up without them) goes on uncapped and says so once per process and
-limit, one log line. Prefect itself would warn at every acquisition.
+**No limit, no cap.** A run whose limit does not exist or is inactive (an embedded run, the
+CLI's temporary server, a server set up without them) goes on uncapped and says so once per
+process and limit, one log line. Prefect itself would warn at every acquisition.
 
 **Leases.** A held slot is a lease of ``limit_lease_seconds`` (Prefect's default 300 s, at
 least 60 s) that a thread of the holding process renews every three quarters of it; leaving
@@ -114,10 +114,9 @@ def holding(name: str, what: str) -> Iterator[None]:
 def _limit_exists(name: str) -> bool:
     with get_client(sync_client=True) as client:
         try:
-            client.read_global_concurrency_limit_by_name(name)
+            return client.read_global_concurrency_limit_by_name(name).active
         except ObjectNotFound:
             return False
-    return True
 
 
 def _note_missing(name: str, what: str) -> None:
@@ -126,7 +125,7 @@ def _note_missing(name: str, what: str) -> None:
             return
         _noted_missing.add(name)
     get_run_logger().info(
-        "no global concurrency limit %s: %s are not capped "
+        "no active global concurrency limit %s: %s are not capped "
         "(python deployments/limits.py creates the limits)",
         name,
         what,
