@@ -10,8 +10,9 @@ For every region it creates ``imagehop-export-<REGION>`` (export tasks at once) 
 the API server counts the slots (see ``imagehop/tasks/limits.py`` for how long one is held,
 and the lease that frees a slot whose holder died).
 
-Idempotent: a limit that exists keeps its value unless ``--update`` is given (other teams'
-batches may rely on it); each line of the output says what happened to one limit. Run it
+Idempotent: a limit that exists keeps its value unless ``--update`` is given, and then only
+the counts given change (other teams' batches may rely on the rest); each line of the output
+says what happened to one limit. Run it
 where ``PREFECT_API_URL`` points at that server. The same with Prefect's CLI:
 ``prefect gcl create imagehop-export-DFW --limit 2`` (and ``prefect gcl update ... --limit``).
 """
@@ -46,17 +47,25 @@ REGION = re.compile(r"[A-Z0-9]{2,8}")
 class WantedLimit:
     name: str
     limit: int
+    asked: bool = True  # False: the typed default, which never changes an existing limit
 
 
 def wanted_limits(
-    regions: Sequence[str], exports: int, imports: int, copies: int
+    regions: Sequence[str], exports: int | None, imports: int | None, copies: int | None
 ) -> list[WantedLimit]:
-    """The limits for ``regions``: export and import per region, copy per ordered pair."""
+    """The limits for ``regions``: export and import per region, copy per ordered pair (a
+    count not given: its default, for limits still to create)."""
     codes = list(dict.fromkeys(region.strip().upper() for region in regions))
-    wanted = [WantedLimit(task_limit_name("export", code), exports) for code in codes]
-    wanted += [WantedLimit(task_limit_name("import", code), imports) for code in codes]
-    wanted += [WantedLimit(copy_limit_name(a, b), copies) for a, b in permutations(codes, 2)]
-    return wanted
+    kinds = [
+        (exports, DEFAULT_EXPORTS, [task_limit_name("export", code) for code in codes]),
+        (imports, DEFAULT_IMPORTS, [task_limit_name("import", code) for code in codes]),
+        (copies, DEFAULT_COPIES, [copy_limit_name(a, b) for a, b in permutations(codes, 2)]),
+    ]
+    return [
+        WantedLimit(name, default if given is None else given, given is not None)
+        for given, default, names in kinds
+        for name in names
+    ]
 
 
 def apply(wanted: Sequence[WantedLimit], update: bool) -> list[str]:
@@ -73,15 +82,17 @@ def apply(wanted: Sequence[WantedLimit], update: bool) -> list[str]:
                 continue
             if held.limit == limit.limit and held.active:
                 lines.append(f"unchanged {limit.name} = {limit.limit}")
-            elif update:
+            elif update and limit.asked:
                 change = GlobalConcurrencyLimitUpdate(limit=limit.limit, active=True)
                 client.update_global_concurrency_limit(limit.name, change)
                 lines.append(f"updated   {limit.name} = {limit.limit} (was {_held(held)})")
-            else:
+            elif limit.asked:
                 lines.append(
                     f"kept      {limit.name} = {_held(held)} (asked {limit.limit}; "
                     "--update changes it)"
                 )
+            else:
+                lines.append(f"kept      {limit.name} = {_held(held)}")
     return lines
 
 
@@ -115,20 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a region the workers export from or import to (repeat: --region DFW --region IAD)",
     )  # fmt: skip
     parser.add_argument(
-        "--export", type=_slots, default=DEFAULT_EXPORTS, dest="exports",
-        help="export tasks at once per region (default: %(default)s)",
+        "--export", type=_slots, dest="exports",
+        help=f"export tasks at once per region (new limits: {DEFAULT_EXPORTS} if not given)",
     )  # fmt: skip
     parser.add_argument(
-        "--import", type=_slots, default=DEFAULT_IMPORTS, dest="imports",
-        help="import tasks at once per region (default: %(default)s)",
+        "--import", type=_slots, dest="imports",
+        help=f"import tasks at once per region (new limits: {DEFAULT_IMPORTS} if not given)",
     )  # fmt: skip
     parser.add_argument(
-        "--copy", type=_slots, default=DEFAULT_COPIES, dest="copies",
-        help="segment copies at once per ordered region pair (default: %(default)s)",
+        "--copy", type=_slots, dest="copies",
+        help=f"segment copies at once per region pair (new limits: {DEFAULT_COPIES} if not given)",
     )  # fmt: skip
     parser.add_argument(
         "--update", action="store_true",
-        help="set existing limits to these values (default: leave them as they are)",
+        help="set existing limits to the counts given (default: leave them as they are)",
     )  # fmt: skip
     return parser
 

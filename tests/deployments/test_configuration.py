@@ -193,15 +193,15 @@ def test_the_weekly_batch_fans_out_onto_a_deployment_of_the_yaml() -> None:
 
 
 def test_limits_are_per_region_and_per_ordered_pair() -> None:
-    wanted = wanted_limits(["dfw", "IAD", "DFW"], exports=1, imports=3, copies=2)
+    wanted = wanted_limits(["dfw", "IAD", "DFW"], exports=1, imports=3, copies=None)
 
     assert wanted == [
         WantedLimit("imagehop-export-DFW", 1),
         WantedLimit("imagehop-export-IAD", 1),
         WantedLimit("imagehop-import-DFW", 3),
         WantedLimit("imagehop-import-IAD", 3),
-        WantedLimit("imagehop-copy-DFW-IAD", 2),
-        WantedLimit("imagehop-copy-IAD-DFW", 2),
+        WantedLimit("imagehop-copy-DFW-IAD", 2, asked=False),  # the default, for new ones
+        WantedLimit("imagehop-copy-IAD-DFW", 2, asked=False),
     ]
 
 
