@@ -71,17 +71,21 @@ def run_one(request: TransferRequest, deployment: str, timeout: float) -> ImageO
     run instead of starting a second one."""
     began = time.perf_counter()
     batch_run = current_flow_run.id
-    flow_run = cast(
-        FlowRun,  # a sync call returns the flow run, not a coroutine
-        run_deployment(
-            deployment,
-            parameters={"request": request.model_dump(mode="json", exclude_unset=True)},
-            timeout=timeout,
-            poll_interval=POLL_SECONDS,
-            idempotency_key=f"{batch_run}-{request.source_ref}",
-            as_subflow=True,
-        ),
-    )
+    try:
+        flow_run = cast(
+            FlowRun,  # a sync call returns the flow run, not a coroutine
+            run_deployment(
+                deployment,
+                parameters={"request": request.model_dump(mode="json", exclude_unset=True)},
+                timeout=timeout,
+                poll_interval=POLL_SECONDS,
+                idempotency_key=f"{batch_run}-{request.source_ref}",
+                as_subflow=True,
+            ),
+        )
+    except Exception as error:  # e.g. the server refused the run: this image's outcome
+        message = f"no run of {deployment} started: {error}"
+        return ImageOutcome(source=request.source_ref, status="failed", message=message)
     seconds = time.perf_counter() - began
     state = flow_run.state
     if state is None or not state.is_final():

@@ -68,3 +68,24 @@ def batch_table(api: Api, batch_run_id: str) -> list[dict[str, str]]:
     data = artifacts[-1]["data"]
     rows: list[dict[str, str]] = json.loads(data) if isinstance(data, str) else data
     return rows
+
+
+def limit_acquisitions(api: Api) -> dict[str, int]:
+    """How often each imagehop limit was acquired, from Prefect's own events
+    (``prefect.concurrency-limit.acquired``, one per slot taken; at most 20 pages of 50)."""
+    body = {"filter": {"event": {"name": ["prefect.concurrency-limit.acquired"]}}, "limit": 50}
+    page = api.call("POST", "/events/filter", body)
+    events = list(page["events"])
+    for _ in range(20):
+        if not page.get("next_page"):
+            break
+        response = api.http.get(page["next_page"], timeout=30)
+        response.raise_for_status()
+        page = response.json()
+        events += page["events"]
+    counts: dict[str, int] = {}
+    for event in events:
+        name = event["resource"].get("prefect.resource.name", "")
+        if name.startswith("imagehop-"):
+            counts[name] = counts.get(name, 0) + 1
+    return counts

@@ -21,19 +21,26 @@ import pytest
 from imagehop_sandbox.handle import LocalCloud
 from tests.deployments.batches import (
     batch_table,
+    global_limits,
     image_runs,
+    limit_acquisitions,
     run_limits,
     start_weekly_batch,
     wait_final,
 )
 from tests.deployments.conftest import running_worker, set_up_operator, start_prefect_server
 from tests.deployments.postgres import BIN, DATABASE, USER, Postgres, running_postgres
+from tests.deployments.processes import Api
 from tests.flows.helpers import new_image
 
 pytestmark = [pytest.mark.cloud, pytest.mark.deployment, pytest.mark.team]
 
 IMAGES = 4
 CAP = 2  # export and import tasks per region; 3 image runs fit the workers at once
+#: Cloud tasks last this long here (not the test scale's fraction of a second), so that the
+#: tasks of image runs started a few seconds apart would overlap if nothing capped them.
+TASK_SECONDS = 20.0
+EVENT_WAIT_SECONDS = 60.0
 WORKERS = ("team-worker-a", "team-worker-b")
 BATCH_TIMEOUT_SECONDS = 900.0
 
@@ -59,10 +66,15 @@ def test_two_workers_on_a_postgres_server_share_a_batch_within_the_caps(
                 operator.deploy()
                 images = [new_image(local_cloud, disk_bytes=1024 * 1024 + n) for n in range(IMAGES)]
                 local_cloud.admin.clear_peaks()
-                batch_run = start_weekly_batch(operator.api, images, max_parallel_transfers=IMAGES)
-                batch = wait_final(operator.api, batch_run, BATCH_TIMEOUT_SECONDS)
+                with local_cloud.admin.temporary_options(task_processing_seconds=TASK_SECONDS):
+                    batch_run = start_weekly_batch(
+                        operator.api, images, max_parallel_transfers=IMAGES
+                    )
+                    batch = wait_final(operator.api, batch_run, BATCH_TIMEOUT_SECONDS)
                 runs = image_runs(operator.api, batch_run)
                 table = batch_table(operator.api, batch_run)
+                acquired = _acquisitions(operator.api)
+                held = global_limits(operator.api)
                 worker_logs = {
                     WORKERS[0]: first.output(last=10**7),
                     WORKERS[1]: second.output(last=10**7),
@@ -83,8 +95,23 @@ def test_two_workers_on_a_postgres_server_share_a_batch_within_the_caps(
         assert f"Worker '{worker}' submitting flow run '{run_id}'" in worker_logs[worker]
     assert 1 <= peaks["DFW"]["export_tasks_running"] <= CAP, peaks
     assert 1 <= peaks["IAD"]["import_tasks_running"] <= CAP, peaks
+    every_image = {"imagehop-export-DFW": IMAGES, "imagehop-import-IAD": IMAGES}
+    assert acquired == {**every_image, "imagehop-copy-DFW-IAD": IMAGES}, acquired
+    assert held == dict.fromkeys(held, CAP) and len(held) == 6  # runs do not change limits
     assert stored_runs >= IMAGES + 1  # the runs live in PostgreSQL, not in a SQLite file
     assert not list(Path(server.home).glob("*.db"))
+
+
+def _acquisitions(api: Api) -> dict[str, int]:
+    """Slots taken per limit, once Prefect's event persister caught up (bounded wait)."""
+    wanted = {"imagehop-export-DFW", "imagehop-import-IAD", "imagehop-copy-DFW-IAD"}
+    deadline = time.monotonic() + EVENT_WAIT_SECONDS
+    while True:
+        counts = limit_acquisitions(api)
+        done = wanted <= set(counts) and min(counts[name] for name in wanted) >= IMAGES
+        if done or time.monotonic() > deadline:
+            return counts
+        time.sleep(1.0)
 
 
 def _flow_runs_in(database: Postgres) -> int:

@@ -17,11 +17,12 @@ from prefect.client.schemas.filters import (
 )
 from pydantic import ValidationError
 
+from imagehop.errors import ConfigurationError
 from imagehop.flows.transfer_images import transfer_images
 from imagehop.procedure.request import BatchRequest
 from imagehop.tasks import limits
 from imagehop_sandbox.handle import LocalCloud
-from tests.flows.helpers import new_image
+from tests.flows.helpers import created, new_image
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
 
@@ -155,3 +156,21 @@ def test_batch_by_property_filter(on_cloud: LocalCloud) -> None:
     )
 
     assert [(o.source, o.status) for o in result.outcomes] == [(chosen, "succeeded")]
+
+
+def test_fan_out_onto_a_missing_deployment_fails_before_any_image_starts(
+    on_cloud: LocalCloud,
+) -> None:
+    image = new_image(on_cloud, disk_bytes=1024 * 1024 + 9)
+    before = created(on_cloud)
+    batch = BatchRequest(
+        source_region="DFW",
+        target_region="IAD",
+        image_ids=(image,),
+        run_as="deployment-runs",
+        deployment="transfer-image/not-deployed",
+    )
+
+    with pytest.raises(ConfigurationError, match="no deployment transfer-image/not-deployed"):
+        transfer_images(batch)
+    assert created(on_cloud) == before  # no export, no import
