@@ -466,21 +466,22 @@ class BatchRequest(BaseModel):
     run_as: RunAs = Field(
         default="subflows",
         description="subflows: every image in this flow run's process (one host). "
-        "deployment-runs: every image its own flow run of `deployment`, so the work pool's "
-        "workers share the batch.",
+        "deployment-runs: every image its own flow run of the deployment below, so the work "
+        "pool's workers share the batch.",
     )
     deployment: str = Field(
         default=DEFAULT_TRANSFER_DEPLOYMENT,
         pattern=r"^transfer-image/[^/\s]+$",
         description="With run_as=deployment-runs: the deployment of the transfer-image flow "
-        "each image runs on, transfer-image/<deployment name>.",
+        "each image runs on, transfer-image/NAME, e.g. transfer-image/adhoc.",
     )
-    image_timeout_seconds: float = Field(
-        default=24 * 3600.0,
-        gt=0,
-        le=7 * 24 * 3600.0,
-        description="With run_as=deployment-runs: how long the batch waits for one image's "
-        "flow run before it records the image as not finished (the run goes on).",
+    image_timeout_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="With run_as=deployment-runs: seconds the batch waits for one image's "
+        "flow run, 60 to 604800 (a week), before it records the image as not finished (the "
+        "run goes on).",
     )
 
     @model_validator(mode="before")
