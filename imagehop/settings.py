@@ -104,6 +104,19 @@ class Settings(BaseSettings):
     boot_deadline_seconds: float = Field(
         2 * 3600.0, gt=0, description="Longest wait for a booted server to become ACTIVE."
     )
+    limit_wait_deadline_seconds: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Longest wait for a slot of a global concurrency limit (export, import "
+        "or copy cap).",
+    )
+    limit_lease_seconds: float = Field(
+        300.0,
+        ge=60,
+        le=24 * 3600,
+        description="Lease of a held limit slot, renewed while held: a process that dies "
+        "holding one frees it this long after its last renewal (60 s to 1 day).",
+    )
     segment_size_bytes: int = Field(
         256 * MiB,
         ge=1,

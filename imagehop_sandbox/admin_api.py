@@ -13,6 +13,8 @@ POST     /_sandbox/faults/http        ``{service: images|compute, path (regex), 
                                       method?, count?, headers?, body?}``: canned answers
 GET      /_sandbox/faults             pending faults; DELETE clears them
 GET      /_sandbox/counts             tasks, images and servers created, per region
+GET      /_sandbox/peaks              most export / import tasks unfinished at once, per region;
+                                      DELETE starts counting afresh
 GET      /_sandbox/seed               ids of the seed images and the demo server
 GET      /_sandbox/tasks/{id}/polls   epoch times of every GET of the task
 GET      /_sandbox/images/{id}        the stored record, with ``content.md5`` of the bytes
@@ -61,6 +63,8 @@ class AdminApi:
         route("POST", "/_sandbox/faults/tasks")(self.add_task_fault)
         route("POST", "/_sandbox/faults/http")(self.add_http_fault)
         route("GET", "/_sandbox/counts")(self.counts)
+        route("GET", "/_sandbox/peaks")(self.peaks)
+        route("DELETE", "/_sandbox/peaks")(self.clear_peaks)
         route("GET", "/_sandbox/seed")(self.seed_ids)
         route("GET", "/_sandbox/tasks/{task_id}/polls")(self.task_polls)
         route("GET", "/_sandbox/images/{image_id}")(self.get_image)
@@ -126,6 +130,15 @@ class AdminApi:
         counters = self.store.counters()
         doc = {region: counters.get(region, {}) for region in self.cloud.info.regions}
         return Response.json(200, doc)
+
+    def peaks(self, request: Request) -> Response:
+        peaks = self.store.peaks()
+        doc = {region: peaks.get(region, {}) for region in self.cloud.info.regions}
+        return Response.json(200, doc)
+
+    def clear_peaks(self, request: Request) -> Response:
+        self.store.clear_peaks()
+        return Response.empty(204)
 
     def seed_ids(self, request: Request) -> Response:
         return Response.json(200, self.store.get_meta(SEED_KEY, {}))

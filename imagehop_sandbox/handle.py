@@ -109,6 +109,16 @@ class Admin:
         result: dict[str, dict[str, int]] = self._call("GET", "/counts")
         return result
 
+    def peaks(self) -> dict[str, dict[str, int]]:
+        """Per region, the most export (``export_tasks_running``) and import
+        (``import_tasks_running``) tasks that were ever unfinished at once, any account."""
+        result: dict[str, dict[str, int]] = self._call("GET", "/peaks")
+        return result
+
+    def clear_peaks(self) -> None:
+        """Start the peaks afresh (e.g. before a batch whose caps a test checks)."""
+        self._call("DELETE", "/peaks")
+
     def task_polls(self, task_id: str) -> list[float]:
         """Epoch times of every ``GET /v2/tasks/<id>`` the service answered."""
         return list(self._call("GET", f"/tasks/{task_id}/polls")["polls"])

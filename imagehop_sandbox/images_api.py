@@ -241,10 +241,17 @@ class ImagesApi:
             input=task_input,
             fault=self.cloud.take_task_fault(self.region, kind),
         )
-        task.save(self.store)
+        with self.store.lock:  # no task can finish between saving this one and counting
+            task.save(self.store)
+            self.store.raise_peak(self.region, f"{kind}_tasks_running", self._running(kind))
         self.store.bump(self.region, f"{task.type}_tasks_created")
         self.jobs.start_task(task.id)
         return Response.json(201, task_view(task), {"Location": f"/v2/tasks/{task.id}"})
+
+    def _running(self, kind: str) -> int:
+        """Tasks of ``kind`` in this region not finished yet, whoever owns them."""
+        tasks = TaskRecord.load_all(self.store, self.region)
+        return sum(1 for task in tasks if task.type == kind and not task.finished)
 
     def _live_task(self, caller: Caller, task_id: str) -> TaskRecord:
         task = TaskRecord.load(self.store, task_id)

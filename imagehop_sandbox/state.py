@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE TABLE IF NOT EXISTS counters (
     region TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (region, name));
+CREATE TABLE IF NOT EXISTS peaks (
+    region TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (region, name));
 CREATE TABLE IF NOT EXISTS polls (task_id TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS polls_task ON polls (task_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,6 +100,27 @@ class Store:
         for region, name, n in rows:
             result.setdefault(region, {})[name] = n
         return result
+
+    def raise_peak(self, region: str, name: str, n: int) -> None:
+        """Keep the highest ``n`` seen for ``(region, name)``."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO peaks (region, name, n) VALUES (?, ?, ?) "
+                "ON CONFLICT (region, name) DO UPDATE SET n = max(n, excluded.n)",
+                (region, name, n),
+            )
+
+    def peaks(self) -> dict[str, dict[str, int]]:
+        with self.lock:
+            rows = self.db.execute("SELECT region, name, n FROM peaks").fetchall()
+        result: dict[str, dict[str, int]] = {}
+        for region, name, n in rows:
+            result.setdefault(region, {})[name] = n
+        return result
+
+    def clear_peaks(self) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM peaks")
 
     def record_poll(self, task_id: str, at: float) -> None:
         with self.lock:

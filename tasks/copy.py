@@ -21,6 +21,7 @@ from prefect import task
 from prefect.runtime import task_run
 
 from imagehop.procedure.request import segments_container, staged_object
+from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients, clock
 from imagehop.tasks.policy import FRESH
 from imagehop.tasks.progress import CopyWatch
@@ -74,7 +75,8 @@ def copy_segments(
     plan: TransferPlan, source_region: str, target_region: str, transfer: str, concurrency: int
 ) -> TransferReport:
     """Copy the plan's missing segments with ``concurrency`` streams, write the SLO manifest
-    and verify it against the plan (size, segments, ETags).
+    and verify it against the plan (size, segments, ETags), holding a slot of the region
+    pair's copy limit meanwhile (:mod:`imagehop.tasks.limits`).
 
     Args:
         transfer: the run key (names the progress artifact and the progress events).
@@ -85,22 +87,25 @@ def copy_segments(
     """
     c = clients()
     source, target = c.objects("source", source_region), c.objects("target", target_region)
-    finished = find_finished_segments(target, plan, concurrency)
-    run_id = str(task_run.id)
-    in_place = _in_place_at_first_try.setdefault(run_id, {r.index for r in finished})
-    in_place_bytes = sum(result.size for result in finished)
-    with CopyWatch(transfer, plan.size, len(plan.segments), in_place_bytes, len(finished)) as watch:
-        report = copy_plan(
-            source,
-            target,
-            plan,
-            concurrency,
-            progress=watch.on_progress,
-            chunk_size=c.settings().chunk_size_bytes,
-            sleep=clock().sleep,
-            finished=finished,
-        )
-        watch.finished(report)
-    _in_place_at_first_try.pop(run_id, None)
-    copied_by_earlier_tries = {r.index for r in finished} - in_place
-    return report.counting_as_copied(copied_by_earlier_tries)
+    with limits.copy_slot(source_region, target_region):
+        finished = find_finished_segments(target, plan, concurrency)
+        run_id = str(task_run.id)
+        in_place = _in_place_at_first_try.setdefault(run_id, {r.index for r in finished})
+        in_place_bytes = sum(result.size for result in finished)
+        with CopyWatch(
+            transfer, plan.size, len(plan.segments), in_place_bytes, len(finished)
+        ) as watch:
+            report = copy_plan(
+                source,
+                target,
+                plan,
+                concurrency,
+                progress=watch.on_progress,
+                chunk_size=c.settings().chunk_size_bytes,
+                sleep=clock().sleep,
+                finished=finished,
+            )
+            watch.finished(report)
+        _in_place_at_first_try.pop(run_id, None)
+        copied_by_earlier_tries = {r.index for r in finished} - in_place
+        return report.counting_as_copied(copied_by_earlier_tries)

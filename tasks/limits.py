@@ -1,49 +1,132 @@
-"""Caps on concurrent export and import tasks per region, for batches run in one process.
+"""Caps on concurrent cloud work shared by every worker and batch: global concurrency limits.
 
-``transfer-images`` sets the caps; each ``transfer-image`` holds a slot of its region from
-starting an export (import) until that task finished. The slots are process-local
-semaphores, which is right for a batch whose transfers run as threads of one process.
+Three kinds of limit, each held for exactly the time its step runs:
 
-Several workers or machines would instead share Prefect *global concurrency limits*: create
-``imagehop-export-<REGION>`` / ``imagehop-import-<REGION>`` limits
-(``prefect gcl create imagehop-export-DFW --limit 2``) and hold one with
-``prefect.concurrency.sync.concurrency(name, occupy=1, strict=True)`` around the same steps;
-the API server then enforces them across every process.
+* ``imagehop-export-<REGION>``: an export task of that region (start it, wait for it);
+* ``imagehop-import-<REGION>``: an import task of that region (start it, wait for it);
+* ``imagehop-copy-<SRC>-<DST>``: a segment copy from SRC to DST (the ``copy-segments`` task).
+
+The API server counts the slots, so the caps hold across every process that talks to it. The
+deployment set-up creates the limits (``python deployments/limits.py --region DFW --region IAD``);
+a run never creates or changes one (others may rely on its value).
+
+**No limit, no cap.** A run whose limit does not exist or is inactive (an embedded run, the
+CLI's temporary server, a server set up without them) goes on uncapped and says so once per
+process and limit, one log line. Prefect itself would warn at every acquisition.
+
+**Leases.** A held slot is a lease of ``limit_lease_seconds`` (Prefect's default 300 s, at
+least 60 s) that a thread of the holding process renews every three quarters of it; leaving
+the block releases it at once. A process that dies holding one (kill -9, a lost machine)
+renews nothing: the server's repossessor (every 15 s by default,
+``PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS``) frees the slot once the lease expired,
+so it comes back within the lease time plus one repossessor pass. A failed renewal (the API
+unreachable three times in a row) logs a warning and lets the cloud task go on: stopping a
+long export halfway helps no one (``raise_on_lease_renewal_failure=False``).
+
+**Waiting.** A step waits for a free slot up to ``limit_wait_deadline_seconds``, then fails
+with :class:`~imagehop.errors.WaitTimeoutError` naming the limit.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Literal
 
-Kind = Literal["export", "import"]
+from prefect import get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
 
+from imagehop.errors import WaitTimeoutError
+from imagehop.tasks.cloud import clients
+
+CloudTask = Literal["export", "import"]
+PREFIX = "imagehop"
+
+_noted_missing: set[str] = set()
 _lock = threading.Lock()
-_caps: dict[Kind, int | None] = {"export": None, "import": None}
-_slots: dict[tuple[Kind, str, int], threading.BoundedSemaphore] = {}
 
 
-def configure(exports: int | None, imports: int | None) -> None:
-    """At most ``exports`` export tasks (``imports`` import tasks) at once per region in this
-    process; None lifts the cap."""
-    with _lock:
-        _caps["export"] = exports
-        _caps["import"] = imports
+def task_limit_name(kind: CloudTask, region: str) -> str:
+    """``imagehop-export-DFW`` / ``imagehop-import-IAD``."""
+    return f"{PREFIX}-{kind}-{region.strip().upper()}"
+
+
+def copy_limit_name(source_region: str, target_region: str) -> str:
+    """``imagehop-copy-DFW-IAD``."""
+    return f"{PREFIX}-copy-{source_region.strip().upper()}-{target_region.strip().upper()}"
 
 
 @contextmanager
-def region_slot(kind: Kind, region: str) -> Iterator[None]:
-    """Hold one of ``region``'s ``kind`` slots for the block (no-op without a cap)."""
-    with _lock:
-        cap = _caps[kind]
-        key = (kind, region.upper(), cap or 0)
-        if cap is not None and key not in _slots:
-            _slots[key] = threading.BoundedSemaphore(cap)
-        slot = _slots.get(key)
-    if slot is None:
+def region_slot(kind: CloudTask, region: str) -> Iterator[None]:
+    """Hold one slot of ``region``'s ``kind`` limit for the block (uncapped without one)."""
+    with holding(task_limit_name(kind, region), f"{kind} tasks in {region.upper()}"):
+        yield
+
+
+@contextmanager
+def copy_slot(source_region: str, target_region: str) -> Iterator[None]:
+    """Hold one slot of the region pair's copy limit for the block (uncapped without one)."""
+    what = f"copies {source_region.upper()} -> {target_region.upper()}"
+    with holding(copy_limit_name(source_region, target_region), what):
+        yield
+
+
+@contextmanager
+def holding(name: str, what: str) -> Iterator[None]:
+    """One slot of the global concurrency limit ``name`` for the block.
+
+    Raises:
+        WaitTimeoutError: no slot came free within ``limit_wait_deadline_seconds``.
+    """
+    if not _limit_exists(name):
+        _note_missing(name, what)
         yield
         return
-    with slot:
+    settings = clients().settings()
+    deadline = settings.limit_wait_deadline_seconds
+    with ExitStack() as held:
+        try:
+            held.enter_context(
+                concurrency(
+                    name,
+                    occupy=1,
+                    timeout_seconds=deadline,
+                    lease_duration=settings.limit_lease_seconds,
+                    strict=False,  # deleted since the look-up: go on uncapped, as without it
+                    raise_on_lease_renewal_failure=False,
+                )
+            )
+        except TimeoutError as error:  # Prefect's AcquireConcurrencySlotTimeoutError
+            raise WaitTimeoutError(
+                f"no slot of the global concurrency limit {name} came free within "
+                f"{deadline:.0f} s (it caps {what}); raise the limit with "
+                f"`prefect gcl update {name} --limit N`, or the wait with "
+                "IMAGEHOP_LIMIT_WAIT_DEADLINE_SECONDS",
+                resource=name,
+                wanted="a free slot",
+            ) from error
         yield
+
+
+def _limit_exists(name: str) -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(name).active
+        except ObjectNotFound:
+            return False
+
+
+def _note_missing(name: str, what: str) -> None:
+    with _lock:
+        if name in _noted_missing:
+            return
+        _noted_missing.add(name)
+    get_run_logger().info(
+        "no active global concurrency limit %s: %s are not capped "
+        "(python deployments/limits.py creates the limits)",
+        name,
+        what,
+    )

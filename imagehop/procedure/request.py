@@ -432,6 +432,13 @@ def import_location(import_container: str, source_image_id: str) -> str:
     return f"{import_container}/{staged_object(source_image_id)}"
 
 
+#: How a batch runs its images (see ``BatchRequest.run_as``).
+RunAs = Literal["subflows", "deployment-runs"]
+DEFAULT_TRANSFER_DEPLOYMENT = "transfer-image/adhoc"
+#: Batch parameters of earlier versions, refused with a pointer to what replaced them.
+REMOVED_BATCH_CAPS = frozenset({"max_exports_per_region", "max_imports_per_region"})
+
+
 class BatchRequest(BaseModel):
     """Move many images from one region to another: a list of ids, or every image of the
     account that matches a property filter."""
@@ -469,18 +476,43 @@ class BatchRequest(BaseModel):
         le=32,
         description="Images transferred at once (each a transfer-image run), 1 to 32.",
     )
-    max_exports_per_region: int = Field(
-        default=2,
-        ge=1,
-        le=32,
-        description="Export tasks running at once in the source region, 1 to 32.",
+    run_as: RunAs = Field(
+        default="subflows",
+        description="subflows: every image in this flow run's process (one host). "
+        "deployment-runs: every image its own flow run of the deployment below, so the work "
+        "pool's workers share the batch.",
     )
-    max_imports_per_region: int = Field(
-        default=2,
-        ge=1,
-        le=32,
-        description="Import tasks running at once in the target region, 1 to 32.",
+    deployment: str = Field(
+        default=DEFAULT_TRANSFER_DEPLOYMENT,
+        pattern=r"^transfer-image/[^/\s]+$",
+        description="With run_as=deployment-runs: the deployment of the transfer-image flow "
+        "each image runs on, transfer-image/NAME, e.g. transfer-image/adhoc.",
     )
+    image_timeout_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="With run_as=deployment-runs: seconds the batch waits for one image's "
+        "flow run, 60 to 604800 (a week), before it records the image as not finished (the "
+        "run goes on).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_process_caps(cls, data: Any) -> Any:
+        """The process-local caps are gone: say what replaced them, not just "extra input"."""
+        if isinstance(data, dict):
+            given = sorted(REMOVED_BATCH_CAPS & set(data))
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: no longer a batch parameter. The caps on export and "
+                    "import tasks per region are Prefect global concurrency limits shared by "
+                    "every worker and batch (imagehop-export-<REGION>, imagehop-import-"
+                    "<REGION>): remove the parameter and set the caps with "
+                    "`python deployments/limits.py --region DFW --region IAD --export N "
+                    "--import N`"
+                )
+        return data
 
     @field_validator("source_region", "target_region")
     @classmethod

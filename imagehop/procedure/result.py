@@ -183,6 +183,8 @@ class ImageOutcome(BaseModel):
     target_image_id: str | None = None
     message: str = ""
     seconds: float = 0.0
+    flow_run_id: str | None = Field(default=None, description="The image's transfer-image run.")
+    flow_run_name: str | None = None
 
 
 class BatchResult(BaseModel):
@@ -205,6 +207,7 @@ class BatchResult(BaseModel):
                 "status": o.status,
                 "target image": o.target_image_id or NOTHING,
                 "seconds": f"{o.seconds:.1f}",
+                "flow run": o.flow_run_name or o.flow_run_id or NOTHING,
                 "message": o.message or NOTHING,
             }
             for o in self.outcomes

@@ -90,21 +90,24 @@ class Operator:
         return result.stdout
 
 
-def start_prefect_server(folder: Path, ui: bool = False) -> PrefectServer:
+def start_prefect_server(folder: Path, ui: bool = False, **settings: str) -> PrefectServer:
     """`prefect server start` on a free port with its own home, not waited for. With ``ui``
     it also serves the UI at its root, the UI talking to this server's API."""
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     extra = {"PREFECT_UI_API_URL": api_url} if ui else {"PREFECT_UI_ENABLED": "false"}
-    env = prefect_env(folder / "home", **extra)
+    env = prefect_env(folder / "home", **extra, **settings)
     command = [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     process = Background.start("prefect server", command, env, folder / "server.log", folder)
     return PrefectServer(process, api_url, folder / "home")
 
 
-def set_up_operator(server: PrefectServer, cloud: LocalCloud, workdir: Path) -> Operator:
+def set_up_operator(
+    server: PrefectServer, cloud: LocalCloud, workdir: Path, together: bool = True
+) -> Operator:
     """Wait for the server, then create the work pool, the credentials and the result
-    storage with the README's commands."""
+    storage with the README's commands (at the same time, or one after the other: on a
+    fresh PostgreSQL database two scripts saving their first blocks at once can collide)."""
     server.wait_healthy()
     operator = Operator(server, cloud, workdir, workdir / "results")
     account = cloud.settings_env()  # IMAGEHOP_IDENTITY_URL, _USERNAME, _API_KEY
@@ -119,7 +122,8 @@ def set_up_operator(server: PrefectServer, cloud: LocalCloud, workdir: Path) -> 
             operator.env("results"),
         ),
     ]
-    for result in run_all(steps):
+    results = run_all(steps) if together else [run(command, env) for command, env in steps]
+    for result in results:
         assert result.returncode == 0, output_of(result)
     return operator
 

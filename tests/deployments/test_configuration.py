@@ -14,8 +14,10 @@ import yaml
 from pydantic import SecretStr
 
 from deployments.credentials import Ask, CredentialsError, collect
+from deployments.limits import WantedLimit, build_parser, wanted_limits
+from imagehop.procedure.request import BatchRequest
 from imagehop.settings import Settings
-from tests.deployments.expected import NIGHTLY, prefect_yaml, yaml_deployments
+from tests.deployments.expected import NIGHTLY, WEEKLY, prefect_yaml, yaml_deployments
 from tests.deployments.processes import PROJECT_ROOT
 
 EXAMPLES = PROJECT_ROOT / "deployments" / "examples"
@@ -175,6 +177,49 @@ def test_serve_will_not_start_without_an_api_url(
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # unset, even under a harness
         assert serve.main([]) == 2
     assert "PREFECT_API_URL is not set" in capsys.readouterr().err
+
+
+def test_the_weekly_batch_fans_out_onto_a_deployment_of_the_yaml() -> None:
+    deployments = yaml_deployments()
+    batch = BatchRequest.model_validate(deployments[WEEKLY]["parameters"]["batch"])
+
+    assert batch.run_as == "deployment-runs"
+    assert batch.deployment in deployments
+    limit = deployments[batch.deployment]["concurrency_limit"]["limit"]
+    assert batch.max_parallel_transfers <= limit  # no image waits behind its own batch
+
+
+# -- limits.py ---------------------------------------------------------------------------------
+
+
+def test_limits_are_per_region_and_per_ordered_pair() -> None:
+    wanted = wanted_limits(["dfw", "IAD", "DFW"], exports=1, imports=3, copies=None)
+
+    assert wanted == [
+        WantedLimit("imagehop-export-DFW", 1),
+        WantedLimit("imagehop-export-IAD", 1),
+        WantedLimit("imagehop-import-DFW", 3),
+        WantedLimit("imagehop-import-IAD", 3),
+        WantedLimit("imagehop-copy-DFW-IAD", 2, asked=False),  # the default, for new ones
+        WantedLimit("imagehop-copy-IAD-DFW", 2, asked=False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--export", "2"], "--region"),
+        (["--region", "Dallas!"], "not a region code"),
+        (["--region", "DFW", "--copy", "0"], "give 1 to 64 slots"),
+    ],
+)
+def test_limits_refuses_bad_arguments_before_touching_the_server(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert problem in capsys.readouterr().err
 
 
 # -- examples ----------------------------------------------------------------------------------

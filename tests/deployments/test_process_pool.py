@@ -1,6 +1,8 @@
 """deployments/prefect.yaml deployed with `prefect deploy`, run by a real process worker.
 
-The ad-hoc run transfers a real image of the local cloud DFW -> IAD. The worker's flow run uses
+The ad-hoc run transfers a real image of the local cloud DFW -> IAD; the weekly batch runs each
+of its images as a run of the ad-hoc deployment (fan-out) under the global limits that
+deployments/limits.py created. The worker's flow run uses
 the real clock, so each of its two task waits (export, import) costs one 30 s poll interval:
 that floor stays, and it is most of this module's time. What is kept short is everything
 around it: the worker looks for work every second (PREFECT_WORKER_QUERY_SECONDS=1) and the
@@ -20,6 +22,14 @@ from typing import Any
 import pytest
 
 from imagehop.procedure.request import DEFAULT_EXPORT_CONTAINER
+from tests.deployments.batches import (
+    batch_table,
+    global_limits,
+    image_runs,
+    run_limits,
+    start_weekly_batch,
+    wait_final,
+)
 from tests.deployments.conftest import POOL, Operator, running_worker
 from tests.deployments.expected import (
     ADHOC,
@@ -163,3 +173,54 @@ def _with_payload(content: bytes) -> bytes:
         return content + base64.b64decode(payload, validate=False)
     except ValueError:
         return content
+
+
+def test_limits_script_creates_the_limits_once_and_changes_them_only_when_asked(
+    deployed: Deployed,
+) -> None:
+    operator = deployed.operator
+    regions = ["--region", "DFW", "--region", "IAD"]
+    names = ["export-DFW", "export-IAD", "import-DFW", "import-IAD", "copy-DFW-IAD", "copy-IAD-DFW"]
+
+    first = run_limits(operator, *regions, "--export", "1", "--import", "1", "--copy", "1")
+    again = run_limits(operator, *regions, "--export", "1", "--import", "1", "--copy", "1")
+    other = run_limits(operator, *regions, "--export", "3", "--import", "1", "--copy", "1")
+    held_after_other = global_limits(operator.api)
+    updated = run_limits(operator, "--region", "DFW", "--export", "2", "--update")
+
+    assert first == [f"created   imagehop-{name} = 1" for name in names]
+    assert again == [f"unchanged imagehop-{name} = 1" for name in names]
+    assert other[0] == "kept      imagehop-export-DFW = 1 (asked 3; --update changes it)"
+    assert held_after_other["imagehop-export-DFW"] == 1  # a batch others rely on keeps its cap
+    assert updated == [
+        "updated   imagehop-export-DFW = 2 (was 1)",
+        "kept      imagehop-import-DFW = 1",  # not given: not changed
+    ]
+    assert global_limits(operator.api) == {
+        **{f"imagehop-{name}": 1 for name in names},
+        "imagehop-export-DFW": 2,
+    }
+
+
+def test_weekly_batch_runs_each_image_as_a_run_of_the_adhoc_deployment(
+    deployed: Deployed,
+) -> None:
+    operator, cloud = deployed.operator, deployed.operator.cloud
+    good = new_image(cloud, disk_bytes=1024 * 1024 + 11)
+    licensed = cloud.admin.seed()["DFW"]["licensed_image"]
+
+    batch_run = start_weekly_batch(operator.api, [good, licensed])
+    batch = wait_final(operator.api, batch_run, 2 * RUN_TIMEOUT_SECONDS)
+
+    assert batch["state_type"] == "COMPLETED"  # one image failing does not fail the batch
+    runs = image_runs(operator.api, batch_run)
+    adhoc = operator.api.deployments()[ADHOC]["id"]
+    assert {r["deployment_id"] for r in runs} == {adhoc} and len(runs) == 2
+    assert all(r["labels"]["prefect.worker.name"] == WORKER_NAME for r in runs)
+    by_name = {r["name"]: r["state_type"] for r in runs}
+    rows = {row["source"]: row for row in batch_table(operator.api, batch_run)}
+    assert rows[good]["status"] == "succeeded" and by_name[rows[good]["flow run"]] == "COMPLETED"
+    assert rows[licensed]["status"] == "failed" and by_name[rows[licensed]["flow run"]] == "FAILED"
+    assert "cannot be exported" in rows[licensed]["message"]  # the run's own exception
+    target = rows[good]["target image"]  # read back from the image run's persisted result
+    assert cloud.admin.image_content_md5(target) == cloud.admin.image_content_md5(good)

@@ -391,3 +391,22 @@ def test_counts_grow_per_region_and_kind(local_cloud: LocalCloud, session: Cloud
     after = local_cloud.admin.counts()
     assert after["DFW"]["export_tasks_created"] == before["DFW"].get("export_tasks_created", 0) + 1
     assert after["IAD"] == before["IAD"]
+
+
+def test_peaks_record_the_most_tasks_unfinished_at_once(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    exporting = {"image_uuid": str(uuid.uuid4()), "receiving_swift_container": "x"}
+    with local_cloud.admin.temporary_options(task_pending_seconds=0.5, task_processing_seconds=1):
+        peaks_before = local_cloud.admin.peaks()
+        before = peaks_before["DFW"].get("export_tasks_running", 0)
+        together = [start_task(session, "DFW", "export", exporting) for _ in range(before + 2)]
+        for task in together:
+            session.wait_task("DFW", task["id"])
+        peak = local_cloud.admin.peaks()["DFW"]["export_tasks_running"]
+        assert peak >= before + 2  # every one was unfinished when the last one started
+        for _ in range(2):  # one after the other: never more than one unfinished
+            session.wait_task("DFW", start_task(session, "DFW", "export", exporting)["id"])
+        after = local_cloud.admin.peaks()
+    assert after["DFW"]["export_tasks_running"] == peak
+    assert after["IAD"] == peaks_before["IAD"]  # per region

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
-from imagehop.tasks import limits, progress
+from imagehop.tasks import progress
 
 MiB = 1024 * 1024
 
@@ -48,37 +45,6 @@ def test_phases_are_timed_and_announced_also_when_they_fail() -> None:
     ]
     assert seen[-1].detail == "segment 3 failed"
     assert [timing.name for timing in phases.timings] == ["export", "copy"]
-
-
-def test_region_slots_cap_concurrent_exports_per_region() -> None:
-    limits.configure(exports=2, imports=None)
-    active = {"DFW": 0, "ORD": 0}
-    peak = {"DFW": 0, "ORD": 0}
-    lock = threading.Lock()
-
-    def export(region: str) -> None:
-        with limits.region_slot("export", region):
-            with lock:
-                active[region] += 1
-                peak[region] = max(peak[region], active[region])
-            time.sleep(0.05)
-            with lock:
-                active[region] -= 1
-
-    try:
-        threads = [threading.Thread(target=export, args=(r,)) for r in ["DFW"] * 6 + ["ORD"] * 3]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        limits.configure(None, None)
-    assert peak == {"DFW": 2, "ORD": 2}
-
-
-def test_without_a_cap_slots_do_not_block() -> None:
-    with limits.region_slot("import", "IAD"), limits.region_slot("import", "IAD"):
-        pass
 
 
 def test_the_copy_watch_says_bytes_segments_rate_and_time_left(
