@@ -126,7 +126,8 @@ CopyProperty = Annotated[
         help="A property to copy (repeat the option). Default: " + ", ".join(DEFAULT_PROPERTIES),
     ),
 ]
-Concurrency = Annotated[int | None, typer.Option(help=_help("concurrency"), min=1, max=64)]
+# No min/max here: the request's own check names the range (``_validation_line``).
+Concurrency = Annotated[int | None, typer.Option(help=_help("concurrency"))]
 Debug = Annotated[bool, typer.Option(help="Show tracebacks and Prefect's logs.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
@@ -176,6 +177,11 @@ def transfer(
         "dry_run": dry_run,
     }
     mode = Mode(debug, as_json)
+    if not boot and (boot_flavor or boot_name):
+        given = "--boot-flavor" if boot_flavor else "--boot-name"
+        _fail(
+            EXIT_USAGE, f"invalid request: {given} needs --boot: add --boot, or drop {given}", mode
+        )
     _print_outcome(_run(_request(fields, mode), mode), as_json)
 
 
@@ -331,11 +337,21 @@ def _request(fields: dict[str, Any], mode: Mode) -> TransferRequest:
         _fail(EXIT_USAGE, f"invalid request: {problems}", mode, error)
 
 
+#: pydantic error types of a number outside a field's bounds.
+BOUNDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
 def _validation_line(error: Any) -> str:
     """One pydantic error of the request, in the words of the command line: options, not
     field names."""
     where = ".".join(str(part) for part in error.get("loc", ()) if not isinstance(part, int))
     message = _with_options(str(error.get("msg", "")).removeprefix("Value error, "))
+    from imagehop.settings import value_rule
+
+    field = TransferRequest.model_fields.get(where)
+    rule = value_rule(field.metadata) if field is not None and error.get("type") in BOUNDS else ""
+    if rule:
+        message = f"{error.get('input')} is refused: it must be {rule}"
     return f"{option_of(where)}: {message}" if where else message
 
 

@@ -45,6 +45,7 @@ from imagehop.procedure.request import (
 )
 from imagehop.procedure.result import DryRunPlan, PropertyReport, TransferResult
 from imagehop.procedure.steps import intermediates
+from imagehop.tasks import events
 from imagehop.tasks.checks import (
     find_finished_transfer,
     find_source_image,
@@ -146,7 +147,8 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     """Copy one image (or a new image of a server) to another region, verified and resumable.
 
     Returns a :class:`TransferResult`, or for ``dry_run`` a :class:`DryRunPlan` (nothing
-    created or moved).
+    created or moved). A finished transfer emits the event ``imagehop.image.copied``, a
+    failed or refused one ``imagehop.image.copy-failed`` (:mod:`imagehop.tasks.events`).
 
     Raises:
         PreflightError: the request cannot work (before any side effect); the run ends
@@ -164,16 +166,30 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
         with phases("preflight"):
             report = _accepted(preflight(request, identity))
     except REFUSALS as error:
+        events.copy_failed(request, identity.run_key, error)
         # A Failed state, not an exception: calling the flow still raises the error.
         return cast(TransferResult, refused(error))
     if request.dry_run:
         return _dry_run(request, identity, report)
+    try:
+        result = _transfer(request, identity, report, phases)
+    except Exception as error:
+        events.copy_failed(request, identity.run_key, error)
+        raise
+    events.copied(result)
+    return result
+
+
+def _transfer(
+    request: TransferRequest, identity: TransferIdentity, report: PreflightReport, phases: Phases
+) -> TransferResult:
+    """Move the image (unless an earlier run did), then the finishing steps."""
     done = find_finished_transfer(request.target_region, identity, report.target_tenant)
     if done is not None:
-        return _finish(
-            request, identity, report, phases, _moved_before(request, identity, report, done)
-        )
-    return _finish(request, identity, report, phases, _move(request, identity, report, phases))
+        moved = _moved_before(request, identity, report, done)
+    else:
+        moved = _move(request, identity, report, phases)
+    return _finish(request, identity, report, phases, moved)
 
 
 def _move(

@@ -21,6 +21,7 @@ from imagehop.errors import (
     ConflictError,
     ForbiddenError,
     InvalidContainerNameError,
+    NotFoundError,
     ResourceFailedError,
     TaskFailedError,
 )
@@ -265,6 +266,18 @@ class ImageClient(RegionalApiClient):
         ignores an unknown filter cannot hand back unrelated images."""
         images = self.list_images({key: value})
         return [image for image in images if str(image.value_of(key)) == value]
+
+    def delete_image(self, image_id: str) -> bool:
+        """Delete an image of this account; False if it was already gone (404).
+
+        Raises:
+            ForbiddenError: another account's image, or a protected one (403).
+        """
+        try:
+            self._http.request("DELETE", f"{self.base_url}/images/{image_id}")
+        except NotFoundError:
+            return False
+        return True
 
     def set_properties(
         self, image_id: str, properties: Mapping[str, PropertyValue]

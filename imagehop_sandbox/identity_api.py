@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from imagehop_sandbox.cloud import Cloud, user_id
 from imagehop_sandbox.discovery import identity_v2, identity_versions
-from imagehop_sandbox.info import REGIONS, AccountInfo
+from imagehop_sandbox.info import REGIONS, AccountInfo, RegionInfo
 from imagehop_sandbox.models import iso_ms
 from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue, verify
 from imagehop_sandbox.web import App, HttpError, Request, Response
@@ -82,7 +82,7 @@ class IdentityApi:
         headers = {
             "X-Auth-Token": token,
             "X-Storage-Token": token,
-            "X-Storage-Url": region.storage_url_for(account.tenant_id),
+            "X-Storage-Url": self._storage_url(region, account.tenant_id),
             "X-Server-Management-Url": region.compute_url_for(account.tenant_id),
         }
         return Response.empty(204, headers)
@@ -135,6 +135,12 @@ class IdentityApi:
             "serviceCatalog": self._catalog(tenant),
         }
 
+    def _storage_url(self, region: RegionInfo, tenant: str) -> str:
+        """The region's storage URL, at the host the options publish for it if any."""
+        url = region.storage_url_for(tenant)
+        host = self.cloud.options.catalog_storage_hosts.get(region.name)
+        return url.replace(region.storage_host, host, 1) if host else url
+
     def _catalog(self, tenant: str) -> list[dict[str, Any]]:
         regions = [self.cloud.info.region(name) for name in REGIONS]
         files = ACCOUNT_PREFIX + tenant
@@ -146,8 +152,8 @@ class IdentityApi:
                     {
                         "region": r.name,
                         "tenantId": files,
-                        "publicURL": r.storage_url_for(tenant),
-                        "internalURL": r.storage_url_for(tenant),
+                        "publicURL": self._storage_url(r, tenant),
+                        "internalURL": self._storage_url(r, tenant),
                     }
                     for r in regions
                 ],

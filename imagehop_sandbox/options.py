@@ -9,7 +9,7 @@ first created.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 KiB = 1024
@@ -50,6 +50,9 @@ class SandboxOptions:
     max_manifest_segments: int = 1000
     import_size_limit_bytes: int = 160 * GB
     server_disk_bytes: int = 40_000_000  # not a multiple of the segment size: uneven last one
+    #: ``{"IAD": "http://127.0.0.1:<port>"}``: the Swift address the catalog publishes for a
+    #: region instead of its cluster's own (e.g. a test's fault proxy in front of it).
+    catalog_storage_hosts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
@@ -64,6 +67,12 @@ class SandboxOptions:
                 raise ValueError(f"{name} must not be negative")
         if self.snapshot_seconds < 0 or self.boot_seconds < 0:
             raise ValueError("durations must not be negative")
+        for region, host in self.catalog_storage_hosts.items():
+            if not re.fullmatch(r"https?://[^/\s]+", str(host)):
+                raise ValueError(
+                    f"catalog_storage_hosts[{region!r}] must be a scheme and host, "
+                    f"e.g. http://127.0.0.1:8080 (got {host!r})"
+                )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +103,10 @@ def _coerce(name: str, value: Any) -> Any:
         if name != "max_file_size":
             raise ValueError(f"{name} cannot be None")
         return None
+    if name == "catalog_storage_hosts":
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be an object of region: host (got {value!r})")
+        return {str(region).upper(): str(host) for region, host in value.items()}
     if name.endswith("_seconds"):
         return float(value)
     if name.endswith(("_bytes", "_size", "_segments")):

@@ -22,6 +22,12 @@ RUN_KEY_PROPERTY = "com.imagehop.run-key"
 #: Names the coordinating key imagehop wrote on an image, so that a later run can tell its
 #: own value from one the user set (which imagehop never changes).
 COORDINATING_KEY_PROPERTY = "com.imagehop.coordinating-key"
+#: The server an image of a server transfer came from (snapshot, source and new image), so
+#: that replicate-server's retention finds the copies of that server (with the other markers).
+SERVER_PROPERTY = "com.imagehop.server-id"
+#: Set only by imagehop's own createImage call: this snapshot of that server is imagehop's, so
+#: a later run may delete it (never an image the user made).
+SNAPSHOT_PROPERTY = "com.imagehop.snapshot-of"
 DEFAULT_EXPORT_CONTAINER = "imagehop-exports"
 DEFAULT_IMPORT_CONTAINER = "imagehop-imports"
 #: Image properties an import drops (it accepts only a name) that a booted server relies on.
@@ -55,7 +61,9 @@ IMAGE_SCHEMA_KEYS = frozenset(
 #: Prefixes of well-known image properties (Nova's hw_/img_/os_ hints, Cinder's, Glance's).
 WELL_KNOWN_PREFIXES = ("hw_", "img_", "os_", "cinder_", "glance_", "trait:", "traits:")
 #: imagehop's own bookkeeping properties (they hold the run key and the coordinating key).
-BOOKKEEPING_KEYS = frozenset({RUN_KEY_PROPERTY, COORDINATING_KEY_PROPERTY})
+BOOKKEEPING_KEYS = frozenset(
+    {RUN_KEY_PROPERTY, COORDINATING_KEY_PROPERTY, SERVER_PROPERTY, SNAPSHOT_PROPERTY}
+)
 _LABEL = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
 #: Reverse-DNS style: at least a domain of two labels and a name, dotted, lower case.
 _COORDINATING_KEY = re.compile(rf"{_LABEL}(?:\.{_LABEL}){{2,}}")
@@ -328,15 +336,19 @@ class TransferIdentity(BaseModel):
     run_key: str
     coordinating_key: str
     coordinating_value: str
+    server_id: str | None = None  # the server imaged first, if the source is a server
 
     @property
     def tags(self) -> dict[str, str]:
         """The properties that mark every image of this transfer."""
-        return {
+        tags = {
             self.coordinating_key: self.coordinating_value,
             RUN_KEY_PROPERTY: self.run_key,
             COORDINATING_KEY_PROPERTY: self.coordinating_key,
         }
+        if self.server_id is not None:
+            tags[SERVER_PROPERTY] = self.server_id
+        return tags
 
     @property
     def slug(self) -> str:
@@ -359,6 +371,7 @@ def transfer_identity(request: TransferRequest, now: float) -> TransferIdentity:
         run_key=run_key,
         coordinating_key=request.coordinating_property_key,
         coordinating_value=request.coordinating_property_value or run_key,
+        server_id=request.server_id,
     )
 
 
@@ -503,3 +516,77 @@ class BatchRequest(BaseModel):
             cleanup=self.cleanup,
             concurrency=self.concurrency,
         )
+
+
+#: Copies of a server replicate-server keeps by default (a week of nightly copies).
+DEFAULT_KEEP = 7
+#: At most this many copies kept (a year of nightly copies).
+MAX_KEEP = 366
+#: The request names an image: replicate-server makes a new image of a server each run.
+NOT_A_SERVER = (
+    "replicate-server images a server each run: give source {server_id: ...} (or server_id); "
+    "to copy an existing image use transfer-image"
+)
+
+
+class ReplicateRequest(TransferRequest):
+    """Image a server, transfer the new image, then keep only the newest copies (keep) of
+    that server in the target region (older copies, their source snapshots and intermediate
+    objects deleted). Every field of a transfer applies, except booting a server."""
+
+    source: ServerSource = Field(description="The server to image and copy.")
+    boot: SkipJsonSchema[None] = Field(default=None, exclude=True)
+    keep: int = Field(
+        default=DEFAULT_KEEP,
+        ge=1,
+        le=MAX_KEEP,
+        description=f"Copies of the server to keep in the target region, 1 to {MAX_KEEP}, "
+        "this run's included: older copies imagehop made of this server are deleted there, "
+        "with the source snapshots imagehop made for them and their exported and staged "
+        "objects.",
+    )
+    coordinating_property_value: str | None = Field(
+        default=None,
+        description="Value of the coordinating property. Default: the server id (every copy "
+        "of the server is listed by one property filter).",
+    )
+    run_key: str | None = Field(
+        default=None,
+        description="Requests with the same run key are the same transfer. Default: the "
+        "server id, an @ and the run's scheduled start time in UTC to the second, e.g. "
+        "4f1c2a@2026-12-01T02:00:00Z (a retry of the run resumes it; every run is a new copy).",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Only check the request, plan the transfer and list the copies that "
+        "would be deleted; create, move and delete nothing.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_server(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        source = data.get("source")
+        fields = source.model_dump() if isinstance(source, BaseModel) else source
+        if data.get("image_id") is not None or (isinstance(fields, dict) and "image_id" in fields):
+            raise ValueError(NOT_A_SERVER)
+        if data.get("boot") is not None:
+            raise ValueError("replicate-server boots no server: omit boot")
+        return data
+
+    @property
+    def coordinating_value(self) -> str:
+        """The coordinating property's value on every copy: the given one, else the server."""
+        return self.coordinating_property_value or self.source.server_id
+
+    def transfer_request(self, run_key: str) -> TransferRequest:
+        """The transfer-image request of this run."""
+        fields = self.model_dump(exclude={"keep", "boot"})
+        fields.update(run_key=run_key, coordinating_property_value=self.coordinating_value)
+        return TransferRequest.model_validate(fields)
+
+
+def replication_run_key(server_id: str, started: datetime) -> str:
+    """``<server id>@<UTC time to the second>``: one transfer per replicate-server run."""
+    return f"{server_id}@{started.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"

@@ -211,5 +211,78 @@ class BatchResult(BaseModel):
         ]
 
 
+class KeptCopy(BaseModel):
+    """A copy of the server that retention keeps in the target region."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_id: str
+    run_key: str
+    created_at: str
+    current: bool = Field(default=False, description="The copy this run made.")
+
+
+DeletionKind = Literal["target image", "source snapshot", "intermediates"]
+
+
+class Deletion(BaseModel):
+    """One thing retention deleted (or, in a dry run, would delete)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: DeletionKind
+    region: str
+    what: str  # an image id, or the intermediate objects of a source image
+    run_key: str
+    created_at: str | None = None
+
+
+class ReplicationResult(BaseModel):
+    """The outcome of one replicate-server run: the transfer, then retention."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server_id: str
+    source_region: str
+    target_region: str
+    keep: int
+    dry_run: bool = False
+    transfer: TransferResult | DryRunPlan
+    kept: tuple[KeptCopy, ...] = ()
+    deleted: tuple[Deletion, ...] = Field(
+        default=(), description="What retention deleted; in a dry run, what it would delete."
+    )
+
+    @property
+    def deleted_images(self) -> tuple[str, ...]:
+        """Ids of the target images deleted (or that would be)."""
+        return tuple(d.what for d in self.deleted if d.kind == "target image")
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
+        verb = "would delete" if self.dry_run else "deleted"
+        target = (
+            f"{self.target_region} {self.transfer.target_image_id}"
+            if isinstance(self.transfer, TransferResult)
+            else f"{self.target_region} (dry run: nothing created)"
+        )
+        rows: list[tuple[str, Any]] = [
+            ("server", f"{self.source_region} {self.server_id}"),
+            ("run key", self.transfer.run_key),
+            ("new copy", target),
+            ("copies kept (at most)", self.keep),
+        ]
+        rows += [
+            ("kept", f"{c.image_id} ({c.created_at}{', this run' if c.current else ''})")
+            for c in self.kept
+        ]
+        rows += [
+            (verb, f"{d.kind} {d.region} {d.what} (run key {d.run_key})") for d in self.deleted
+        ]
+        if not self.deleted:
+            rows.append((verb, NOTHING))
+        return [{"item": item, "value": str(value)} for item, value in rows]
+
+
 def _pairs(values: dict[str, str]) -> str:
     return ", ".join(f"{key}={value}" for key, value in values.items())

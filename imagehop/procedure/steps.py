@@ -3,7 +3,8 @@
 A Prefect cache can be lost or live on another machine, so before creating anything each step
 looks at the cloud for what an earlier run with the same run key left:
 
-* snapshot: an image of this account carrying the run key (createImage sets it);
+* snapshot: an image of this account carrying the run key (createImage sets it, and marks
+  the image as imagehop's own snapshot of that server, :data:`SNAPSHOT_PROPERTY`);
 * export: an unfinished export task of this image into this container, else the exported
   ``<image id>.vhd`` already in the container;
 * import: an image in the target already tagged with the run key (done), else an import task
@@ -27,6 +28,7 @@ from imagehop.procedure.request import (
     COORDINATING_KEY_EXAMPLE,
     COORDINATING_KEY_PROPERTY,
     RUN_KEY_PROPERTY,
+    SNAPSHOT_PROPERTY,
     TransferIdentity,
     exported_object,
     segments_container,
@@ -93,7 +95,8 @@ def ensure_snapshot(
     for image in find_run_images(images, identity.run_key, owner):
         if image.value_of("instance_uuid") in (None, server_id):
             return SnapshotOutcome(image_id=image.id, created=False)
-    image_id = compute.create_server_image(server_id, name, identity.tags)
+    metadata = {**identity.tags, SNAPSHOT_PROPERTY: server_id}  # only imagehop's snapshots
+    image_id = compute.create_server_image(server_id, name, metadata)
     return SnapshotOutcome(image_id=image_id, created=True)
 
 

@@ -9,11 +9,12 @@ import yaml
 from tests.deployments.processes import PREFECT_YAML
 
 ADHOC = "transfer-image/adhoc"
-NIGHTLY = "transfer-image/nightly-dr"
+NIGHTLY = "replicate-server/nightly-dr"
 WEEKLY = "transfer-images/weekly-dr-batch"
 FLOW_OF_ENTRYPOINT = {
     "imagehop.flows.transfer_image:transfer_image": "transfer-image",
     "imagehop.flows.transfer_images:transfer_images": "transfer-images",
+    "imagehop.flows.replicate_server:replicate_server": "replicate-server",
 }
 
 

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from deployments.credentials import Ask, CredentialsError, collect
 from imagehop.settings import Settings
-from tests.deployments.expected import prefect_yaml, yaml_deployments
+from tests.deployments.expected import NIGHTLY, prefect_yaml, yaml_deployments
 from tests.deployments.processes import PROJECT_ROOT
 
 EXAMPLES = PROJECT_ROOT / "deployments" / "examples"
@@ -128,7 +128,7 @@ def test_scheduled_deployments_run_one_at_a_time_and_placeholders_stay_unschedul
             assert schedules and not any(s["active"] for s in schedules), name
         if schedules:
             assert spec["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-    assert "REPLACE-WITH" in str(yaml_deployments()["transfer-image/nightly-dr"]["parameters"])
+    assert "REPLACE-WITH" in str(yaml_deployments()[NIGHTLY]["parameters"])
 
 
 # -- serve.py ----------------------------------------------------------------------------------

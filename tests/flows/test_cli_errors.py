@@ -163,7 +163,7 @@ def test_both_sources_name_the_options(runner: CliRunner) -> None:
 
 
 def test_json_on_an_option_the_parser_refuses(cli_env: dict[str, str]) -> None:
-    done, _ = run_cli(["plan", *args("i", "--concurrency", "0", "--json")], cli_env)
+    done, _ = run_cli(["plan", *args("i", "--concurrency", "many", "--json")], cli_env)
     assert done.returncode == 2, done.stderr
     error = json.loads(done.stdout)
     assert error["kind"] == "usage" and error["exit_code"] == 2

@@ -175,6 +175,23 @@ def test_remove_properties_and_find_by_property(dfw: ImageClient, image_id: str)
     assert dfw.find_images_by_property("com.example.image-of", marker) == []
 
 
+def test_delete_image_removes_it_and_a_second_delete_is_not_an_error(
+    dfw: ImageClient, image_id: str
+) -> None:
+    assert dfw.delete_image(image_id) is True
+    with pytest.raises(errors.NotFoundError):
+        dfw.get_image(image_id)
+    assert dfw.delete_image(image_id) is False
+
+
+def test_deleting_an_image_of_the_cloud_is_forbidden(cloud: Cloud, dfw: ImageClient) -> None:
+    """A public image of another owner (the cloud's base image) stays: 403, not deleted."""
+    base_id = cloud.local.admin.seed()["DFW"]["base_image"]
+    with pytest.raises(errors.ForbiddenError):
+        dfw.delete_image(base_id)
+    assert dfw.get_image(base_id).status == "active"
+
+
 def test_listing_follows_the_clouds_next_links(cloud: Cloud, dfw: ImageClient) -> None:
     marker = f"page-{uuid.uuid4().hex[:8]}"
     created = {cloud.new_image(**{"com.example.batch": marker}) for _ in range(5)}
@@ -263,17 +280,19 @@ def test_importing_something_that_is_not_a_vhd_gives_code_396_advice(
     assert caught.value.advice == IMPORT_CODE_ADVICE["396"]
 
 
+@pytest.mark.parametrize("code", sorted(IMPORT_CODE_ADVICE))
 def test_an_injected_import_failure_code_maps_to_its_advice(
-    cloud: Cloud, tokens: TokenManager, dfw: ImageClient, image_id: str
+    code: str, cloud: Cloud, tokens: TokenManager, dfw: ImageClient, image_id: str
 ) -> None:
+    """Every documented import error code gets its own advice."""
     location = export_image(tokens, dfw, image_id)
-    message = "Image cannot be imported. Error code: '609'"
+    message = f"Image cannot be imported. Error code: '{code}'"
     cloud.local.admin.fail_next_task("DFW", "import", message)
     task = dfw.create_import_task(location, "too big")
     with pytest.raises(errors.TaskFailedError) as caught:
         dfw.wait_for_task(task.id, DEADLINE)
     assert caught.value.cloud_message == message
-    assert caught.value.advice == IMPORT_CODE_ADVICE["609"]
+    assert caught.value.advice == IMPORT_CODE_ADVICE[code]
 
 
 def test_a_user_without_the_admin_role_cannot_create_tasks(

@@ -67,6 +67,18 @@ def test_catalog_offers_images_files_and_servers_in_both_regions(local_cloud: Lo
         assert endpoint["publicURL"].endswith(f"/v2/{tenant}")
 
 
+def test_the_catalog_can_publish_another_swift_host_for_one_region(local_cloud: LocalCloud) -> None:
+    """For a test's fault proxy in front of one cluster: only that region's URL changes."""
+    account = local_cloud.main
+    with local_cloud.admin.temporary_options(catalog_storage_hosts={"IAD": "http://127.0.0.1:9"}):
+        access = key_login(local_cloud, account.username, account.api_key).json()["access"]
+    files = {e["region"]: e for e in catalog(access)["cloudFiles"]["endpoints"]}
+    assert files["IAD"]["publicURL"] == f"http://127.0.0.1:9/v1/{account.swift_account}"
+    assert files["DFW"]["publicURL"] == local_cloud.storage_url("DFW", account.tenant_id)
+    after = key_login(local_cloud, account.username, account.api_key).json()["access"]
+    assert "127.0.0.1:9/" not in str(catalog(after)["cloudFiles"])
+
+
 def test_password_login_works_and_says_so(local_cloud: LocalCloud) -> None:
     account = local_cloud.other
     body = {

@@ -46,3 +46,11 @@ def test_export_segments_never_exceed_the_single_object_cap() -> None:
 def test_impossible_values_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         SandboxOptions().updated(changes)
+
+
+def test_catalog_storage_hosts_take_a_scheme_and_host_per_region() -> None:
+    options = SandboxOptions().updated({"catalog_storage_hosts": {"iad": "http://127.0.0.1:9"}})
+    assert options.catalog_storage_hosts == {"IAD": "http://127.0.0.1:9"}
+    for bad in ({"IAD": "127.0.0.1:9"}, {"IAD": "http://h/v1"}, "http://127.0.0.1:9"):
+        with pytest.raises(ValueError, match="catalog_storage_hosts"):
+            SandboxOptions().updated({"catalog_storage_hosts": bad})

@@ -13,16 +13,22 @@ from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools.validation import validate
 from pydantic import BaseModel
 
+from imagehop.flows.replicate_server import replicate_server
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.flows.transfer_images import transfer_images
-from imagehop.procedure.request import BatchRequest, TransferRequest
+from imagehop.procedure.request import BatchRequest, ReplicateRequest, TransferRequest
 from tests.deployments.expected import yaml_deployments
 
 SCHEMAS = {
     "transfer-image": (parameter_schema(transfer_image.fn).model_dump_for_openapi(), "request"),
     "transfer-images": (parameter_schema(transfer_images.fn).model_dump_for_openapi(), "batch"),
+    "replicate-server": (parameter_schema(replicate_server.fn).model_dump_for_openapi(), "request"),
 }
-MODELS: dict[str, type[BaseModel]] = {"request": TransferRequest, "batch": BatchRequest}
+MODELS: dict[str, type[BaseModel]] = {
+    "transfer-image": TransferRequest,
+    "transfer-images": BatchRequest,
+    "replicate-server": ReplicateRequest,
+}
 #: What the UI's markdown renderer would eat or reformat in a description.
 MARKDOWN = re.compile(r"[<>*`\[\]]|__|^\s*[-+#]")
 
@@ -86,9 +92,8 @@ def test_the_source_is_a_choice_with_one_required_id_and_no_none_toggle() -> Non
 
 
 def test_regions_must_look_like_region_codes() -> None:
-    for flow, (schema, parameter) in SCHEMAS.items():
-        model = "TransferRequest" if parameter == "request" else "BatchRequest"
-        properties = _definition(schema, model)["properties"]
+    for flow, (schema, _) in SCHEMAS.items():
+        properties = _definition(schema, MODELS[flow].__name__)["properties"]
         for name in ("source_region", "target_region"):
             pattern = properties[name]["pattern"]
             assert re.fullmatch(pattern, "DFW") and re.fullmatch(pattern, "iad"), (flow, name)
@@ -126,7 +131,7 @@ def test_every_deployment_default_fits_the_schema_and_the_model(name: str) -> No
     else:
         assert missing == []
     jsonschema.validate({parameter: values}, schema)
-    MODELS[parameter].model_validate(values)
+    MODELS[name.split("/")[0]].model_validate(values)
 
 
 def test_the_adhoc_form_as_it_opens_is_refused_with_a_clear_message() -> None:

@@ -11,6 +11,7 @@ from imagehop.procedure.request import (
     COORDINATING_KEY_PROPERTY,
     DEFAULT_COORDINATING_KEY,
     RUN_KEY_PROPERTY,
+    SERVER_PROPERTY,
     BatchRequest,
     ImageSource,
     ServerSource,
@@ -162,6 +163,7 @@ def test_explicit_run_key_and_coordinating_value_win() -> None:
         "com.mycompany.image-of": "db-replica-3",
         RUN_KEY_PROPERTY: "db-3-weekly",
         COORDINATING_KEY_PROPERTY: "com.mycompany.image-of",
+        SERVER_PROPERTY: "s-1",  # a server transfer's images name their server
     }
 
 
