@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from imagehop_sandbox import control
 from imagehop_sandbox.control import processes_of
@@ -29,6 +30,26 @@ TEST_OPTIONS = {
     "max_file_size": 2 * MiB,
     "server_disk_bytes": 3 * MiB + 123_457,
 }
+#: Folders whose tests share one expensive set-up of their own (a prefect server, a worker, a
+#: browser): each runs on one test worker, as a whole.
+SHARED_SETUP_FOLDERS = ("tests/browser", "tests/deployments")
+
+
+class SharedSetupScheduling(LoadScopeScheduling):
+    """pytest-xdist's work units (the two test workers of pyproject.toml's ``addopts``): a
+    folder of :data:`SHARED_SETUP_FOLDERS`, else a test file, so that each package and module
+    fixture starts once. Units go out in collection order (``--no-loadscope-reorder``): the
+    two slowest, browser and deployments, come first and start at once, one per worker."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        folder = path.rsplit("/", 1)[0]
+        return folder if folder in SHARED_SETUP_FOLDERS else path
+
+
+@pytest.hookimpl(optionalhook=True)  # also when run with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> SharedSetupScheduling:
+    return SharedSetupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -146,10 +146,10 @@ def running_worker(operator: Operator, name: str) -> Iterator[Background]:
     assert not left, f"worker processes left behind: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A `prefect server start` of our own; started without waiting, so that it comes up
-    while other session fixtures (the local cloud) start."""
+    """A `prefect server start` of our own for this folder's tests; started without waiting,
+    so that it comes up while other fixtures (the local cloud) start."""
     server = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
     try:
         yield server
@@ -167,4 +167,3 @@ def operator(
     ``prefect_server`` comes first in the arguments so that it starts before the local cloud.
     """
     yield set_up_operator(prefect_server, local_cloud, tmp_path_factory.mktemp("operator"))
-    prefect_server.stop()
