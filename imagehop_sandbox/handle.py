@@ -168,6 +168,12 @@ class LocalCloud:
         """User of the first tenant without the admin role (cannot create tasks)."""
         return self.info.account("demo-viewer")
 
+    def keystone_url(self, region: str | None = None) -> str:
+        """Keystone v3 of the generic-OpenStack mode: one for both regions, or ``region``'s own
+        (as on Flex); ends in ``/v3``."""
+        root = self.identity_url.rsplit("/v2.0", 1)[0] + "/identity"
+        return f"{root}/{region.lower()}/v3" if region else f"{root}/v3"
+
     def images_url(self, region: str) -> str:
         return self.info.region(region).images_url
 
