@@ -50,6 +50,9 @@ class SandboxOptions:
     max_manifest_segments: int = 1000
     import_size_limit_bytes: int = 160 * GB
     server_disk_bytes: int = 40_000_000  # not a multiple of the segment size: uneven last one
+    # Regions whose Images API is upstream Glance (image data API), comma-separated; the
+    # others are Cloud Images, which documents no ``/file``. Off by default.
+    glance_regions: str = ""
 
     def __post_init__(self) -> None:
         for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
@@ -64,6 +67,12 @@ class SandboxOptions:
                 raise ValueError(f"{name} must not be negative")
         if self.snapshot_seconds < 0 or self.boot_seconds < 0:
             raise ValueError("durations must not be negative")
+        if not isinstance(self.glance_regions, str):
+            raise ValueError("glance_regions must be a string such as 'IAD' or 'DFW,IAD'")
+
+    def is_glance_region(self, region: str) -> bool:
+        """Whether ``region``'s Images API serves Glance's image data API."""
+        return region.upper() in {r.strip().upper() for r in self.glance_regions.split(",")}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
