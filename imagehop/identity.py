@@ -1,5 +1,9 @@
 """Identity v2.0: authenticate, read the service catalog, keep one account's token fresh.
 
+Keystone v3 accounts (any OpenStack cloud, Rackspace OpenStack Flex) log in through
+:mod:`imagehop.keystone` into the same records (:mod:`imagehop.access`), so one token manager
+serves both kinds of cloud; source and target may be on different ones.
+
 One :class:`TokenManager` per account (source and target may be different accounts) is
 shared by every client of that account, including the object-store connections of the
 transfer workers, so it is thread-safe. It refreshes the token *before* it expires
@@ -14,9 +18,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from imagehop.access import Access, Endpoint, Interface, ServiceCatalog, Token, User
 from imagehop.clock import SYSTEM_CLOCK, Clock, parse_timestamp
 from imagehop.errors import (
     ApiError,
@@ -25,113 +29,12 @@ from imagehop.errors import (
     ConfigurationError,
     ForbiddenError,
     NotFoundError,
-    PreflightError,
     TransportError,
-    UnknownRegionError,
 )
 from imagehop.http import HttpClient, json_body
+from imagehop.keystone import authenticate_v3
 from imagehop.retries import first_login
-from imagehop.settings import Credentials, Settings
-
-Interface = Literal["public", "internal"]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One service's URLs in one region, as listed in the catalog."""
-
-    service_name: str
-    service_type: str
-    region: str | None
-    public_url: str | None
-    internal_url: str | None
-    tenant_id: str | None
-
-
-@dataclass(frozen=True)
-class ServiceCatalog:
-    """The services and regions an account may use."""
-
-    endpoints: tuple[Endpoint, ...]
-
-    def regions(self, service_type: str) -> list[str]:
-        """Regions offering ``service_type``, sorted."""
-        return sorted({e.region for e in self._of_type(service_type) if e.region})
-
-    def endpoint(self, service_type: str, region: str, interface: Interface = "public") -> str:
-        """The URL of ``service_type`` in ``region`` (region codes are case-insensitive).
-
-        Raises:
-            UnknownRegionError: the region does not offer that service (lists those that do).
-            PreflightError: the region offers it, but not on the ``internal`` interface.
-        """
-        found = self._find(service_type, region)
-        url = found.public_url if interface == "public" else found.internal_url
-        if not url:
-            raise PreflightError(
-                f"the {service_type} service in {found.region or region} has no "
-                f"{interface} URL in the catalog; use the other interface"
-            )
-        return url
-
-    def _of_type(self, service_type: str) -> list[Endpoint]:
-        return [e for e in self.endpoints if e.service_type == service_type]
-
-    def _find(self, service_type: str, region: str) -> Endpoint:
-        candidates = self._of_type(service_type)
-        for endpoint in candidates:
-            if endpoint.region and endpoint.region.upper() == region.upper():
-                return endpoint
-        global_ones = [e for e in candidates if not e.region]
-        if global_ones:
-            return global_ones[0]
-        raise UnknownRegionError(_unknown_region_message(self, service_type, region))
-
-
-def _unknown_region_message(catalog: ServiceCatalog, service_type: str, region: str) -> str:
-    offered = catalog.regions(service_type)
-    if not offered:
-        types = sorted({e.service_type for e in catalog.endpoints})
-        return (
-            f"this account's catalog has no {service_type!r} service "
-            f"(it has: {', '.join(types) or 'nothing'})"
-        )
-    message = (
-        f"region {region!r} offers no {service_type!r} endpoint to this account; "
-        f"regions that do: {', '.join(offered)}"
-    )
-    if region.upper() == "LON":
-        message += " (LON appears only in UK accounts' catalogs)"
-    return message
-
-
-@dataclass(frozen=True)
-class Token:
-    """A token and what it is good for. ``id`` is the secret and stays out of the repr."""
-
-    id: str = field(repr=False)
-    expires_at: float
-    tenant_id: str | None
-    tenant_name: str | None
-
-
-@dataclass(frozen=True)
-class User:
-    """Who the token belongs to."""
-
-    id: str | None
-    name: str | None
-    default_region: str | None
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Access:
-    """Everything one authentication returns."""
-
-    token: Token
-    user: User
-    catalog: ServiceCatalog
+from imagehop.settings import AccountCredentials, Credentials, KeystoneCredentials, Settings
 
 
 def auth_request_body(credentials: Credentials) -> dict[str, Any]:
@@ -215,12 +118,13 @@ def tokens_url(identity_url: str) -> str:
 def authenticate(
     http: HttpClient,
     identity_url: str,
-    credentials: Credentials,
+    credentials: AccountCredentials,
     setting_prefix: str = "IMAGEHOP_",
     *,
     first: bool = False,
 ) -> Access:
-    """Log in once.
+    """Log in once: Identity v2.0, or Keystone v3 for :class:`KeystoneCredentials`
+    (:func:`imagehop.keystone.authenticate_v3`).
 
     Args:
         http: a client *without* a token provider.
@@ -236,6 +140,8 @@ def authenticate(
         ConfigurationError: the Identity URL does not answer like Identity v2.0, or (first
             login) cannot be reached at all.
     """
+    if isinstance(credentials, KeystoneCredentials):
+        return authenticate_v3(http, identity_url, credentials, setting_prefix, first=first)
     url = tokens_url(identity_url)
     try:
         response = http.request(
@@ -312,7 +218,7 @@ class TokenManager:
     def __init__(
         self,
         identity_url: str,
-        credentials: Credentials,
+        credentials: AccountCredentials,
         settings: Settings,
         *,
         clock: Clock = SYSTEM_CLOCK,
@@ -338,12 +244,19 @@ class TokenManager:
     @classmethod
     def for_target(cls, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> TokenManager:
         """The manager of the target account (the source account unless one is set)."""
-        prefix = "IMAGEHOP_" if settings.target_username is None else "IMAGEHOP_TARGET_"
+        prefix = "IMAGEHOP_TARGET_" if settings.separate_target_account else "IMAGEHOP_"
         credentials = settings.target_credentials()
-        return cls(settings.identity_url, credentials, settings, clock=clock, setting_prefix=prefix)
+        return cls(
+            settings.target_identity, credentials, settings, clock=clock, setting_prefix=prefix
+        )
 
     def __repr__(self) -> str:
-        return f"TokenManager(user={self._credentials.username!r}, url={self._identity_url!r})"
+        who = (
+            self._credentials.label
+            if isinstance(self._credentials, KeystoneCredentials)
+            else f"user {self._credentials.username!r}"
+        )
+        return f"TokenManager({who}, url={self._identity_url!r})"
 
     def token(self) -> str:
         """A valid token, from cache unless it is near expiry or was invalidated."""

@@ -7,7 +7,7 @@ Build a :class:`Settings` at the edge (CLI, flow entry point), never at import. 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import annotated_types
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
@@ -18,6 +18,8 @@ from imagehop.errors import ConfigurationError
 MiB = 1024 * 1024
 GB = 1000**3
 RACKSPACE_IDENTITY_URL = "https://identity.api.rackspacecloud.com/v2.0"
+AuthType = Literal["rackspace", "v3password", "v3applicationcredential"]
+KEYSTONE_EXAMPLE_URL = "https://keystone.api.sjc3.rackspacecloud.com/v3"
 
 
 class Credentials(BaseModel):
@@ -37,6 +39,36 @@ class Credentials(BaseModel):
         return hash((self.username, self.api_key, self.password))
 
 
+class KeystoneCredentials(BaseModel):
+    """One account's Keystone v3 login: a password (user in a domain, optionally a project to
+    scope to; else the user's default project) or an application credential (already scoped).
+    Built and checked by :meth:`Settings.source_credentials` / ``target_credentials``."""
+
+    method: Literal["password", "application_credential"]
+    username: str | None = None
+    password: SecretStr | None = None
+    user_domain_name: str | None = None
+    project_id: str | None = None
+    project_name: str | None = None
+    project_domain_name: str | None = None
+    application_credential_id: str | None = None
+    application_credential_secret: SecretStr | None = None
+
+    @property
+    def label(self) -> str:
+        """Who logs in, for messages (never a secret)."""
+        if self.method == "application_credential":
+            return f"application credential {self.application_credential_id!r}"
+        return f"user {self.username!r}"
+
+    def __hash__(self) -> int:  # usable as a dict key for per-account token managers
+        return hash(tuple(self.model_dump().items()))
+
+
+#: Either kind of login; :func:`imagehop.identity.authenticate` picks the API from the type.
+AccountCredentials = Credentials | KeystoneCredentials
+
+
 class Settings(BaseSettings):
     """Everything imagehop needs to reach the cloud, and how hard to push it."""
 
@@ -49,7 +81,13 @@ class Settings(BaseSettings):
 
     identity_url: str = Field(
         RACKSPACE_IDENTITY_URL,
-        description="Identity v2.0 endpoint (POST {identity_url}/tokens).",
+        description="Identity of the source cloud: Rackspace Identity v2.0 (POST "
+        "{identity_url}/tokens), or Keystone with or without /v3 for the v3 auth types.",
+    )
+    auth_type: AuthType = Field(
+        "rackspace",
+        description="How the source account logs in: rackspace (Identity v2.0, API key or "
+        "password), v3password or v3applicationcredential (Keystone v3, any OpenStack cloud).",
     )
     username: str | None = Field(None, description="Account user name (source account).")
     api_key: SecretStr | None = Field(None, description="API key of `username`.")
@@ -59,6 +97,50 @@ class Settings(BaseSettings):
     )
     target_api_key: SecretStr | None = Field(None, description="API key of `target_username`.")
     target_password: SecretStr | None = Field(None, description="Password of `target_username`.")
+    user_domain_name: str | None = Field(
+        None, description="Keystone v3: the user's domain (Flex: rackspace_cloud_domain)."
+    )
+    project_name: str | None = Field(
+        None, description="Keystone v3: project to work in, by name; unset = default project."
+    )
+    project_id: str | None = Field(None, description="Keystone v3: project to work in, by id.")
+    project_domain_name: str | None = Field(
+        None, description="Keystone v3: domain of project_name; unset = the user's domain."
+    )
+    application_credential_id: str | None = Field(
+        None, description="Keystone v3: application credential id (v3applicationcredential)."
+    )
+    application_credential_secret: SecretStr | None = Field(
+        None, description="Keystone v3: the application credential's secret."
+    )
+    target_identity_url: str | None = Field(
+        None,
+        description="Identity of the target: another cloud, or the target region's own "
+        "Keystone (as on Flex); unset = identity_url.",
+    )
+    target_auth_type: AuthType | None = Field(
+        None, description="How the target account logs in; unset = auth_type."
+    )
+    target_user_domain_name: str | None = Field(None, description="The target user's domain.")
+    target_project_name: str | None = Field(None, description="The target project, by name.")
+    target_project_id: str | None = Field(None, description="The target project, by id.")
+    target_project_domain_name: str | None = Field(
+        None, description="Domain of target_project_name; unset = the target user's domain."
+    )
+    target_application_credential_id: str | None = Field(
+        None, description="Application credential id of a separate target account."
+    )
+    target_application_credential_secret: SecretStr | None = Field(
+        None, description="Secret of target_application_credential_id."
+    )
+    application_credential_secret_block: str | None = Field(
+        None,
+        description="Name of a Prefect Secret block holding the application credential's "
+        "secret (a name, not a secret).",
+    )
+    target_application_credential_secret_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the target's secret."
+    )
     api_key_secret_block: str | None = Field(
         None,
         description="Name of a Prefect Secret block holding the API key, used by the flows "
@@ -160,19 +242,69 @@ class Settings(BaseSettings):
             return False
         return str(self.ca_bundle) if self.ca_bundle else True
 
-    def source_credentials(self) -> Credentials:
-        """Credentials of the source account; raises ConfigurationError if unset."""
-        return _credentials(self.username, self.api_key, self.password, "IMAGEHOP_USERNAME")
+    @property
+    def separate_target_account(self) -> bool:
+        """Whether the target logs in with its own ``IMAGEHOP_TARGET_*`` credentials."""
+        return bool(self.target_username or self.target_application_credential_id)
 
-    def target_credentials(self) -> Credentials:
+    @property
+    def target_identity(self) -> str:
+        """The target's Identity URL (the source's unless ``target_identity_url`` is set)."""
+        return self.target_identity_url or self.identity_url
+
+    def source_credentials(self) -> AccountCredentials:
+        """Credentials of the source account; raises ConfigurationError if unset."""
+        return self._side_credentials("", self.auth_type, self.identity_url)
+
+    def target_credentials(self) -> AccountCredentials:
         """Credentials of the target account (the source account unless set)."""
-        if self.target_username is None:
-            return self.source_credentials()
-        return _credentials(
-            self.target_username,
-            self.target_api_key,
-            self.target_password,
-            "IMAGEHOP_TARGET_USERNAME",
+        auth_type = self.target_auth_type or self.auth_type
+        if not self.separate_target_account:
+            if auth_type != self.auth_type:
+                raise ConfigurationError(
+                    f"IMAGEHOP_TARGET_AUTH_TYPE={auth_type} differs from IMAGEHOP_AUTH_TYPE="
+                    f"{self.auth_type}: another kind of login needs the target's own account; "
+                    "set IMAGEHOP_TARGET_USERNAME (or IMAGEHOP_TARGET_APPLICATION_CREDENTIAL_ID) "
+                    "and its secret, or unset IMAGEHOP_TARGET_AUTH_TYPE"
+                )
+            return self._side_credentials("", auth_type, self.target_identity)
+        return self._side_credentials("target_", auth_type, self.target_identity)
+
+    def _side_credentials(
+        self, side: str, auth_type: AuthType, identity_url: str
+    ) -> AccountCredentials:
+        """The login of one side; ``side`` is ``""`` or ``"target_"`` (a field prefix)."""
+        env = ENV_PREFIX + side.upper()
+
+        def value(name: str) -> Any:
+            return getattr(self, side + name)
+
+        if auth_type == "rackspace":
+            return _credentials(
+                value("username"), value("api_key"), value("password"), f"{env}USERNAME"
+            )
+        if identity_url.rstrip("/") == RACKSPACE_IDENTITY_URL:
+            url_env = "IMAGEHOP_TARGET_IDENTITY_URL" if side else "IMAGEHOP_IDENTITY_URL"
+            raise ConfigurationError(
+                f"{env}AUTH_TYPE={auth_type} logs in with Keystone v3, but the Identity URL is "
+                f"Rackspace's v2.0 one: set {url_env} to your cloud's Keystone "
+                f"(e.g. {KEYSTONE_EXAMPLE_URL})"
+            )
+        if auth_type == "v3applicationcredential":
+            return _application_credential(
+                value("application_credential_id"), value("application_credential_secret"), env
+            )
+        return _keystone_password(
+            KeystoneCredentials(
+                method="password",
+                username=value("username"),
+                password=value("password"),
+                user_domain_name=value("user_domain_name"),
+                project_id=value("project_id"),
+                project_name=value("project_name"),
+                project_domain_name=value("project_domain_name") or value("user_domain_name"),
+            ),
+            env,
         )
 
 
@@ -256,3 +388,41 @@ def _credentials(
         key_env = env_name.replace("USERNAME", "API_KEY")
         raise ConfigurationError(f"user {username!r} has no secret: set {key_env}")
     return Credentials(username=username, api_key=api_key, password=password)
+
+
+def _keystone_password(credentials: KeystoneCredentials, env: str) -> KeystoneCredentials:
+    """``credentials`` if they can log in with the v3 password method, else which variable
+    to set."""
+    if not credentials.username:
+        raise ConfigurationError(f"no user name: set {env}USERNAME (and {env}PASSWORD)")
+    if credentials.password is None:
+        raise ConfigurationError(
+            f"user {credentials.username!r} has no password: set {env}PASSWORD "
+            f"(or {env}PASSWORD_SECRET_BLOCK)"
+        )
+    if not credentials.user_domain_name:
+        raise ConfigurationError(
+            f"Keystone v3 needs the user's domain: set {env}USER_DOMAIN_NAME "
+            "(Flex: rackspace_cloud_domain; many clouds: Default)"
+        )
+    return credentials
+
+
+def _application_credential(
+    credential_id: str | None, secret: SecretStr | None, env: str
+) -> KeystoneCredentials:
+    if not credential_id:
+        raise ConfigurationError(
+            f"no application credential: set {env}APPLICATION_CREDENTIAL_ID and "
+            f"{env}APPLICATION_CREDENTIAL_SECRET (openstack application credential create)"
+        )
+    if secret is None:
+        raise ConfigurationError(
+            f"application credential {credential_id!r} has no secret: set "
+            f"{env}APPLICATION_CREDENTIAL_SECRET (or {env}APPLICATION_CREDENTIAL_SECRET_BLOCK)"
+        )
+    return KeystoneCredentials(
+        method="application_credential",
+        application_credential_id=credential_id,
+        application_credential_secret=secret,
+    )

@@ -13,7 +13,9 @@ What runs (``supervisor`` owns it all):
 * two Swift clusters, ``DFW`` and ``IAD`` (:mod:`.swift_cluster`), accepting the Identity's
   signed tokens (:mod:`.swift_auth`, :mod:`.tokens`); ``swift`` CLI login:
   ``swift -A <identity host>/auth/v1.0[/IAD] -U demo -K <api key> list``;
-* one API service (:mod:`.service`): Identity v2.0 (:mod:`.identity_api`), Cloud Images v2 with
+* one API service (:mod:`.service`): Identity v2.0 (:mod:`.identity_api`) and, for the
+  generic-OpenStack mode, Keystone v3 under ``/identity[/<region>]`` (:mod:`.keystone_v3`),
+  Cloud Images v2 with
   export/import tasks (:mod:`.images_api`, :mod:`.jobs`) and Cloud Servers v2
   (:mod:`.compute_api`) for each region, each on its own port, state in SQLite;
 * a sandbox-only admin API under ``/_sandbox`` (:mod:`.admin_api`) for tests.

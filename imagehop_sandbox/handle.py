@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from imagehop_sandbox import control
-from imagehop_sandbox.info import AccountInfo, SandboxInfo
+from imagehop_sandbox.info import DOMAIN_NAME, AccountInfo, SandboxInfo
 from imagehop_sandbox.tokens import issue
 
 TIMEOUT = (5.0, 60.0)
@@ -178,6 +178,12 @@ class LocalCloud:
         """User of the first tenant without the admin role (cannot create tasks)."""
         return self.info.account("demo-viewer")
 
+    def keystone_url(self, region: str | None = None) -> str:
+        """Keystone v3 of the generic-OpenStack mode: one for both regions, or ``region``'s own
+        (as on Flex); ends in ``/v3``."""
+        root = self.identity_url.rsplit("/v2.0", 1)[0] + "/identity"
+        return f"{root}/{region.lower()}/v3" if region else f"{root}/v3"
+
     def images_url(self, region: str) -> str:
         return self.info.region(region).images_url
 
@@ -211,6 +217,29 @@ class LocalCloud:
         if target is not None:
             env["IMAGEHOP_TARGET_USERNAME"] = target.username
             env["IMAGEHOP_TARGET_API_KEY"] = target.api_key
+        return env
+
+    def keystone_settings_env(
+        self,
+        account: AccountInfo | None = None,
+        region: str | None = None,
+        application_credential: bool = False,
+    ) -> dict[str, str]:
+        """``IMAGEHOP_*`` variables for a Keystone v3 login (generic-OpenStack mode): a
+        password with domains, or ``application_credential``; ``region`` picks that region's
+        own Keystone (as on Flex) instead of the one for both regions."""
+        chosen = account or self.main
+        env = {"IMAGEHOP_IDENTITY_URL": self.keystone_url(region)}
+        if application_credential:
+            env["IMAGEHOP_AUTH_TYPE"] = "v3applicationcredential"
+            env["IMAGEHOP_APPLICATION_CREDENTIAL_ID"] = chosen.app_credential_id
+            env["IMAGEHOP_APPLICATION_CREDENTIAL_SECRET"] = chosen.app_credential_secret
+            return env
+        env["IMAGEHOP_AUTH_TYPE"] = "v3password"
+        env["IMAGEHOP_USERNAME"] = chosen.username
+        env["IMAGEHOP_PASSWORD"] = chosen.password
+        env["IMAGEHOP_USER_DOMAIN_NAME"] = DOMAIN_NAME
+        env["IMAGEHOP_PROJECT_NAME"] = chosen.project_name
         return env
 
     def session(self, account: AccountInfo | None = None) -> CloudSession:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from imagehop_sandbox.cloud import Cloud, user_id
 from imagehop_sandbox.discovery import identity_v2, identity_versions
 from imagehop_sandbox.info import REGIONS, AccountInfo, RegionInfo
+from imagehop_sandbox.keystone_v3 import is_v3_path, render_v3_error
 from imagehop_sandbox.models import iso_ms
 from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue, verify
 from imagehop_sandbox.web import App, HttpError, Request, Response
@@ -28,6 +29,9 @@ FAULT_KINDS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "i
 
 
 def render_identity_error(request: Request, error: HttpError) -> Response:
+    """v2.0 fault bodies, Keystone v3 error bodies under the v3 paths."""
+    if is_v3_path(request.path):
+        return render_v3_error(request, error)
     kind = FAULT_KINDS.get(error.status, "identityFault")
     return Response.json(error.status, {kind: {"code": error.status, "message": error.message}})
 

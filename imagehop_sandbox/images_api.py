@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from imagehop_sandbox.cloud import Caller, Cloud
 from imagehop_sandbox.content import delete_content
 from imagehop_sandbox.discovery import negotiate_images_version
+from imagehop_sandbox.image_data import ImageDataApi
 from imagehop_sandbox.jobs import Jobs
 from imagehop_sandbox.listing import page_of_images
 from imagehop_sandbox.models import ImageRecord, TaskRecord, iso
@@ -69,10 +70,12 @@ def render_glance_error(request: Request, error: HttpError) -> Response:
     return Response(error.status, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
 
 
-def image_view(image: ImageRecord) -> dict[str, Any]:
+def image_view(image: ImageRecord, glance: bool = False) -> dict[str, Any]:
     """The image as ``GET /v2/images/{id}`` shows it (no ``size`` or ``checksum`` before it
-    has bytes)."""
+    has bytes). On Cloud Images ``checksum`` is of a packaging; where the region is Glance
+    (``glance``) it is the MD5 of the bytes ``/file`` serves, as Glance computes it."""
     stored = image.stored
+    checksum = None if stored is None else (stored.md5 if glance else stored.checksum)
     view: dict[str, Any] = dict(image.properties)
     view.update(
         id=image.id,
@@ -87,7 +90,7 @@ def image_view(image: ImageRecord) -> dict[str, Any]:
         container_format=image.container_format,
         owner=image.owner,
         size=None if stored is None else stored.size,
-        checksum=None if stored is None else stored.checksum,
+        checksum=checksum,
         created_at=iso(image.created_at),
         updated_at=iso(image.updated_at),
         self=f"/v2/images/{image.id}",
@@ -138,6 +141,7 @@ class ImagesApi:
         route("GET", "/v2/tasks/{task_id}")(self.get_task)
         route("DELETE", "/v2/tasks/{task_id}")(self.delete_task)
         route("GET", "/v2/schemas/{name}")(self.schema)
+        ImageDataApi(cloud, self.app, region)
 
     def _negotiate(self, request: Request) -> Response | None:
         """Version discovery as Glance answers it, then ``/v2/<tenant>/images`` as
@@ -151,6 +155,11 @@ class ImagesApi:
 
     # -- images --------------------------------------------------------------------------
 
+    @property
+    def _glance(self) -> bool:
+        """Whether this region's Images API is upstream Glance (option ``glance_regions``)."""
+        return self.cloud.options.is_glance_region(self.region)
+
     def _visible_image(self, caller: Caller, image_id: str) -> ImageRecord:
         image = ImageRecord.load(self.store, image_id)
         if image is None or image.region != self.region or not image.visible_to(caller.tenant):
@@ -162,7 +171,7 @@ class ImagesApi:
         images = ImageRecord.load_all(self.store, self.region)
         page = page_of_images(images, caller.tenant, request.query)
         doc: dict[str, Any] = {
-            "images": [image_view(image) for image in page.images],
+            "images": [image_view(image, self._glance) for image in page.images],
             "first": page.first,
             "schema": "/v2/schemas/images",
         }
@@ -173,7 +182,7 @@ class ImagesApi:
     def get_image(self, request: Request) -> Response:
         caller = self.cloud.caller(request)
         return Response.json(
-            200, image_view(self._visible_image(caller, request.params["image_id"]))
+            200, image_view(self._visible_image(caller, request.params["image_id"]), self._glance)
         )
 
     def patch_image(self, request: Request) -> Response:
@@ -203,7 +212,7 @@ class ImagesApi:
             raise failure[0]
         if updated is None:
             raise HttpError(404, f"Failed to find image {image_id} to update")
-        return Response.json(200, image_view(ImageRecord.from_doc(updated)))
+        return Response.json(200, image_view(ImageRecord.from_doc(updated), self._glance))
 
     def delete_image(self, request: Request) -> Response:
         caller = self.cloud.caller(request)

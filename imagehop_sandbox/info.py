@@ -27,6 +27,9 @@ class AccountInfo:
     tenant_id: str
     admin: bool = True
     default_region: str = "DFW"
+    # Keystone v3 (generic OpenStack mode): an application credential of this user.
+    app_credential_id: str = ""
+    app_credential_secret: str = ""
 
     def __repr__(self) -> str:  # keep secrets out of logs and test output
         return f"AccountInfo(username={self.username!r}, tenant_id={self.tenant_id!r})"
@@ -34,6 +37,20 @@ class AccountInfo:
     @property
     def swift_account(self) -> str:
         return ACCOUNT_PREFIX + self.tenant_id
+
+    @property
+    def project_name(self) -> str:
+        """The Keystone v3 project whose id is ``tenant_id``."""
+        return project_name(self.tenant_id)
+
+
+#: The Keystone v3 domain of every user and project (Flex has ``rackspace_cloud_domain``).
+DOMAIN_ID = "a3f1c0de5b2d4e8f9a7b6c5d4e3f2a1b"
+DOMAIN_NAME = "sandbox_cloud_domain"
+
+
+def project_name(tenant_id: str) -> str:
+    return f"project-{tenant_id}"
 
 
 @dataclass(frozen=True)

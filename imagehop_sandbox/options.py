@@ -53,6 +53,9 @@ class SandboxOptions:
     #: ``{"IAD": "http://127.0.0.1:<port>"}``: the Swift address the catalog publishes for a
     #: region instead of its cluster's own (e.g. a test's fault proxy in front of it).
     catalog_storage_hosts: dict[str, str] = field(default_factory=dict)
+    # Regions whose Images API is upstream Glance (image data API), comma-separated; the
+    # others are Cloud Images, which documents no ``/file``. Off by default.
+    glance_regions: str = ""
 
     def __post_init__(self) -> None:
         for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
@@ -73,6 +76,12 @@ class SandboxOptions:
                     f"catalog_storage_hosts[{region!r}] must be a scheme and host, "
                     f"e.g. http://127.0.0.1:8080 (got {host!r})"
                 )
+        if not isinstance(self.glance_regions, str):
+            raise ValueError("glance_regions must be a string such as 'IAD' or 'DFW,IAD'")
+
+    def is_glance_region(self, region: str) -> bool:
+        """Whether ``region``'s Images API serves Glance's image data API."""
+        return region.upper() in {r.strip().upper() for r in self.glance_regions.split(",")}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

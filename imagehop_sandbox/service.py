@@ -23,6 +23,7 @@ from imagehop_sandbox.identity_api import IdentityApi, render_identity_error
 from imagehop_sandbox.images_api import ImagesApi
 from imagehop_sandbox.info import REGIONS, read_info
 from imagehop_sandbox.jobs import Jobs
+from imagehop_sandbox.keystone_v3 import KeystoneV3Api
 from imagehop_sandbox.seed import seed
 from imagehop_sandbox.state import Store
 from imagehop_sandbox.web import App, Server
@@ -34,6 +35,7 @@ def build_servers(cloud: Cloud, jobs: Jobs) -> list[Server]:
     ports = cloud.info.ports
     front = App("identity", render_identity_error)
     IdentityApi(cloud, front)
+    KeystoneV3Api(cloud, front)
     AdminApi(cloud, front)
     servers = [Server(front, ports["identity"])]
     for region in REGIONS:

@@ -90,6 +90,8 @@ def _account(username: str, tenant: str, admin: bool, region: str = "DFW") -> Ac
         tenant_id=tenant,
         admin=admin,
         default_region=region,
+        app_credential_id=secrets.token_hex(16),
+        app_credential_secret=secrets.token_urlsafe(24),
     )
 
 

@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +34,7 @@ REASONS = {
     409: "Conflict",
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -95,6 +96,8 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # Sent instead of ``body`` when set (its length in the ``Content-Length`` header).
+    stream: Iterable[bytes] | None = None
 
     @classmethod
     def json(cls, status: int, doc: Any, headers: dict[str, str] | None = None) -> Response:
@@ -193,10 +196,22 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
             self.send_response(response.status, REASONS.get(response.status))
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
+            if response.stream is None:
+                self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
-            if self.command != "HEAD":
+            if response.stream is not None:
+                self._send_stream(response.stream)
+            elif self.command != "HEAD":
                 self.wfile.write(response.body)
+
+        def _send_stream(self, chunks: Iterable[bytes]) -> None:
+            try:
+                for chunk in chunks if self.command != "HEAD" else ():
+                    self.wfile.write(chunk)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 

@@ -37,6 +37,8 @@ SECRET_BLOCK_FIELDS = (
     ("password", "password_secret_block"),
     ("target_api_key", "target_api_key_secret_block"),
     ("target_password", "target_password_secret_block"),
+    ("application_credential_secret", "application_credential_secret_block"),
+    ("target_application_credential_secret", "target_application_credential_secret_block"),
 )
 
 _lock = threading.Lock()

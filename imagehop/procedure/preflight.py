@@ -12,13 +12,13 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from imagehop.access import ServiceCatalog, User
 from imagehop.compute import Flavor, Server, pick_flavor
 from imagehop.errors import (
     ImageNotTransferableError,
     NotFoundError,
     PreflightError,
 )
-from imagehop.identity import ServiceCatalog, User
 from imagehop.image import Image, ImageClient, check_container_name, format_size
 from imagehop.procedure.registry import CloudClients, Side
 from imagehop.procedure.request import BootRequest, TransferIdentity, TransferRequest

@@ -19,7 +19,7 @@ from imagehop.identity import TokenManager
 from imagehop.image import ImageClient
 from imagehop.object_store import ObjectStore
 from imagehop.retries import REQUEST_RETRY, RetryPolicy
-from imagehop.settings import Credentials, Settings
+from imagehop.settings import AccountCredentials, Settings
 
 Side = Literal["source", "target"]
 C = TypeVar("C", ImageClient, ComputeClient)
@@ -48,7 +48,7 @@ class CloudClients:
         self.clock = clock
         self._retry = retry
         self._lock = threading.Lock()
-        self._managers: dict[tuple[str, Credentials], TokenManager] = {}
+        self._managers: dict[tuple[str, AccountCredentials], TokenManager] = {}
         self._stores: dict[tuple[int, str], ObjectStore] = {}
         self._local = threading.local()
 
@@ -61,7 +61,8 @@ class CloudClients:
         credentials = (
             settings.source_credentials() if side == "source" else settings.target_credentials()
         )
-        key = (settings.identity_url, credentials)
+        url = settings.identity_url if side == "source" else settings.target_identity
+        key = (url, credentials)
         with self._lock:
             if key not in self._managers:
                 make = TokenManager.for_source if side == "source" else TokenManager.for_target

@@ -22,10 +22,10 @@ from imagehop import errors
 from imagehop.clock import SYSTEM_CLOCK
 from imagehop.compute import ComputeClient, pick_flavor
 from imagehop.identity import TokenManager
-from imagehop.image import IMPORT_CODE_ADVICE, ImageClient
-from imagehop.settings import Credentials, Settings
+from imagehop.image import IMPORT_CODE_ADVICE, ImageClient, normalize_images_url
+from imagehop.settings import Credentials, KeystoneCredentials, Settings
 from imagehop_sandbox.handle import LocalCloud
-from imagehop_sandbox.info import AccountInfo
+from imagehop_sandbox.info import DOMAIN_NAME, AccountInfo
 from tests.support.scripted_bodies import make_settings
 from tests.support.scripted_clock import FastForwardClock
 
@@ -46,6 +46,17 @@ class Cloud:
         credentials = Credentials(username=account.username, api_key=SecretStr(account.api_key))
         return TokenManager(self.local.identity_url, credentials, self.settings, **kw)
 
+    def keystone_tokens(self, account: AccountInfo | None = None, **kw: Any) -> TokenManager:
+        """The account logged in to Keystone v3 (generic-OpenStack mode) with its password."""
+        credentials = KeystoneCredentials(
+            method="password",
+            username=(account or self.local.main).username,
+            password=SecretStr((account or self.local.main).password),
+            user_domain_name=DOMAIN_NAME,
+            project_name=(account or self.local.main).project_name,
+        )
+        return TokenManager(self.local.keystone_url(), credentials, self.settings, **kw)
+
     def new_image(self, region: str = "DFW", **properties: str) -> str:
         """A fresh active image of the main account with real (VHD) bytes."""
         owner = self.local.main.tenant_id
@@ -62,9 +73,10 @@ def clock() -> FastForwardClock:
     return FastForwardClock()
 
 
-@pytest.fixture
-def tokens(cloud: Cloud) -> TokenManager:
-    return cloud.tokens()
+@pytest.fixture(params=["identity-v2.0", "keystone-v3"])
+def tokens(cloud: Cloud, request: pytest.FixtureRequest) -> TokenManager:
+    """The main account's tokens: every client test runs on either kind of login."""
+    return cloud.tokens() if request.param == "identity-v2.0" else cloud.keystone_tokens()
 
 
 @pytest.fixture
@@ -111,10 +123,12 @@ def test_api_key_and_password_reach_the_same_account(cloud: Cloud) -> None:
         assert images.list_images({"visibility": "public"})
 
 
-def test_the_catalog_offers_every_service_in_both_regions(tokens: TokenManager) -> None:
+def test_the_catalog_offers_every_service_in_both_regions(
+    cloud: Cloud, tokens: TokenManager
+) -> None:
     for service in ("image", "compute", "object-store"):
         assert tokens.catalog.regions(service) == ["DFW", "IAD"]
-    assert tokens.endpoint("image", "iad").endswith("/v2")
+    assert normalize_images_url(tokens.endpoint("image", "iad")) == cloud.local.images_url("IAD")
     assert tokens.endpoint("compute", "DFW").endswith(f"/v2/{tokens.tenant_id}")
     storage = tokens.endpoint("object-store", "DFW", "internal")
     assert storage.endswith(f"/v1/MossoCloudFS_{tokens.tenant_id}")
