@@ -184,7 +184,8 @@ def _transfer(
     request: TransferRequest, identity: TransferIdentity, report: PreflightReport, phases: Phases
 ) -> TransferResult:
     """Move the image (unless an earlier run did), then the finishing steps."""
-    done = find_finished_transfer(request.target_region, identity, report.target_tenant)
+    owner = report.target_tenant
+    done = find_finished_transfer(request.target_region, identity, owner, request.image_id)
     if done is not None:
         moved = _moved_before(request, identity, report, done)
     else:
@@ -218,7 +219,7 @@ def _move(
         with phases("import"):
             staged = import_location(request.import_container, source_id)
             name = new_image_name(request, _source_name(request, report))
-            imported = import_and_wait(dst, staged, name, identity, owner)
+            imported = import_and_wait(dst, staged, name, identity, owner, source_id)
     except Exception:
         _log_remains(request, identity, source_id if exporting else None)
         raise

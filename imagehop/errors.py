@@ -17,6 +17,7 @@ for the ``requests`` clients and the object store alike.
     * ImageNotTransferableError  missing, not owned, not active, not exportable, too large
     * InvalidContainerNameError
     * ForeignPropertyError    the coordinating key holds a value imagehop did not write
+    * RunKeyInUseError        the run key already names another image's transfer
   * AuthenticationError       the credentials, or a freshly renewed token, were refused (401)
   * ApiError                  an HTTP error answer from a cloud API (status, request id)
     * BadRequestError (400), ForbiddenError (403), NotFoundError (404),
@@ -91,6 +92,11 @@ class InvalidContainerNameError(PreflightError):
 class ForeignPropertyError(PreflightError):
     """An image already carries the coordinating key with a value imagehop did not write
     (imagehop never changes such a property)."""
+
+
+class RunKeyInUseError(PreflightError):
+    """The run key already names the transfer of another image (or server): resuming it
+    would take that transfer's snapshot, export, copy or new image for this one."""
 
 
 class AuthenticationError(ImagehopError):

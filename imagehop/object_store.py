@@ -10,7 +10,9 @@ Retries (the retry table in :mod:`imagehop.retries` says who retries what):
 * replayable single requests (HEAD, listings, container PUT, manifest PUT, ...) are the
   request layer: one retry with a new token after a 401 (the stale token is handed to
   ``TokenProvider.invalidate`` first; a second 401 raises
-  :class:`~imagehop.errors.AuthenticationError`), and 5xx, transport errors and short
+  :class:`~imagehop.errors.AuthenticationError`; a bulk delete whose refused deletes inside
+  Swift's 200 answer are all 401, the token having expired during the request, counts as
+  such a 401: the refused objects are sent again once), and 5xx, transport errors and short
   ``Retry-After`` waits as the store's :class:`~imagehop.retries.RetryPolicy` says, with the
   same backoff formula as the HTTP clients (swiftclient's own retries are off);
 * the streaming calls of the segment copy (:meth:`ObjectStore.open_range`,
@@ -34,7 +36,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 
@@ -57,7 +59,7 @@ from imagehop.errors import (
     TransportError,
     UnauthorizedError,
 )
-from imagehop.retries import NO_RETRY, REQUEST_RETRY, RetryBudget, RetryPolicy
+from imagehop.retries import NO_RETRY, REQUEST_RETRY, TOKEN_RENEWALS, RetryBudget, RetryPolicy
 from imagehop.tokens import TokenProvider
 
 if TYPE_CHECKING:  # only for from_settings(); keeps pydantic-settings off the copy path
@@ -487,18 +489,50 @@ class ObjectStore:
         return BulkDeleteResult(deleted, not_found)
 
     def _bulk_delete_batch(self, paths: list[str]) -> BulkDeleteResult:
+        """One batch. Swift's bulk middleware deletes each object with the request's token, so
+        a token that expires during a long request fails the later deletes with 401 inside a
+        200 answer: that is a 401 of the request layer (:data:`~imagehop.retries.TOKEN_RENEWALS`
+        renewal), so the refused token is invalidated and the refused objects sent again; a
+        second refusal is an ``AuthenticationError``."""
+        deleted = not_found = 0
+        for renewal in range(TOKEN_RENEWALS + 1):
+            answer, token = self._post_bulk_delete(paths)
+            deleted, not_found = deleted + answer.deleted, not_found + answer.not_found
+            error = answer.error(self._where("POST"), self.region or None)
+            if error is None:
+                return BulkDeleteResult(deleted, not_found)
+            if not isinstance(error, UnauthorizedError):
+                raise error
+            if renewal == TOKEN_RENEWALS:
+                raise refused_again(error)
+            log.info("%s; renewing the token and deleting those %d again", error, len(paths))
+            if token:
+                self._tokens.invalidate(token)
+            refused = set(answer.failed_paths)
+            paths = [path for path in paths if path in refused]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_bulk_delete(self, paths: list[str]) -> tuple[BulkDeleteAnswer, str | None]:
+        """POST one bulk delete; its answer and the token it was sent with."""
         body = b"".join(quote(path).encode() + b"\n" for path in paths)
         headers = {"Accept": "application/json", "Content-Type": "text/plain"}
         response: dict[str, Any] = {}
-        _, text = self._call(
-            "POST",
-            f"bulk delete of {len(paths)} objects",
-            lambda c: c.post_account(
+        sent: list[str | None] = []
+
+        def post(c: _TokenConnection) -> Any:
+            answer = c.post_account(
                 headers, query_string="bulk-delete", data=body, response_dict=response
-            ),
-        )
+            )
+            sent.append(c.token)
+            return answer
+
+        _, text = self._call("POST", f"bulk delete of {len(paths)} objects", post)
         request_id = response.get("headers", {}).get("x-trans-id")
-        return parse_bulk_delete(text, request_id)
+        return read_bulk_delete(text, request_id), sent[-1] if sent else None
+
+    def _where(self, method: str) -> ErrorAnswer:
+        """The request a bulk delete's error names (the account's path, no host)."""
+        return ErrorAnswer(method=method, url=self.storage_url, status=0)
 
     # -- streaming -----------------------------------------------------------------------
 
@@ -671,28 +705,76 @@ def _check_etag(headers: Mapping[str, str], expected: str | None, what: str) -> 
         )
 
 
-def parse_bulk_delete(body: bytes | str, request_id: str | None = None) -> BulkDeleteResult:
-    """Read a bulk-delete answer; raise if it reports any error (Swift says 200 regardless)."""
+@dataclass(frozen=True)
+class BulkDeleteAnswer:
+    """A bulk-delete answer (Swift says 200 whatever happened to each object)."""
+
+    status: str
+    body: str
+    deleted: int
+    not_found: int
+    #: (path, status) of each object that could not be deleted, paths unquoted.
+    failures: tuple[tuple[str, str], ...]
+    request_id: str | None = None
+
+    @property
+    def failed_paths(self) -> tuple[str, ...]:
+        return tuple(path for path, _ in self.failures)
+
+    def error(self, request: ErrorAnswer, where: str | None = None) -> ImagehopError | None:
+        """None if every object went; else the error to raise. Every failure a 401 (the
+        token expired during the request) maps, through the error map, to an
+        ``UnauthorizedError``; anything else to a ``ServerError`` (5xx) or ``ApiError``."""
+        if not self.failures and self.status.startswith("2"):
+            return None
+        details = "; ".join(f"{path}: {why}" for path, why in self.failures[:5])
+        more = f" (+{len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+        if self.failures and all(why.startswith("401") for _, why in self.failures):
+            answer = replace(
+                request,
+                status=401,
+                reason="Unauthorized",
+                body=f"bulk delete: {len(self.failures)} objects refused: {details}{more}",
+                request_id=self.request_id,
+            )
+            return error_from_answer(answer, 0.0, where=where)
+        error_class = ServerError if self.status.startswith("5") else ApiError
+        return error_class(
+            f"bulk delete failed: {self.status or 'no status'} {self.body}".strip()
+            + (f": {details}{more}" if details else ""),
+            self.request_id,
+        )
+
+
+def read_bulk_delete(body: bytes | str, request_id: str | None = None) -> BulkDeleteAnswer:
+    """Read a bulk-delete answer.
+
+    Raises:
+        ServerError: the body is not the bulk middleware's JSON.
+    """
     try:
         result = json.loads(body)
     except ValueError as exc:
         raise ServerError(
             "bulk delete: unreadable answer (is the bulk middleware enabled?)", request_id
         ) from exc
-    status = str(result.get("Response Status", ""))
-    errors = result.get("Errors") or []
-    if errors or not status.startswith("2"):
-        details = "; ".join(f"{path}: {why}" for path, why in errors[:5])
-        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-        error_class = ServerError if status.startswith("5") else ApiError
-        raise error_class(
-            f"bulk delete failed: {status or 'no status'} {result.get('Response Body', '')}".strip()
-            + (f": {details}{more}" if details else ""),
-            request_id,
-        )
-    return BulkDeleteResult(
-        int(result.get("Number Deleted", 0)), int(result.get("Number Not Found", 0))
+    return BulkDeleteAnswer(
+        status=str(result.get("Response Status", "")),
+        body=str(result.get("Response Body", "")),
+        deleted=int(result.get("Number Deleted", 0)),
+        not_found=int(result.get("Number Not Found", 0)),
+        failures=tuple((unquote(str(path)), str(why)) for path, why in result.get("Errors") or []),
+        request_id=request_id,
     )
+
+
+def parse_bulk_delete(body: bytes | str, request_id: str | None = None) -> BulkDeleteResult:
+    """Read a bulk-delete answer; raise if it reports any error (Swift says 200 regardless)."""
+    answer = read_bulk_delete(body, request_id)
+    error = answer.error(ErrorAnswer(method="POST", url="/", status=0))
+    if error is not None:
+        raise error
+    return BulkDeleteResult(answer.deleted, answer.not_found)
 
 
 def answer_of(exc: ClientException, method: str) -> ErrorAnswer:

@@ -62,6 +62,9 @@ Why each kind has the layer it has:
   a single layer handles short and long hints alike, with no threshold between two layers; the
   wait is visible as the task's ``AwaitingRetry`` state instead of a silent sleep inside a
   request. Repeating the whole step is safe: steps look at the cloud before creating anything.
+* A bulk delete's 200 answer whose failed deletes are all 401 (Swift checks the token on
+  each delete inside the request, so a token can expire part-way) is the 401 row: one
+  renewal, the refused objects sent again.
 * A 401 after a renewal is an ``AuthenticationError``, which nobody retries. The one exception
   is a segment stream: it cannot be repeated in place, so the store invalidates the token and
   raises a retryable ``UnauthorizedError``, and the segment layer's next try gets a new token.

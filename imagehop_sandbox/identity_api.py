@@ -146,9 +146,11 @@ class IdentityApi:
         return url.replace(region.storage_host, host, 1) if host else url
 
     def _catalog(self, tenant: str) -> list[dict[str, Any]]:
+        """Every service in every region, less the ones the options leave out."""
         regions = [self.cloud.info.region(name) for name in REGIONS]
         files = ACCOUNT_PREFIX + tenant
-        return [
+        missing = self.cloud.options.catalog_missing_services
+        services: list[dict[str, Any]] = [
             {
                 "name": "cloudFiles",
                 "type": "object-store",
@@ -186,6 +188,13 @@ class IdentityApi:
                 ],
             },
         ]
+        for service in services:
+            service["endpoints"] = [
+                endpoint
+                for endpoint in service["endpoints"]
+                if service["type"] not in missing.get(endpoint["region"], ())
+            ]
+        return services
 
 
 def _credentials(section: dict[str, Any], secret_name: str) -> tuple[str, str]:

@@ -17,6 +17,9 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 GB = 1000**3
 
+#: The service types the local cloud's catalog publishes (each in every region).
+CATALOG_SERVICE_TYPES = ("object-store", "image", "compute")
+
 # Fixed once the Swift clusters exist (their configuration is written at creation).
 CLUSTER_OPTIONS = frozenset({"max_file_size", "max_manifest_segments"})
 
@@ -56,6 +59,9 @@ class SandboxOptions:
     # Regions whose Images API is upstream Glance (image data API), comma-separated; the
     # others are Cloud Images, which documents no ``/file``. Off by default.
     glance_regions: str = ""
+    #: ``{"IAD": ["image"]}``: service types the catalog leaves out for a region, as a real
+    #: catalog does for a product the account does not have there (the service still runs).
+    catalog_missing_services: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
@@ -75,6 +81,13 @@ class SandboxOptions:
                 raise ValueError(
                     f"catalog_storage_hosts[{region!r}] must be a scheme and host, "
                     f"e.g. http://127.0.0.1:8080 (got {host!r})"
+                )
+        for region, services in self.catalog_missing_services.items():
+            unknown = sorted(set(services) - set(CATALOG_SERVICE_TYPES))
+            if unknown:
+                raise ValueError(
+                    f"catalog_missing_services[{region!r}]: no service type "
+                    f"{', '.join(unknown)} (the catalog has {', '.join(CATALOG_SERVICE_TYPES)})"
                 )
         if not isinstance(self.glance_regions, str):
             raise ValueError("glance_regions must be a string such as 'IAD' or 'DFW,IAD'")
@@ -116,6 +129,12 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"{name} must be an object of region: host (got {value!r})")
         return {str(region).upper(): str(host) for region, host in value.items()}
+    if name == "catalog_missing_services":
+        if not isinstance(value, dict) or not all(
+            isinstance(types, list | tuple) for types in value.values()
+        ):
+            raise ValueError(f"{name} must be an object of region: [service type] (got {value!r})")
+        return {str(region).upper(): [str(t) for t in types] for region, types in value.items()}
     if name.endswith("_seconds"):
         return float(value)
     if name.endswith(("_bytes", "_size", "_segments")):

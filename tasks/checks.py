@@ -7,7 +7,7 @@ from prefect import task
 from imagehop.object_store import ClusterLimits
 from imagehop.procedure.preflight import PreflightReport, run_preflight
 from imagehop.procedure.request import TransferIdentity, TransferRequest
-from imagehop.procedure.steps import find_run_images, find_transferred_image
+from imagehop.procedure.steps import find_run_images, find_transferred_image, is_snapshot_of
 from imagehop.tasks.cloud import clients
 from imagehop.tasks.policy import FRESH
 from imagehop.tasks.refusals import REFUSALS, Refusal
@@ -33,9 +33,13 @@ def preflight(request: TransferRequest, identity: TransferIdentity) -> Preflight
 
 
 @task(name="find-finished-transfer", task_run_name="find-finished-in-{region}", **FRESH)
-def find_finished_transfer(region: str, identity: TransferIdentity, owner: str) -> str | None:
-    """The target image of an earlier run of this transfer, if that run got it tagged."""
-    image = find_transferred_image(clients().images("target", region), identity, owner)
+def find_finished_transfer(
+    region: str, identity: TransferIdentity, owner: str, source_image_id: str | None
+) -> str | None:
+    """The target image of an earlier run of this transfer, if that run got it tagged (a
+    copy of ``source_image_id``, None for a server: of the identity's server)."""
+    images = clients().images("target", region)
+    image = find_transferred_image(images, identity, owner, source_image_id)
     return image.id if image is not None else None
 
 
@@ -47,9 +51,11 @@ def read_target_limits(region: str) -> ClusterLimits:
 
 @task(name="find-source-image", task_run_name="find-source-image-in-{region}", **FRESH)
 def find_source_image(region: str, identity: TransferIdentity, owner: str) -> str | None:
-    """The source image an earlier run of this transfer used (e.g. its server snapshot)."""
+    """The snapshot of the identity's server an earlier run of this transfer made."""
     found = find_run_images(clients().images("source", region), identity.run_key, owner)
-    return found[0].id if found else None
+    server_id = identity.server_id
+    snapshots = [image.id for image in found if server_id and is_snapshot_of(image, server_id)]
+    return snapshots[0] if snapshots else None
 
 
 @task(name="list-source-images", task_run_name="list-images-in-{region}", **FRESH)

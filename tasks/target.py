@@ -21,13 +21,19 @@ from imagehop.tasks.policy import FRESH, WAITING, cached_by
 
 
 def import_and_wait(
-    region: str, location: str, name: str, identity: TransferIdentity, owner: str
+    region: str,
+    location: str,
+    name: str,
+    identity: TransferIdentity,
+    owner: str,
+    source_image_id: str,
 ) -> ImportOutcome:
     """Runbook target steps 1 and 2: start the import task and poll it (>= 30 s apart)
     until the new image is there, holding one of the region's import slots meanwhile."""
 
     def pair(refresh: bool) -> ImportOutcome:
-        outcome, cached = run_create(start_import, refresh, region, location, name, identity, owner)
+        args = (region, location, name, identity, owner, source_image_id)
+        outcome, cached = run_create(start_import, refresh, *args)
         image_id = wait_for_import(region, outcome)
         reused = outcome.reused or ("import task" if cached else None)
         return outcome.model_copy(update={"image_id": image_id, "finished": True, "reused": reused})
@@ -55,13 +61,19 @@ def boot_and_wait(
     **cached_by("import", "region", "location", "identity.run_key"),
 )
 def start_import(
-    region: str, location: str, name: str, identity: TransferIdentity, owner: str
+    region: str,
+    location: str,
+    name: str,
+    identity: TransferIdentity,
+    owner: str,
+    source_image_id: str,
 ) -> ImportOutcome:
-    """Start the import task, unless this transfer's image exists or an import of the same
-    location is running (or finished with an image no other transfer claimed)."""
+    """Start the import task, unless this transfer's image (a copy of ``source_image_id``)
+    exists or an import of the same location is running (or finished with an image no other
+    transfer claimed)."""
     c = clients()
     images, store = c.images("target", region), c.objects("target", region)
-    outcome = ensure_import(images, store, location, name, identity, owner)
+    outcome = ensure_import(images, store, location, name, identity, owner, source_image_id)
     logger = get_run_logger()
     if outcome.reused:
         logger.info("reusing the %s of an earlier run (task %s)", outcome.reused, outcome.task_id)

@@ -18,11 +18,26 @@ from imagehop.errors import (
     ImageNotTransferableError,
     NotFoundError,
     PreflightError,
+    RunKeyInUseError,
+    UnknownRegionError,
 )
 from imagehop.image import Image, ImageClient, check_container_name, format_size
 from imagehop.procedure.registry import CloudClients, Side
-from imagehop.procedure.request import BootRequest, TransferIdentity, TransferRequest
-from imagehop.procedure.steps import check_coordinating_property
+from imagehop.procedure.request import (
+    COPY_OF_PROPERTY,
+    RUN_KEY_PROPERTY,
+    SERVER_PROPERTY,
+    SNAPSHOT_PROPERTY,
+    BootRequest,
+    TransferIdentity,
+    TransferRequest,
+)
+from imagehop.procedure.steps import (
+    check_coordinating_property,
+    find_run_images,
+    is_copy_for,
+    is_snapshot_of,
+)
 
 GB = 1000**3
 EXPORT_OPTIONS_PROPERTY = "com.rackspace__1__options"
@@ -66,11 +81,40 @@ class PreflightReport(BaseModel):
 
 
 def check_catalog(catalog: ServiceCatalog, region: str, services: Sequence[str], who: str) -> str:
-    """Every service is offered in ``region``; raises UnknownRegionError naming the ones that
-    are."""
+    """Every service is offered in ``region``.
+
+    Raises:
+        UnknownRegionError: a region the catalog does not know names the regions that offer
+            the service; a region the catalog lists for some services but not for all of
+            them names the missing ones and the regions that offer every one.
+    """
+    missing = []
     for service in services:
-        catalog.endpoint(service, region)
-    return f"{region} offers {', '.join(services)} to the {who} account"
+        try:
+            catalog.endpoint(service, region)
+        except UnknownRegionError as error:
+            missing.append(error)
+    if not missing:
+        return f"{region} offers {', '.join(services)} to the {who} account"
+    code = region.upper()
+    types = sorted({endpoint.service_type for endpoint in catalog.endpoints})
+    if not any(code in _upper(catalog.regions(t)) for t in types):
+        raise missing[0]  # a region the catalog does not know at all
+    absent = [s for s in services if code not in _upper(catalog.regions(s))]
+    present = [s for s in services if s not in absent]
+    offers = f"offers {', '.join(present)} but no" if present else "offers no"
+    everything = sorted(set.intersection(*(_upper(catalog.regions(s)) for s in services)))
+    regions = f" (regions that do: {', '.join(everything)})" if everything else ""
+    raise UnknownRegionError(
+        f"region {code} {offers} {' and '.join(absent)} to the {who} account (the catalog "
+        f"lists no {' or '.join(absent)} endpoint there): pick a {who} region that offers "
+        f"{', '.join(services)}{regions}, or have {' and '.join(absent)} enabled for this "
+        f"account in {code}"
+    )
+
+
+def _upper(regions: Sequence[str]) -> set[str]:
+    return {region.upper() for region in regions}
 
 
 def check_distinct(request: TransferRequest, source_tenant: str, target_tenant: str) -> str:
@@ -161,6 +205,64 @@ def check_server(server: Server, region: str) -> str:
     return f"server {server.id} in {region} is ACTIVE"
 
 
+def check_run_key(
+    request: TransferRequest,
+    identity: TransferIdentity,
+    in_source: Sequence[Image],
+    in_target: Sequence[Image],
+) -> str:
+    """The run key names no other transfer: every image carrying it is this source (or, for
+    a server, a snapshot of it) in the source region, or a copy of this source in the target.
+
+    ``in_source`` and ``in_target`` are the accounts' images carrying the run key. A copy
+    without imagehop's markers (made before :data:`COPY_OF_PROPERTY` existed) counts as this
+    transfer's only if this source already carries the run key.
+
+    Raises:
+        RunKeyInUseError: naming the image (or server) the run key belongs to, and what to do.
+    """
+    src, dst = request.source_region, request.target_region
+    image_id, server_id = request.image_id, request.server_id
+    ours = [
+        image
+        for image in in_source
+        if image.id == image_id or (server_id is not None and is_snapshot_of(image, server_id))
+    ]
+    for image in in_source:
+        if image not in ours:
+            server = image.value_of(SNAPSHOT_PROPERTY)
+            made_by = f"server {server}" if server is not None else f"image {image.id}"
+            _run_key_in_use(request, identity, made_by, f"image {image.id} in {src}")
+    for image in in_target:
+        copy_of = image.value_of(COPY_OF_PROPERTY)
+        server = image.value_of(SERVER_PROPERTY) if server_id is not None else None
+        if is_copy_for(image, image_id, server_id) and (copy_of or server or ours):
+            continue  # a copy of this source (markers), or of this source's earlier run
+        owner = (
+            f"server {server}"
+            if server is not None and server != server_id
+            else f"image {copy_of}"
+            if copy_of is not None
+            else None
+        )
+        _run_key_in_use(request, identity, owner, f"image {image.id} in {dst}")
+    return f"run key {identity.run_key!r} names no other image's transfer"
+
+
+def _run_key_in_use(
+    request: TransferRequest, identity: TransferIdentity, owner: str | None, found: str
+) -> None:
+    key = identity.run_key
+    this = f"image {request.image_id}" if request.image_id else f"server {request.server_id}"
+    whose = f"the transfer of {owner}" if owner else "another transfer"
+    resume = f", or transfer {owner} to resume that transfer" if owner else ""
+    raise RunKeyInUseError(
+        f"run key {key!r} already belongs to {whose}, not to this one of {this} ({found} carries "
+        f"{RUN_KEY_PROPERTY}={key}); resuming would take that transfer's images for this "
+        f"one: give another run key (or none, for the default){resume}"
+    )
+
+
 def choose_flavor(boot: BootRequest, flavors: Sequence[Flavor], min_disk: int, ram: int) -> Flavor:
     """The flavor named by ``boot`` (id or name), or the smallest that fits the image."""
     if boot.flavor is None:
@@ -206,6 +308,9 @@ def run_preflight(
     limit = clients.settings().import_size_limit_bytes
     source, source_checks = inspect_source(clients, request, identity, source_tenant, limit)
     checks += source_checks
+    in_source = find_run_images(clients.images("source", src), identity.run_key, source_tenant)
+    in_target = find_run_images(clients.images("target", dst), identity.run_key, target_tenant)
+    checks.append(check_run_key(request, identity, in_source, in_target))
     flavor = None
     if request.boot is not None:
         flavors = clients.compute("target", dst).list_flavors()

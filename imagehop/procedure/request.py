@@ -28,6 +28,9 @@ SERVER_PROPERTY = "com.imagehop.server-id"
 #: Set only by imagehop's own createImage call: this snapshot of that server is imagehop's, so
 #: a later run may delete it (never an image the user made).
 SNAPSHOT_PROPERTY = "com.imagehop.snapshot-of"
+#: Set on the imported image only: the source image it is a copy of. A run key reused for
+#: another image is found by it (pre-flight refuses), and no step takes that copy for this one.
+COPY_OF_PROPERTY = "com.imagehop.copy-of"
 DEFAULT_EXPORT_CONTAINER = "imagehop-exports"
 DEFAULT_IMPORT_CONTAINER = "imagehop-imports"
 #: Image properties an import drops (it accepts only a name) that a booted server relies on.
@@ -62,7 +65,13 @@ IMAGE_SCHEMA_KEYS = frozenset(
 WELL_KNOWN_PREFIXES = ("hw_", "img_", "os_", "cinder_", "glance_", "trait:", "traits:")
 #: imagehop's own bookkeeping properties (they hold the run key and the coordinating key).
 BOOKKEEPING_KEYS = frozenset(
-    {RUN_KEY_PROPERTY, COORDINATING_KEY_PROPERTY, SERVER_PROPERTY, SNAPSHOT_PROPERTY}
+    {
+        RUN_KEY_PROPERTY,
+        COORDINATING_KEY_PROPERTY,
+        SERVER_PROPERTY,
+        SNAPSHOT_PROPERTY,
+        COPY_OF_PROPERTY,
+    }
 )
 _LABEL = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
 #: Reverse-DNS style: at least a domain of two labels and a name, dotted, lower case.

@@ -3,12 +3,20 @@
 A Prefect cache can be lost or live on another machine, so before creating anything each step
 looks at the cloud for what an earlier run with the same run key left:
 
-* snapshot: an image of this account carrying the run key (createImage sets it, and marks
-  the image as imagehop's own snapshot of that server, :data:`SNAPSHOT_PROPERTY`);
+* snapshot: an image of this account carrying the run key that is a snapshot of that server
+  (createImage sets the run key, and marks the image as imagehop's own snapshot of that
+  server, :data:`SNAPSHOT_PROPERTY`);
 * export: an unfinished export task of this image into this container, else the exported
   ``<image id>.vhd`` already in the container;
-* import: an image in the target already tagged with the run key (done), else an import task
-  (unfinished, or finished with an image nobody has claimed) reading the same location.
+* import: an image in the target already tagged with the run key and a copy of this source
+  (done, :func:`is_copy_for`), else an import task (unfinished, or finished with an image
+  nobody has claimed) reading the same location.
+
+The export and the staged copy are named after the source image id, so they cannot be another
+image's. The images found by the run key can be: a run key given for another image first
+(``run_key=``) marks that image and its copy. Pre-flight refuses such a request
+(:func:`imagehop.procedure.preflight.check_run_key`); the steps check too, and never take
+another source's snapshot or copy for this one.
 
 Every function takes the clients it needs and returns a small picklable record.
 """
@@ -27,7 +35,9 @@ from imagehop.object_store import ObjectStore
 from imagehop.procedure.request import (
     COORDINATING_KEY_EXAMPLE,
     COORDINATING_KEY_PROPERTY,
+    COPY_OF_PROPERTY,
     RUN_KEY_PROPERTY,
+    SERVER_PROPERTY,
     SNAPSHOT_PROPERTY,
     TransferIdentity,
     exported_object,
@@ -83,6 +93,32 @@ def find_run_images(images: ImageClient, run_key: str, owner: str) -> list[Image
     return sorted(usable, key=lambda image: image.created_at or "", reverse=True)
 
 
+def is_snapshot_of(image: Image, server_id: str) -> bool:
+    """The image is a snapshot of that server (imagehop's marker, or the cloud's
+    ``instance_uuid`` for snapshots made before the marker existed)."""
+    return server_id in (image.value_of(SNAPSHOT_PROPERTY), image.value_of("instance_uuid"))
+
+
+def is_copy_for(image: Image, source_image_id: str | None, server_id: str | None) -> bool:
+    """False if the image's markers say it is a copy of another source image, or of another
+    server (or, for a server transfer, of an image given by id).
+
+    ``source_image_id`` is None where it is not known yet (a server not imaged yet). A copy
+    without markers (made before :data:`COPY_OF_PROPERTY` existed) is not ruled out here.
+    """
+    copy_of = _text(image.value_of(COPY_OF_PROPERTY))
+    server = _text(image.value_of(SERVER_PROPERTY))
+    if source_image_id is not None and copy_of not in (None, source_image_id):
+        return False
+    if server_id is not None:
+        return server == server_id if server is not None else copy_of is None
+    return True
+
+
+def _text(value: PropertyValue | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def ensure_snapshot(
     compute: ComputeClient,
     images: ImageClient,
@@ -93,7 +129,7 @@ def ensure_snapshot(
 ) -> SnapshotOutcome:
     """The image of ``server_id`` for this run key: an earlier run's, else a new one."""
     for image in find_run_images(images, identity.run_key, owner):
-        if image.value_of("instance_uuid") in (None, server_id):
+        if is_snapshot_of(image, server_id):
             return SnapshotOutcome(image_id=image.id, created=False)
     metadata = {**identity.tags, SNAPSHOT_PROPERTY: server_id}  # only imagehop's snapshots
     image_id = compute.create_server_image(server_id, name, metadata)
@@ -182,10 +218,11 @@ def _exists(store: ObjectStore, container: str, name: str) -> bool:
 
 
 def find_transferred_image(
-    images: ImageClient, identity: TransferIdentity, owner: str
+    images: ImageClient, identity: TransferIdentity, owner: str, source_image_id: str | None
 ) -> Image | None:
-    """The target image of this transfer, if an earlier run finished it (active and tagged
-    with both the coordinating property and the run key)."""
+    """The target image of this transfer, if an earlier run finished it (active, tagged
+    with both the coordinating property and the run key, and a copy of this source:
+    ``source_image_id``, None for a server not imaged yet, and the identity's server)."""
     found = images.find_images_by_property(identity.coordinating_key, identity.coordinating_value)
     mine = [
         image
@@ -193,6 +230,7 @@ def find_transferred_image(
         if image.owner == owner
         and image.status == "active"
         and image.value_of(RUN_KEY_PROPERTY) == identity.run_key
+        and is_copy_for(image, source_image_id, identity.server_id)
     ]
     mine.sort(key=lambda image: image.created_at or "", reverse=True)
     return mine[0] if mine else None
@@ -205,6 +243,7 @@ def ensure_import(
     name: str,
     identity: TransferIdentity,
     owner: str,
+    source_image_id: str,
 ) -> ImportOutcome:
     """Import ``location`` as ``name`` unless an earlier run did (or is doing it).
 
@@ -212,7 +251,7 @@ def ensure_import(
     no other transfer tagged it (a run that stopped between import and tagging); only imports
     created after the staged object was written are read.
     """
-    done = find_transferred_image(images, identity, owner)
+    done = find_transferred_image(images, identity, owner, source_image_id)
     if done is not None:
         return ImportOutcome(image_id=done.id, finished=True, reused="tagged target image")
     source = {"import_from": location}
@@ -297,7 +336,8 @@ def copy_properties(
     keys: Iterable[str],
     identity: TransferIdentity,
 ) -> PropertyReport:
-    """Give the target image the source's values of ``keys`` plus the transfer's tags.
+    """Give the target image the source's values of ``keys`` plus the transfer's tags and
+    :data:`COPY_OF_PROPERTY` (the source image's id).
 
     Keys the source lacks, values that are not plain strings/numbers/booleans, and keys the
     cloud refuses (403, protected) are reported as skipped; none of them fails the step.
@@ -314,7 +354,8 @@ def copy_properties(
             wanted[key] = value
     target = images.get_image(target_image_id)
     check_coordinating_property(target, identity, f"the new image {target_image_id}")
-    changes = images.set_properties(target_image_id, {**wanted, **identity.tags})
+    tags = {**identity.tags, COPY_OF_PROPERTY: source.id}
+    changes = images.set_properties(target_image_id, {**wanted, **tags})
     refused = [SkippedProperty(key=k, reason=r) for k, r in changes.refused.items()]
     copied = tuple(key for key in wanted if key not in changes.refused)
     return PropertyReport(copied=copied, skipped=(*skipped, *refused))

@@ -137,3 +137,34 @@ def test_an_image_that_is_not_active_yet_is_refused(
     assert outcome.exit_code == 3, outcome.output
     assert "not 'active'" in line and "wait until it is active" in line
     assert created(on_cloud) == before
+
+
+@pytest.mark.parametrize(
+    ("side", "region", "service", "offered"),
+    [("target", "IAD", "image", "object-store"), ("source", "DFW", "object-store", "image")],
+)
+def test_a_region_missing_one_service_in_the_catalog_is_named_with_that_service(
+    side: str,
+    region: str,
+    service: str,
+    offered: str,
+    on_cloud: LocalCloud,
+    runner: CliRunner,
+) -> None:
+    """The catalog lists the region for one service but not for the other (the account lacks
+    that product there): exit 3, naming the region, the missing service and what to do."""
+    image_id = new_image(on_cloud)
+    before, properties = created(on_cloud), image(on_cloud, "DFW", image_id)
+    command = ["transfer", "--source-region", "DFW", "--target-region", "IAD", "--image-id"]
+
+    with on_cloud.admin.temporary_options(catalog_missing_services={region: [service]}):
+        outcome = runner.invoke(app, [*command, image_id])
+
+    line = outcome.stderr.strip().splitlines()[-1]
+    assert outcome.exit_code == 3, outcome.output
+    assert line.startswith("imagehop: error: ")
+    assert f"region {region} offers {offered} but no {service} to the {side} account" in line
+    assert f"pick a {side} region that offers" in line
+    assert f"or have {service} enabled for this account in {region}" in line
+    assert created(on_cloud) == before
+    assert image(on_cloud, "DFW", image_id) == properties

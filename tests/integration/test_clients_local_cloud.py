@@ -23,6 +23,7 @@ from imagehop.clock import SYSTEM_CLOCK
 from imagehop.compute import ComputeClient, pick_flavor
 from imagehop.identity import TokenManager
 from imagehop.image import IMPORT_CODE_ADVICE, ImageClient, normalize_images_url
+from imagehop.object_store import ObjectStore
 from imagehop.settings import Credentials, KeystoneCredentials, Settings
 from imagehop_sandbox.handle import LocalCloud
 from imagehop_sandbox.info import DOMAIN_NAME, AccountInfo
@@ -402,3 +403,77 @@ def test_an_expired_token_is_replaced_after_one_401(
     assert tokens.token() == stale  # no proactive refresh: only a 401 can reveal it
     assert client.get_image(image_id).id == image_id
     assert tokens.token() != stale
+
+
+def _stored_objects(cloud: Cloud, count: int) -> tuple[ObjectStore, str, list[tuple[str, str]]]:
+    """``count`` small objects in a new IAD container (written with a token that lives)."""
+    tokens = cloud.tokens()
+    container = make_container(tokens, "IAD")
+    store = ObjectStore.from_settings(
+        tokens.endpoint("object-store", "IAD"), tokens, cloud.settings, region="IAD"
+    )
+    for n in range(count):
+        store.put_bytes(container, f"seg/{n:03d}", b"x" * 100)
+    return store, container, [(container, f"seg/{n:03d}") for n in range(count)]
+
+
+def _stale_token(cloud: Cloud) -> tuple[TokenManager, str]:
+    """A manager (on a lagging clock) holding a 0.5 s token of the local Identity that has
+    expired since; tokens it gets after that live as long as usual."""
+    with cloud.local.admin.temporary_options(token_lifetime_seconds=0.5):
+        tokens = cloud.tokens(clock=LaggingClock())
+        stale = tokens.token()
+    SYSTEM_CLOCK.sleep(0.5 + 0.5)
+    assert tokens.token() == stale  # no proactive refresh: only Swift's refusal reveals it
+    return tokens, stale
+
+
+def test_a_bulk_delete_refused_for_an_expired_token_renews_it_and_deletes(cloud: Cloud) -> None:
+    """Swift's bulk middleware checks the token on every delete inside the request, so a
+    token that expires before or during it fails those deletes with 401 inside a 200 answer
+    (the cleanup once reported it as ``ApiError 400``): that is a 401 of the request layer,
+    so the token is renewed once and the refused objects deleted."""
+    writer, container, objects = _stored_objects(cloud, 12)
+    tokens, stale = _stale_token(cloud)
+    store = ObjectStore.from_settings(writer.storage_url, tokens, cloud.settings, region="IAD")
+
+    result = store.bulk_delete(objects)
+
+    assert (result.deleted, result.not_found) == (12, 0)
+    assert writer.list_objects(container) == []
+    assert tokens.token() != stale
+
+
+class StuckTokens:
+    """A provider that hands out the same (dead) token even after it was invalidated."""
+
+    def __init__(self, token: str) -> None:
+        self.stale = token
+        self.invalidated: list[str] = []
+
+    def token(self) -> str:
+        return self.stale
+
+    def invalidate(self, stale: str) -> None:
+        self.invalidated.append(stale)
+
+
+def test_a_bulk_delete_refused_again_after_the_renewal_is_an_authentication_error(
+    cloud: Cloud,
+) -> None:
+    """One renewal (the retry table's 401 row), not a loop: refused again, it raises an
+    AuthenticationError (nobody retries it) and deletes nothing."""
+    writer, container, objects = _stored_objects(cloud, 3)
+    _, stale = _stale_token(cloud)
+    stuck = StuckTokens(stale)
+    store = ObjectStore.from_settings(writer.storage_url, stuck, cloud.settings, region="IAD")
+
+    with pytest.raises(errors.AuthenticationError) as refused:
+        store.bulk_delete(objects)
+
+    message = str(refused.value)
+    assert "IAD: POST" in message and "401 Unauthorized" in message
+    assert "3 objects refused" in message and "the renewed token was refused too" in message
+    assert stale not in message
+    assert stuck.invalidated == [stale]
+    assert len(writer.list_objects(container)) == 3

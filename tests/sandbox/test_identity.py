@@ -79,6 +79,22 @@ def test_the_catalog_can_publish_another_swift_host_for_one_region(local_cloud: 
     assert "127.0.0.1:9/" not in str(catalog(after)["cloudFiles"])
 
 
+def test_the_catalog_can_leave_a_service_out_of_one_region(local_cloud: LocalCloud) -> None:
+    """As a real catalog does for a product the account lacks there: IAD keeps Cloud Files
+    and servers but loses images; DFW keeps everything; the next login has it all again."""
+    account = local_cloud.main
+    with local_cloud.admin.temporary_options(catalog_missing_services={"IAD": ["image"]}):
+        access = key_login(local_cloud, account.username, account.api_key).json()["access"]
+    regions = {
+        name: sorted(e["region"] for e in service["endpoints"])
+        for name, service in catalog(access).items()
+    }
+    both = ["DFW", "IAD"]
+    assert regions == {"cloudFiles": both, "cloudImages": ["DFW"], "cloudServersOpenStack": both}
+    after = key_login(local_cloud, account.username, account.api_key).json()["access"]
+    assert sorted(e["region"] for e in catalog(after)["cloudImages"]["endpoints"]) == ["DFW", "IAD"]
+
+
 def test_password_login_works_and_says_so(local_cloud: LocalCloud) -> None:
     account = local_cloud.other
     body = {

@@ -54,3 +54,11 @@ def test_catalog_storage_hosts_take_a_scheme_and_host_per_region() -> None:
     for bad in ({"IAD": "127.0.0.1:9"}, {"IAD": "http://h/v1"}, "http://127.0.0.1:9"):
         with pytest.raises(ValueError, match="catalog_storage_hosts"):
             SandboxOptions().updated({"catalog_storage_hosts": bad})
+
+
+def test_catalog_missing_services_name_known_service_types_per_region() -> None:
+    options = SandboxOptions().updated({"catalog_missing_services": {"iad": ["image"]}})
+    assert options.catalog_missing_services == {"IAD": ["image"]}
+    for bad in ({"IAD": ["images"]}, {"IAD": "image"}, ["image"]):
+        with pytest.raises(ValueError, match="catalog_missing_services"):
+            SandboxOptions().updated({"catalog_missing_services": bad})

@@ -3,13 +3,14 @@ scripts of answers, so the retries, waits and marks can be watched on a scripted
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from swiftclient.exceptions import ClientException
 
 from imagehop import errors
-from imagehop.object_store import ObjectStore, _TokenConnection
+from imagehop.object_store import ClusterLimits, ObjectStore, _TokenConnection
 from imagehop.retries import NO_RETRY
 from tests.support.scripted_clock import ScriptedClock
 
@@ -117,3 +118,60 @@ def test_a_401_after_swiftclients_renewal_is_an_authentication_error(
     with pytest.raises(errors.AuthenticationError) as caught:
         store(ScriptedClock()).head_object("c", "o")
     assert not caught.value.retryable and caught.value.request_id == "tx-1"
+
+
+def bulk_answer(deleted: int, errors_: list[list[str]]) -> tuple[dict[str, str], bytes]:
+    status = "400 Bad Request" if errors_ else "200 OK"
+    body = {"Response Status": status, "Response Body": "", "Number Deleted": deleted,
+            "Number Not Found": 0, "Errors": errors_}  # fmt: skip
+    return {}, json.dumps(body).encode()
+
+
+def scripted_bulk(
+    monkeypatch: pytest.MonkeyPatch, answers: list[tuple[dict[str, str], bytes]]
+) -> list[list[str]]:
+    """Replace the bulk-delete POST; returns the object paths each POST carried."""
+    bodies: list[list[str]] = []
+
+    def post_account(self: _TokenConnection, headers: Any, **kwargs: Any) -> Any:
+        self.token = self.tokens.token()  # as the connection's _retry does before each call
+        bodies.append(kwargs["data"].decode().split())
+        return answers.pop(0)
+
+    monkeypatch.setattr(_TokenConnection, "post_account", post_account)
+    monkeypatch.setattr(ObjectStore, "limits", lambda self: ClusterLimits())
+    return bodies
+
+
+class CountingTokens(StaticTokens):
+    def __init__(self) -> None:
+        self.invalidated: list[str] = []
+
+    def invalidate(self, stale: str) -> None:
+        self.invalidated.append(stale)
+
+
+def test_a_bulk_delete_whose_later_deletes_got_401_sends_only_those_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The token expired during the request: the first two went, the last two got 401."""
+    refused = [["/c/seg%201", "401 Unauthorized"], ["/c/seg%202", "401 Unauthorized"]]
+    bodies = scripted_bulk(monkeypatch, [bulk_answer(2, refused), bulk_answer(2, [])])
+    tokens = CountingTokens()
+    objects = [("c", "seg 0"), ("c", "seg 3"), ("c", "seg 1"), ("c", "seg 2")]
+    result = ObjectStore("http://127.0.0.1:9/v1/AUTH_t", tokens).bulk_delete(objects)
+    assert (result.deleted, result.not_found) == (4, 0)
+    assert bodies[1] == ["/c/seg%201", "/c/seg%202"]
+    assert tokens.invalidated == ["tk"]
+
+
+def test_a_bulk_delete_with_other_failures_besides_401_is_not_renewed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mixed = [["/c/a", "401 Unauthorized"], ["/c", "409 Conflict"]]
+    bodies = scripted_bulk(monkeypatch, [bulk_answer(0, mixed)])
+    tokens = CountingTokens()
+    with pytest.raises(errors.ApiError, match="409 Conflict") as caught:
+        ObjectStore("http://127.0.0.1:9/v1/AUTH_t", tokens).bulk_delete([("c", "a"), ("c", "")])
+    assert not isinstance(caught.value, errors.UnauthorizedError | errors.AuthenticationError)
+    assert len(bodies) == 1 and tokens.invalidated == []

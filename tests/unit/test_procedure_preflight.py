@@ -12,6 +12,7 @@ from imagehop.errors import (
     ImageNotTransferableError,
     InvalidContainerNameError,
     PreflightError,
+    RunKeyInUseError,
     UnknownRegionError,
 )
 from imagehop.identity import Endpoint, ServiceCatalog, User
@@ -22,13 +23,17 @@ from imagehop.procedure.preflight import (
     check_containers,
     check_distinct,
     check_image,
+    check_run_key,
     check_server,
     check_task_role,
     choose_flavor,
 )
 from imagehop.procedure.request import (
     COORDINATING_KEY_PROPERTY,
+    COPY_OF_PROPERTY,
     RUN_KEY_PROPERTY,
+    SERVER_PROPERTY,
+    SNAPSHOT_PROPERTY,
     BootRequest,
     TransferIdentity,
     TransferRequest,
@@ -86,6 +91,27 @@ def test_region_missing_from_the_catalog_names_the_regions_that_exist() -> None:
     assert "DFW offers image" in check_catalog(catalog, "DFW", ["image"], "source")
     with pytest.raises(UnknownRegionError, match="regions that do: DFW, IAD"):
         check_catalog(catalog, "ORD", ["image"], "target")
+
+
+def test_a_region_listed_for_some_services_only_names_the_missing_one() -> None:
+    endpoints = [
+        Endpoint(name, kind, region, f"https://{kind}.{region}", None, "t1")
+        for name, kind, regions in [
+            ("cloudFiles", "object-store", ("DFW", "IAD", "ORD")),
+            ("cloudImages", "image", ("DFW", "ORD")),
+        ]
+        for region in regions
+    ]
+    catalog = ServiceCatalog(tuple(endpoints))
+    with pytest.raises(UnknownRegionError) as refused:
+        check_catalog(catalog, "iad", ["image", "object-store"], "target")
+    assert str(refused.value) == (
+        "region IAD offers object-store but no image to the target account (the catalog lists "
+        "no image endpoint there): pick a target region that offers image, object-store "
+        "(regions that do: DFW, ORD), or have image enabled for this account in IAD"
+    )
+    with pytest.raises(UnknownRegionError, match=r"regions that do: DFW, IAD, ORD$"):
+        check_catalog(catalog, "SYD", ["object-store"], "target")  # unknown: as before
 
 
 def test_same_region_is_only_fine_across_accounts() -> None:
@@ -201,3 +227,70 @@ def test_a_small_import_limit_is_quoted_as_it_is() -> None:
     """The limit setting (the local cloud uses MiB), not a rounded '0 GB'."""
     with pytest.raises(ImageNotTransferableError, match=r"over the import limit of 1\.049 MB"):
         check_image(image(size=2 * 1024 * 1024), "t1", "DFW", 1024 * 1024)
+
+
+# -- a run key reused for another source ------------------------------------------------------
+
+KEY = "nightly"
+COPY = {COPY_OF_PROPERTY: "img-1"}  # a copy of img-1
+SERVER = {SERVER_PROPERTY: "srv-1"}  # of a transfer of server srv-1
+SNAPSHOT = {SNAPSHOT_PROPERTY: "srv-1", **SERVER}  # imagehop's snapshot of srv-1
+
+
+def carrying(image_id: str, marks: dict[str, str] | None = None) -> Image:
+    """An image carrying the run key ``KEY`` and these markers."""
+    return image(id=image_id, properties={RUN_KEY_PROPERTY: KEY, **(marks or {})})
+
+
+def run_key_check(in_source: list[Image], in_target: list[Image], server: bool = False) -> str:
+    """check_run_key for img-1 (or server srv-1) with run key ``KEY``."""
+    source = {"image_id": None, "server_id": "srv-1"} if server else {}
+    req = request(run_key=KEY, **source)
+    identity = TransferIdentity(
+        run_key=KEY, coordinating_key="com.imagehop.image-of", coordinating_value=KEY,
+        server_id=req.server_id,
+    )  # fmt: skip
+    return check_run_key(req, identity, in_source, in_target)
+
+
+@pytest.mark.parametrize(
+    ("in_source", "in_target", "server"),
+    [
+        ([], [], False),
+        ([carrying("img-1")], [], False),  # this image's transfer, half-way
+        ([carrying("img-1")], [carrying("new-1", COPY)], False),  # finished
+        ([], [carrying("new-1", COPY)], False),  # finished, the source's tag removed since
+        ([carrying("img-1")], [carrying("new-1")], False),  # a copy made before copy-of existed
+        ([carrying("snap-1", SNAPSHOT)], [carrying("new-1", SERVER)], True),
+        ([carrying("snap-1", {"instance_uuid": "srv-1"})], [carrying("new-1")], True),
+    ],
+    ids=["new", "half-way", "finished", "source untagged", "older copy", "server", "older server"],
+)
+def test_a_run_key_of_this_source_passes(
+    in_source: list[Image], in_target: list[Image], server: bool
+) -> None:
+    assert "names no other image's transfer" in run_key_check(in_source, in_target, server)
+
+
+@pytest.mark.parametrize(
+    ("in_source", "in_target", "server", "says"),
+    [
+        ([carrying("img-0")], [], False, "of image img-0, not to this one of image img-1"),
+        ([], [carrying("new-0", {COPY_OF_PROPERTY: "img-0"})], False, "of image img-0"),
+        ([], [carrying("new-0")], False, "another transfer, not to this one of image img-1"),
+        ([carrying("snap-0", SNAPSHOT)], [], False, "the transfer of server srv-1"),
+        ([carrying("img-0")], [], True, "of image img-0, not to this one of server srv-1"),
+        ([], [carrying("new-0", COPY)], True, "the transfer of image img-1"),
+        ([], [carrying("new-0", {SERVER_PROPERTY: "srv-0"})], True, "of server srv-0"),
+    ],
+    ids=["image's source", "image's copy", "unmarked copy", "server's snapshot",
+         "image for a server", "image's copy for a server", "another server's copy"],
+)  # fmt: skip
+def test_a_run_key_of_another_source_is_refused_naming_it(
+    in_source: list[Image], in_target: list[Image], server: bool, says: str
+) -> None:
+    with pytest.raises(RunKeyInUseError) as refused:
+        run_key_check(in_source, in_target, server)
+    message = str(refused.value)
+    assert says in message and "give another run key (or none, for the default)" in message
+    assert isinstance(refused.value, PreflightError)  # exit code 3, before any side effect
