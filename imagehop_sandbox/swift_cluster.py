@@ -52,6 +52,10 @@ def filter_factory(global_conf, **local_conf):
 
 #: Lowest port :func:`free_ports` hands out.
 PORT_FLOOR = 20_000
+#: ``LOW-HIGH``: the only ports :func:`free_ports` hands out, e.g. one range per local cloud
+#: started at the same time (Swift's servers bind with SO_REUSEPORT, so two clouds that pick
+#: the same port both get it and share its connections).
+PORT_RANGE_VARIABLE = "IMAGEHOP_SANDBOX_PORTS"
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
@@ -62,8 +66,7 @@ def free_ports(count: int) -> list[int]:
     port 0 gives) can be taken by any process's outgoing connection before the server binds
     it, which failed the API service's start with EADDRINUSE now and then.
     """
-    low = _ephemeral_floor()
-    pool = list(range(PORT_FLOOR, low)) if low - PORT_FLOOR >= 16 * count else []
+    pool = _port_pool(count)
     random.shuffle(pool)
     sockets: list[socket.socket] = []
     try:
@@ -85,6 +88,22 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _port_pool(count: int) -> list[int]:
+    """:data:`PORT_RANGE_VARIABLE`'s ports, else those from :data:`PORT_FLOOR` up to the
+    ephemeral range (empty when too few)."""
+    wanted = os.environ.get(PORT_RANGE_VARIABLE, "").strip()
+    if wanted:
+        first, _, last = wanted.partition("-")
+        try:
+            return list(range(int(first), int(last) + 1))
+        except ValueError:
+            raise ValueError(
+                f"{PORT_RANGE_VARIABLE}={wanted!r}: give a range of ports, e.g. 20000-25999"
+            ) from None
+    ceiling = _ephemeral_floor()
+    return list(range(PORT_FLOOR, ceiling)) if ceiling - PORT_FLOOR >= 16 * count else []
 
 
 def _ephemeral_floor() -> int:

@@ -19,6 +19,7 @@ from imagehop_sandbox import control
 from imagehop_sandbox.control import processes_of
 from imagehop_sandbox.handle import LocalCloud
 from imagehop_sandbox.options import MiB
+from imagehop_sandbox.swift_cluster import PORT_FLOOR, PORT_RANGE_VARIABLE, _ephemeral_floor
 
 TEST_OPTIONS = {
     "token_lifetime_seconds": 3600.0,
@@ -30,6 +31,22 @@ TEST_OPTIONS = {
     "max_file_size": 2 * MiB,
     "server_disk_bytes": 3 * MiB + 123_457,
 }
+
+
+def _ports_of_this_test_worker() -> None:
+    """Each pytest-xdist worker its own share of the local cloud's ports: the workers start
+    their clouds at the same time, and two Swift servers given the same port would both
+    bind it (SO_REUSEPORT)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    if not worker.startswith("gw"):
+        return
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    span = (_ephemeral_floor() - PORT_FLOOR) // max(count, 1)
+    low = PORT_FLOOR + int(worker[2:]) * span
+    os.environ[PORT_RANGE_VARIABLE] = f"{low}-{low + span - 1}"
+
+
+_ports_of_this_test_worker()
 #: Folders whose tests share one expensive set-up of their own (a prefect server, a worker, a
 #: browser): each runs on one test worker, as a whole.
 SHARED_SETUP_FOLDERS = ("tests/browser", "tests/deployments")

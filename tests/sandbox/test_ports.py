@@ -10,9 +10,12 @@ from imagehop_sandbox import swift_cluster
 from imagehop_sandbox.swift_cluster import PORT_FLOOR, _ephemeral_floor, free_ports
 
 
-def test_ports_are_free_distinct_and_below_the_ephemeral_range() -> None:
+def test_ports_are_free_distinct_and_below_the_ephemeral_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No outgoing connection can take a port below the ephemeral range before the server
     binds it (that race failed a start with EADDRINUSE)."""
+    monkeypatch.delenv(swift_cluster.PORT_RANGE_VARIABLE, raising=False)  # set per test worker
     ports = free_ports(12)
     assert len(set(ports)) == 12
     assert all(PORT_FLOOR <= port < _ephemeral_floor() for port in ports)
@@ -22,6 +25,7 @@ def test_ports_are_free_distinct_and_below_the_ephemeral_range() -> None:
 
 
 def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(swift_cluster.PORT_RANGE_VARIABLE, raising=False)
     with socket.socket() as held:
         held.bind(("127.0.0.1", PORT_FLOOR + 7))
         held.listen()
@@ -32,3 +36,16 @@ def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
             lambda pool: pool.sort(key=lambda port: order.index(port) if port in order else 9),
         )
         assert free_ports(1) == [PORT_FLOOR + 8]
+
+
+def test_a_port_range_variable_confines_the_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(swift_cluster.PORT_RANGE_VARIABLE, f"{PORT_FLOOR + 100}-{PORT_FLOOR + 131}")
+    ports = free_ports(12)
+    assert len(set(ports)) == 12
+    assert all(PORT_FLOOR + 100 <= port <= PORT_FLOOR + 131 for port in ports)
+
+
+def test_a_bad_port_range_says_how_to_write_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(swift_cluster.PORT_RANGE_VARIABLE, "lots")
+    with pytest.raises(ValueError, match=r"e\.g\. 20000-25999"):
+        free_ports(1)
