@@ -25,16 +25,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import permutations
+from typing import TYPE_CHECKING
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import (
-    GlobalConcurrencyLimitCreate,
-    GlobalConcurrencyLimitUpdate,
-)
-from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
-from prefect.exceptions import ObjectNotFound
+from imagehop.procedure.limit_names import copy_limit_name, task_limit_name
 
-from imagehop.tasks.limits import copy_limit_name, task_limit_name
+if TYPE_CHECKING:
+    from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 
 DEFAULT_EXPORTS = 2
 DEFAULT_IMPORTS = 2
@@ -70,6 +66,13 @@ def wanted_limits(
 
 def apply(wanted: Sequence[WantedLimit], update: bool) -> list[str]:
     """Create what is missing (and, with ``update``, set what differs); one line per limit."""
+    from prefect.client.orchestration import get_client  # Prefect only to talk to the API
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+    )
+    from prefect.exceptions import ObjectNotFound
+
     lines = []
     with get_client(sync_client=True) as client:
         for limit in wanted:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Literal
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
@@ -40,23 +39,11 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
 from imagehop.errors import WaitTimeoutError
+from imagehop.procedure.limit_names import CloudTask, copy_limit_name, task_limit_name
 from imagehop.tasks.cloud import clients
-
-CloudTask = Literal["export", "import"]
-PREFIX = "imagehop"
 
 _noted_missing: set[str] = set()
 _lock = threading.Lock()
-
-
-def task_limit_name(kind: CloudTask, region: str) -> str:
-    """``imagehop-export-DFW`` / ``imagehop-import-IAD``."""
-    return f"{PREFIX}-{kind}-{region.strip().upper()}"
-
-
-def copy_limit_name(source_region: str, target_region: str) -> str:
-    """``imagehop-copy-DFW-IAD``."""
-    return f"{PREFIX}-copy-{source_region.strip().upper()}-{target_region.strip().upper()}"
 
 
 @contextmanager

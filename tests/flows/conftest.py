@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -17,6 +18,11 @@ import pytest
 # Before Prefect is imported: a private Prefect home (database, result storage) for this run,
 # no telemetry, a generous start-up timeout for the temporary server on 2 busy cores, and the
 # library's log lines in the runs' logs (as deployments/prefect.yaml sets it).
+if "prefect" in sys.modules:  # its settings and logging would ignore what is set here
+    raise RuntimeError(
+        "Prefect was imported before tests/flows/conftest.py set its environment: a test module "
+        "collected earlier imports it (keep Prefect imports out of the test process there)"
+    )
 _HOME = tempfile.mkdtemp(prefix="imagehop-prefect-")
 for _name, _value in {
     "PREFECT_HOME": _HOME,
