@@ -53,7 +53,7 @@ SHARED_SETUP_FOLDERS = ("tests/browser", "tests/deployments")
 
 
 class SharedSetupScheduling(LoadScopeScheduling):
-    """pytest-xdist's work units (the two test workers of pyproject.toml's ``addopts``): a
+    """pytest-xdist's work units (the test workers of pyproject.toml's ``addopts``): a
     folder of :data:`SHARED_SETUP_FOLDERS`, else a test file, so that each package and module
     fixture starts once. Units go out in collection order (``--no-loadscope-reorder``): the
     two slowest, browser and deployments, come first and start at once, one per worker."""
