@@ -302,6 +302,7 @@ class Bench:
             if kind != "serial":
                 command += ["--workers", copier.split("-")[1]]
                 command += ["--segment-size", str(self.args.segment_size)]
+                command += ["--chunk-size", str(chunk_size_of(copier, self.args))]
             if kind == "flow":
                 return command, self.env(
                     PREFECT_API_URL=self.prefect_url,
@@ -552,6 +553,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", default="1,2,4,8")
     parser.add_argument("--copiers", default="imagehop,flow,rclone,serial,swift-cli")
+    parser.add_argument(
+        "--chunk-sizes",
+        default="1MiB",
+        help="bytes per read of imagehop-N and flow-N, e.g. 1MiB,256KiB: one row each "
+        "(the first is the default and keeps the plain name, the others get -c<bytes>)",
+    )
     parser.add_argument("--no-wan", action="store_true")
     parser.add_argument("--no-passthrough", action="store_true")
     parser.add_argument("--no-resume", action="store_true")
@@ -564,11 +571,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def chunk_size_of(copier: str, args: argparse.Namespace) -> int:
+    """``flow-8-c262144`` -> 262144; a name without ``-c`` has the first of --chunk-sizes."""
+    parts = copier.split("-")
+    if len(parts) > 2 and parts[2].startswith("c"):
+        return int(parts[2][1:])
+    return parse_size(args.chunk_sizes.split(",")[0])
+
+
 def copier_list(args: argparse.Namespace) -> list[str]:
     copiers = []
     for name in args.copiers.split(","):
         if name in ("imagehop", "flow"):
-            copiers += [f"{name}-{n}" for n in args.workers.split(",")]
+            chunks = [parse_size(size) for size in args.chunk_sizes.split(",")]
+            copiers += [
+                f"{name}-{n}" + ("" if i == 0 else f"-c{chunk}")
+                for n in args.workers.split(",")
+                for i, chunk in enumerate(chunks)
+            ]
         else:
             copiers.append(name)
     return copiers
