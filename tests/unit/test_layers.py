@@ -16,6 +16,16 @@ REPO = PACKAGE_DIR.parent
 PRODUCT_DIRS = [PACKAGE_DIR, REPO / "flows", REPO / "tasks"]
 
 
+def _parsed(paths: list[Path]) -> dict[Path, ast.Module]:
+    return {path: ast.parse(path.read_text(), str(path)) for path in paths}
+
+
+#: Every product file's tree, parsed at collection: CPython 3.11's ast.parse can fail with
+#: "SystemError: AST constructor recursion depth mismatch" while another thread compiles
+#: (the background threads that earlier tests of a test worker leave), CPython gh-106905.
+TREES = _parsed(sorted(path for folder in PRODUCT_DIRS for path in folder.rglob("*.py")))
+
+
 def all_modules() -> list[str]:
     return sorted(
         info.name for info in pkgutil.walk_packages([str(PACKAGE_DIR)], prefix="imagehop.")
@@ -46,7 +56,7 @@ def test_no_imagehop_source_file_mentions_a_prefect_import() -> None:
     """Also catches imports inside functions, which importing the module would not run."""
     offenders = []
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(TREES[path]):
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -59,7 +69,7 @@ def test_no_imagehop_source_file_mentions_a_prefect_import() -> None:
 def _imports(path: Path) -> list[tuple[ast.AST, str]]:
     """(node, module) of every import in the file, nested ones included."""
     found: list[tuple[ast.AST, str]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(TREES[path]):
         if isinstance(node, ast.Import):
             found += [(node, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -71,7 +81,7 @@ def test_the_product_imports_the_local_cloud_only_lazily_in_the_cli() -> None:
     top_level, lazy = [], []
     for folder in PRODUCT_DIRS:
         for path in sorted(folder.rglob("*.py")):
-            tree = ast.parse(path.read_text(), str(path))
+            tree = TREES[path]
             module_level = {id(node) for node in tree.body}
             for node, name in _imports(path):
                 if name.split(".")[0] != "imagehop_sandbox":
