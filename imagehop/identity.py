@@ -25,15 +25,10 @@ from imagehop.clock import SYSTEM_CLOCK, Clock, parse_timestamp
 from imagehop.errors import (
     ApiError,
     AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    ForbiddenError,
-    NotFoundError,
-    TransportError,
 )
 from imagehop.http import HttpClient, json_body
 from imagehop.keystone import authenticate_v3
-from imagehop.retries import first_login
+from imagehop.login import LoginEndpoint, post_login
 from imagehop.settings import AccountCredentials, Credentials, KeystoneCredentials, Settings
 
 
@@ -142,40 +137,25 @@ def authenticate(
     """
     if isinstance(credentials, KeystoneCredentials):
         return authenticate_v3(http, identity_url, credentials, setting_prefix, first=first)
-    url = tokens_url(identity_url)
-    try:
-        response = http.request(
-            "POST",
-            url,
-            json_body=auth_request_body(credentials),
-            idempotent=True,
-            retry=first_login(http.retry) if first else None,
-            redact=_secrets_of(credentials),
-        )
-    except TransportError as exc:
-        if first and exc.connect_failed:
-            raise _unreachable(url, exc) from None
-        raise
-    except (AuthenticationError, BadRequestError, ForbiddenError) as exc:
-        raise _refused(exc, credentials, setting_prefix) from None
-    except NotFoundError as exc:
-        raise ConfigurationError(
-            f"{url} is not an Identity v2.0 endpoint ({exc.message}): check IMAGEHOP_IDENTITY_URL",
-            exc.request_id,
-        ) from None
+    endpoint = LoginEndpoint(
+        tokens_url(identity_url),
+        "Identity",
+        "an Identity v2.0",
+        "IMAGEHOP_IDENTITY_URL",
+        "; unset it for Rackspace's",
+    )
+    response = post_login(
+        http,
+        endpoint,
+        auth_request_body(credentials),
+        _secrets_of(credentials),
+        lambda exc: _refused(exc, credentials, setting_prefix),
+        first=first,
+    )
     try:
         return parse_access(json_body(response))
     except ValueError as exc:
         raise ApiError(f"POST /tokens answered with an unusable body: {exc}") from None
-
-
-def _unreachable(url: str, exc: TransportError) -> ConfigurationError:
-    reason = exc.message.rsplit(": ", 1)[-1]
-    return ConfigurationError(
-        f"cannot reach Identity at {url} ({reason}): check IMAGEHOP_IDENTITY_URL (host, port, "
-        "http or https; unset it for Rackspace's), and that this machine can reach it "
-        "(network, proxy, firewall)"
-    )
 
 
 def _secrets_of(credentials: Credentials) -> tuple[str, ...]:

@@ -18,14 +18,9 @@ from imagehop.clock import parse_timestamp
 from imagehop.errors import (
     ApiError,
     AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    ForbiddenError,
-    NotFoundError,
-    TransportError,
 )
 from imagehop.http import HttpClient, json_body
-from imagehop.retries import first_login
+from imagehop.login import LoginEndpoint, post_login, url_variable
 from imagehop.settings import KeystoneCredentials
 
 SUBJECT_TOKEN = "X-Subject-Token"
@@ -129,42 +124,21 @@ def authenticate_v3(
             variables that hold them.
         ConfigurationError: the URL is not a Keystone v3, or (first login) cannot be reached.
     """
-    url = v3_tokens_url(identity_url)
-    url_env = _url_variable(setting_prefix)
-    try:
-        response = http.request(
-            "POST",
-            url,
-            json_body=v3_auth_body(credentials),
-            idempotent=True,
-            retry=first_login(http.retry) if first else None,
-            redact=_secrets_of(credentials),
-        )
-    except TransportError as exc:
-        if first and exc.connect_failed:
-            reason = exc.message.rsplit(": ", 1)[-1]
-            raise ConfigurationError(
-                f"cannot reach Keystone at {url} ({reason}): check {url_env} and that this "
-                "machine can reach it (network, proxy, firewall)"
-            ) from None
-        raise
-    except (AuthenticationError, BadRequestError, ForbiddenError) as exc:
-        raise _refused(exc, credentials, setting_prefix) from None
-    except NotFoundError as exc:
-        raise ConfigurationError(
-            f"{url} is not a Keystone v3 endpoint ({exc.message}): check {url_env}",
-            exc.request_id,
-        ) from None
+    endpoint = LoginEndpoint(
+        v3_tokens_url(identity_url), "Keystone", "a Keystone v3", url_variable(setting_prefix)
+    )
+    response = post_login(
+        http,
+        endpoint,
+        v3_auth_body(credentials),
+        _secrets_of(credentials),
+        lambda exc: _refused(exc, credentials, setting_prefix),
+        first=first,
+    )
     try:
         return parse_v3_token(response.headers.get(SUBJECT_TOKEN), json_body(response))
     except ValueError as exc:
         raise ApiError(f"POST /v3/auth/tokens answered with an unusable answer: {exc}") from None
-
-
-def _url_variable(prefix: str) -> str:
-    return (
-        "IMAGEHOP_TARGET_IDENTITY_URL" if prefix == "IMAGEHOP_TARGET_" else "IMAGEHOP_IDENTITY_URL"
-    )
 
 
 def _secrets_of(credentials: KeystoneCredentials) -> tuple[str, ...]:
