@@ -65,7 +65,7 @@ def on_cloud(
 ) -> LocalCloud:
     """IMAGEHOP_* variables pointing at the local cloud's main account."""
     for name in list(os.environ):
-        if name.startswith("IMAGEHOP_") and name != "IMAGEHOP_SANDBOX_DIR":
+        if name.startswith("IMAGEHOP_") and not name.startswith("IMAGEHOP_SANDBOX_"):
             monkeypatch.delenv(name)
     for name, value in local_cloud.settings_env().items():
         monkeypatch.setenv(name, value)
