@@ -28,6 +28,7 @@ from itertools import permutations
 from typing import TYPE_CHECKING
 
 from imagehop.procedure.limit_names import copy_limit_name, task_limit_name
+from imagehop.procedure.request import REGION_PATTERN
 
 if TYPE_CHECKING:
     from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
@@ -36,7 +37,6 @@ DEFAULT_EXPORTS = 2
 DEFAULT_IMPORTS = 2
 DEFAULT_COPIES = 2
 MAX_SLOTS = 64
-REGION = re.compile(r"[A-Z0-9]{2,8}")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _slots(text: str) -> int:
 
 def _region(text: str) -> str:
     code = text.strip().upper()
-    if not REGION.fullmatch(code):
+    if not re.fullmatch(REGION_PATTERN, code):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a region code: 2 to 8 letters or digits, e.g. DFW"
         )
