@@ -6,9 +6,11 @@ so a fixed count is either too few streams (a capped link left idle) or too many
 throttling, no gain on a link that is already full). With no ``concurrency`` the copy finds
 its count:
 
-* it starts with a few streams (``start``, 4) and **doubles** the count while the aggregate
-  rate still grows: each step must deliver at least ``min_gain`` (half) of the gain the added
-  streams would bring on a link whose bandwidth is per connection;
+* it starts with ``start`` streams (8, the fixed default it replaces) and **doubles** the count
+  while the aggregate rate still grows (one rate sample of ``window`` seconds per step, after
+  ``warmup`` seconds for new streams to get going): each step must deliver at least
+  ``min_gain`` (half) of the gain the added streams would bring on a link whose bandwidth is
+  per connection;
 * when a step brings less, it **settles**: on the count before the step if the step brought
   (almost) nothing, else on the new one;
 * a rate limit or an overloaded server (429, 498, 503) **halves** the count at once (once per
@@ -48,7 +50,7 @@ BASE_BYTES = 48 * MiB
 CHUNKS_PER_STREAM = 3
 #: The most streams any copy uses (as the settings' explicit range).
 MAX_STREAMS = 64
-DEFAULT_START = 4
+DEFAULT_START = 8  # the fixed default before the count adapted: never fewer to begin
 
 Clock = Callable[[], float]
 
@@ -90,8 +92,8 @@ class StreamController:
         self,
         cap: int,
         start: int = DEFAULT_START,
-        window: float = 1.0,
-        warmup: float = 0.5,
+        window: float = 0.7,
+        warmup: float = 0.3,
         min_gain: float = 0.5,
         now: float = 0.0,
     ) -> None:

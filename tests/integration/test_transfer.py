@@ -449,15 +449,15 @@ def test_without_a_concurrency_the_stream_count_adapts_and_is_reported(
     """No concurrency: the copy is the same verified SLO; the report names the adaptive
     count it settled on, and no more segments were in flight than the count allowed."""
     src, dst = swift_pair.new_container("DFW"), swift_pair.new_container("IAD")
-    content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 8)
+    content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 12)
     counts = _count_puts_in_flight(monkeypatch, iad)
 
     report = transfer_object(dfw, iad, src, "img.vhd", dst, "img.vhd", concurrency=None, **FAST)
 
     assert read_all(swift_pair.raw("IAD"), dst, "img.vhd") == content
     assert report.streams_adaptive
-    assert report.stream_changes[0].streams == 4  # starts with 4 of at most 8 (segments)
-    assert 1 <= report.streams <= 8
+    assert report.stream_changes[0].streams == 8  # starts with 8 of at most 12 (segments)
+    assert 1 <= report.streams <= 12
     assert counts[1] <= max(change.streams for change in report.stream_changes)
 
 
@@ -474,9 +474,9 @@ def test_a_429_halves_the_adaptive_stream_count_and_the_copy_still_completes(
     swift_pair: SwiftPair, dfw: ObjectStore, iad: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The target answers one segment PUT with 429: that segment is retried, the count is
-    halved (4 -> 2) and stays there; the object arrives whole."""
+    halved (8 -> 4) and stays there; the object arrives whole."""
     src, dst = swift_pair.new_container("DFW"), swift_pair.new_container("IAD")
-    content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 8)
+    content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 12)
     put_stream, refused = iad.put_stream, []
 
     def throttled_once(container: str, name: str, *args: Any, **kwargs: Any) -> str:
@@ -493,4 +493,4 @@ def test_a_429_halves_the_adaptive_stream_count_and_the_copy_still_completes(
     assert refused
     throttles = [c for c in report.stream_changes if "throttled" in c.reason]
     assert len(throttles) == 1
-    assert report.streams == throttles[0].streams == 2
+    assert report.streams == throttles[0].streams == 4

@@ -37,7 +37,7 @@ def run(controller: StreamController, link: Link, seconds: float, step: float = 
 
 
 def test_grows_to_the_cap_on_a_link_with_per_connection_caps() -> None:
-    controller = StreamController(cap=16)
+    controller = StreamController(cap=16, start=4)
     run(controller, per_connection(20 * MB), seconds=20)
     assert controller.target == 16
     assert controller.settled == 16
@@ -47,7 +47,7 @@ def test_grows_to_the_cap_on_a_link_with_per_connection_caps() -> None:
 def test_stops_growing_where_the_aggregate_flattens() -> None:
     # 10 MB/s per connection, but 70 MB/s in all: 4 -> 8 gains 40 -> 70 (3/4 of the ideal
     # gain, so it tries 16), 8 -> 16 gains nothing, so it settles back on 8.
-    controller = StreamController(cap=32)
+    controller = StreamController(cap=32, start=4)
     run(controller, per_connection(10 * MB, total=70 * MB), seconds=20)
     assert controller.settled == 8
     assert controller.target == 8
@@ -55,7 +55,7 @@ def test_stops_growing_where_the_aggregate_flattens() -> None:
 
 
 def test_a_link_full_with_the_first_streams_settles_on_them() -> None:
-    controller = StreamController(cap=16)
+    controller = StreamController(cap=16, start=4)
     run(controller, per_connection(100 * MB, total=300 * MB), seconds=20)
     assert controller.settled == 4
 
@@ -63,7 +63,7 @@ def test_a_link_full_with_the_first_streams_settles_on_them() -> None:
 def test_a_step_with_a_partial_gain_keeps_the_larger_count_but_stops_growing() -> None:
     # 4 -> 8 brings 80 -> 110 MB/s: 30 of an ideal 80, more than nothing, less than half.
     rates = {4: 80 * MB, 8: 110 * MB, 16: 160 * MB}
-    controller = StreamController(cap=16)
+    controller = StreamController(cap=16, start=4)
     run(controller, lambda streams: rates[streams], seconds=20)
     assert controller.settled == 8
 
@@ -96,7 +96,7 @@ def test_rising_errors_take_a_quarter_off() -> None:
 
 def test_samples_while_streams_idle_are_not_read_as_a_flat_link() -> None:
     # The tail of a copy: fewer segments than streams. Not busy -> no decision.
-    controller = StreamController(cap=16)
+    controller = StreamController(cap=16, start=4)
     now, done = 0.0, 0
     for _ in range(100):
         now += 0.1
@@ -106,7 +106,8 @@ def test_samples_while_streams_idle_are_not_read_as_a_flat_link() -> None:
     assert controller.growing
 
 
-def test_starts_at_the_cap_when_the_cap_is_small() -> None:
+def test_starts_with_the_old_fixed_default_of_8_or_the_cap_if_smaller() -> None:
+    assert StreamController(cap=16).target == 8
     controller = StreamController(cap=2)
     assert controller.target == 2
     assert controller.settled == 2
