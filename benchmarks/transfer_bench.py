@@ -12,6 +12,9 @@ Copiers, each run in its own process (peak RSS from ``wait4``; wall time of the 
 * ``flow-N``      the shipped path: transfer-image's copy phase (the ``plan-copy`` and
                   ``copy-segments`` Prefect tasks, N streams) in a flow run on a real
                   ``prefect server`` that the benchmark starts; ``flow-auto`` with defaults;
+* ``imagehop-auto-split`` (``--split-for-streams``) the same with target segments small
+                  enough for 3 per stream (``segment_size_for_streams``: split source
+                  segments, MD5 computed by the copier);
 * ``ceiling``     no copy: parallel PUTs of in-memory bytes into IAD, the same segments as
                   imagehop's target, as many streams as imagehop uses at most (the largest
                   of ``--workers``, ``auto`` counting as its memory cap, 16): the rate no copy
@@ -312,6 +315,8 @@ class Bench:
                 command += ["--workers", str(streams)]
                 command += ["--segment-size", str(self.args.segment_size)]
                 command += ["--chunk-size", str(chunk_size_of(copier, self.args))]
+            if copier.endswith("-split"):
+                command += ["--split-for-streams"]
             if kind == "flow":
                 return command, self.env(
                     PREFECT_API_URL=self.prefect_url,
@@ -656,6 +661,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="bytes per read of imagehop-N and flow-N, e.g. 1MiB,256KiB: one row each "
         "(the first is the default and keeps the plain name, the others get -c<bytes>)",
     )
+    parser.add_argument(
+        "--split-for-streams",
+        action="store_true",
+        help="also run imagehop-auto-split: imagehop-auto with target segments small enough "
+        "for 3 per stream (source segments split; each split segment's MD5 is computed by the "
+        "copier), to see whether splitting pays",
+    )
     parser.add_argument("--no-wan", action="store_true", help="skip the 'wan' profile")
     parser.add_argument("--no-wan-ocean", action="store_true", help="skip the 'wan-ocean' profile")
     parser.add_argument(
@@ -710,6 +722,8 @@ def copier_list(args: argparse.Namespace) -> list[str]:
             ]
         else:
             copiers.append(name)
+        if name == "imagehop" and args.split_for_streams and "auto" in args.workers.split(","):
+            copiers.append("imagehop-auto-split")
     return copiers
 
 
