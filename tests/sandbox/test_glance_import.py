@@ -239,7 +239,8 @@ def test_upload_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> No
     plain = local_cloud.session()
     octet = {"Content-Type": "application/octet-stream"}
     bare = glance.images.create(name="no formats")
-    refused = plain.images(REGION, "PUT", f"/images/{bare.id}/file", data=b"x", headers=octet)
+    big = b"x" * BIG  # refused before it is read: still a clean answer while the client sends
+    refused = plain.images(REGION, "PUT", f"/images/{bare.id}/file", data=big, headers=octet)
     assert refused.status_code == 400
     assert "disk_format, container_format must be set prior to saving data" in refused.text
     assert raw_image(local_cloud, bare.id)["status"] == "queued"
