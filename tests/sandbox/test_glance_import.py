@@ -412,3 +412,33 @@ def test_glance_download_between_two_glance_regions_sharing_a_keystone(
         time.sleep(0.05)
         failed = wait_status(local_cloud, alone.id, ("queued",))[-1]
         assert failed["os_glance_failed_import"] == "swift"
+
+
+def test_glance_keeps_hashes_read_only_and_its_namespace_reserved(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    image = new_image(glance)
+    plain = local_cloud.session()
+    for name in ("os_hash_value", "os_glance_failed_import"):
+        refused = plain.patch_image(
+            REGION, image.id, [{"op": "add", "path": f"/{name}", "value": "x"}]
+        )
+        assert refused.status_code == 403, name
+    updated = glance.images.update(image.id, name="renamed", hw_disk_bus="virtio")
+    assert (updated.name, updated.hw_disk_bus, updated.checksum) == ("renamed", "virtio", None)
+
+
+def test_an_import_cut_by_a_restart_of_the_service_finishes_after_it(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    image = new_image(glance)
+    data = os.urandom(BIG)
+    glance.images.stage(image.id, io.BytesIO(data))
+    local_cloud.admin.delay_next_task(REGION, "api_image_import", 1.5)
+    glance.images.image_import(image.id, method="glance-direct")
+    assert raw_image(local_cloud, image.id)["status"] == "importing"
+    local_cloud.restart_api(hard=True)
+    wait_status(local_cloud, image.id, ("active", "queued"))
+    assert_holds(client(local_cloud, REGION), image.id, data)
+    tasks = local_cloud.session().images(REGION, "GET", f"/images/{image.id}/tasks").json()
+    assert [task["status"] for task in tasks["tasks"]] == ["success"]
