@@ -195,7 +195,7 @@ def test_create_then_upload_gives_glance_hashes(
         "/images",
         json={
             "name": "made by test",
-            "disk_format": "qcow2",
+            "disk_format": "raw",
             "container_format": "bare",
             "min_disk": 2,
             "tags": ["a", "b"],
@@ -213,7 +213,9 @@ def test_create_then_upload_gives_glance_hashes(
     assert created.headers["Location"].endswith(f"/v2/images/{doc['id']}")
     data = os.urandom(BIG)
     glance.images.upload(doc["id"], io.BytesIO(data))
-    check(validators, raw_image(local_cloud, doc["id"]))
+    uploaded = raw_image(local_cloud, doc["id"])
+    check(validators, uploaded)
+    assert uploaded["virtual_size"] == len(data)  # raw: Glance's inspector counts the bytes
     assert_holds(glance, doc["id"], data)
     listed = local_cloud.session().images(REGION, "GET", "/images").json()
     check(validators, listed, "images")
@@ -267,6 +269,30 @@ def test_upload_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> No
     forbidden = plain.images(REGION, "POST", "/images", json={"name": "x", "status": "active"})
     assert forbidden.status_code == 403
     assert "Attribute 'status' is read-only." in forbidden.text
+
+
+def test_bytes_of_a_bare_image_must_match_its_disk_format(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    data = os.urandom(100_000)  # reads as raw
+    claimed = new_image(glance, disk_format="qcow2")
+    octet = {"Content-Type": "application/octet-stream"}
+    put = local_cloud.session().images(
+        REGION, "PUT", f"/images/{claimed.id}/file", data=data, headers=octet
+    )
+    assert put.status_code == 415
+    assert "Image disk_format qcow2 does not match stream data raw" in put.text
+    with pytest.raises(glance_exc.HTTPException):  # glanceclient has no class for a 415
+        glance.images.upload(claimed.id, io.BytesIO(data))
+    refused = raw_image(local_cloud, claimed.id)
+    assert (refused["status"], refused["checksum"]) == ("queued", None)
+    qcow2 = b"QFI\xfb" + b"\x00\x00\x00\x03" + bytes(16) + (10 * MiB).to_bytes(8, "big")
+    glance.images.upload(claimed.id, io.BytesIO(qcow2 + bytes(1000)))
+    assert glance.images.get(claimed.id).virtual_size == 10 * MiB
+    packaged = new_image(glance, disk_format="vhd", container_format="ovf")
+    glance.images.upload(packaged.id, io.BytesIO(data))  # not bare: not inspected
+    assert_holds(glance, packaged.id, data)
+    assert glance.images.get(packaged.id).virtual_size is None
 
 
 # -- staging and glance-direct ---------------------------------------------------------------
@@ -377,6 +403,22 @@ def test_a_failed_web_download_leaves_the_image_queued_with_the_failed_store(
     )
     wait_status(local_cloud, image.id, ("active",))
     assert_holds(glance, image.id, data)
+
+
+def test_an_import_whose_bytes_do_not_match_the_disk_format_fails(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    plain = local_cloud.session()
+    container = keyed_container(plain, REGION)
+    assert plain.storage(REGION, "PUT", f"/{container}/raw", data=os.urandom(5000)).ok
+    image = new_image(glance, disk_format="qcow2")
+    glance.images.image_import(
+        image.id, method="web-download", uri=tempurl_of(plain, REGION, container, "raw")
+    )
+    failed = wait_status(local_cloud, image.id, ("queued",))[-1]
+    assert (failed["os_glance_failed_import"], failed["checksum"]) == ("swift", None)
+    nothing = plain.images(REGION, "GET", f"/images/{image.id}/file")
+    assert nothing.status_code == 204  # no data kept
 
 
 # -- glance-download -------------------------------------------------------------------------
