@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -484,3 +485,26 @@ def test_an_import_cut_by_a_restart_of_the_service_finishes_after_it(
     assert_holds(client(local_cloud, REGION), image.id, data)
     tasks = local_cloud.session().images(REGION, "GET", f"/images/{image.id}/tasks").json()
     assert [task["status"] for task in tasks["tasks"]] == ["success"]
+
+
+def test_an_upload_cut_short_by_the_client_leaves_the_image_queued(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    image = new_image(glance)
+    endpoint = urlsplit(local_cloud.images_url(REGION))
+    token = local_cloud.session().token
+    request = (
+        f"PUT /v2/images/{image.id}/file HTTP/1.1\r\nHost: {endpoint.netloc}\r\n"
+        f"X-Auth-Token: {token}\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 3000000\r\n\r\n"
+    ).encode()
+    with socket.create_connection((endpoint.hostname, endpoint.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request + os.urandom(1_000_000))
+    deadline = time.monotonic() + TIMEOUT
+    while raw_image(local_cloud, image.id)["status"] != "queued":
+        assert time.monotonic() < deadline, "the image stayed saving after the client left"
+        time.sleep(0.05)
+    assert raw_image(local_cloud, image.id)["checksum"] is None
+    data = os.urandom(2000)
+    glance.images.upload(image.id, io.BytesIO(data))  # queued again: the upload can be retried
+    assert_holds(glance, image.id, data)
