@@ -20,10 +20,12 @@ import is a 409), ``os_glance_importing_to_stores: swift`` and ``os_glance_faile
 the task says ``Copied <n> MiB`` as bytes reach the store. The bytes of a ``bare`` image must
 match its ``disk_format`` (:mod:`.formats`), else the import fails. Success: ``active`` with
 size and hashes, task ``success`` with ``result: {"image_id": ...}``. Failure: back to ``queued``,
-``os_glance_failed_import: swift``, the lock dropped, task ``failure`` with Glance's message
+``os_glance_failed_import: swift``, the lock dropped, then (as in Glance, a moment later: poll
+the task until it ends) task ``failure`` with Glance's message
 ``Task failed due to Internal Error`` (Glance's task executor says that for every error of a
 flow; the real reason is in the service log, ``api.log``). Faults injected with the admin API
-for task type ``api_image_import`` apply (a message fails the import, extra seconds delay it).
+for task type ``api_image_import`` apply: a message fails the import with that task message
+(as Glance's ``UploadException`` messages reach the task), extra seconds delay it.
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ class GlanceImports:
             if content is not None:
                 with contextlib.suppress(SwiftFailure, OSError):
                     delete_content(account, content)
-            self._fail(task)
+            self._fail(task, str(fault["message"]) if fault.get("message") else INTERNAL_ERROR)
 
     def _image(self, task: ImageTaskRecord) -> ImageRecord:
         image = ImageRecord.load(self.store, task.image_id)
@@ -363,7 +365,7 @@ class GlanceImports:
             token="",
         )
 
-    def _fail(self, task: ImageTaskRecord) -> None:
+    def _fail(self, task: ImageTaskRecord, message: str) -> None:
         def change(doc: dict[str, Any]) -> None:
             properties = doc.setdefault("properties", {})
             if properties.get(LOCK_KEY) == task.id:
@@ -379,7 +381,7 @@ class GlanceImports:
         self._update_task(
             task.id,
             status="failure",
-            message=INTERNAL_ERROR,
+            message=message,
             expires_at=now + self.cloud.options.task_ttl_seconds,
             token="",
         )

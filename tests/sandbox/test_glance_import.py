@@ -105,6 +105,18 @@ def wait_status(
     return answers
 
 
+def ended_task(glance: Any, image_id: str) -> dict[str, Any]:
+    """The image's latest import task once it has ended: as in Glance, the image is back to
+    ``queued`` a moment before its task says ``failure``."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        task: dict[str, Any] = glance.images.get_associated_image_tasks(image_id)["tasks"][-1]
+        if task["status"] in ("success", "failure"):
+            return task
+        assert time.monotonic() < deadline, f"task {task['id']} did not end"
+        time.sleep(0.05)
+
+
 def hashes(data: bytes) -> tuple[str, str]:
     return hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()
 
@@ -318,10 +330,11 @@ def test_stage_then_glance_direct_import(
     assert "os_glance_import_task" not in answers[-1]
     assert answers[-1]["os_glance_failed_import"] == ""
     assert_holds(glance, image.id, data)
+    task = ended_task(glance, image.id)  # the image is active a moment before
     tasks = glance.images.get_associated_image_tasks(image.id)["tasks"]
     assert [(t["type"], t["status"]) for t in tasks] == [("api_image_import", "success")]
-    assert tasks[0]["result"] == {"image_id": image.id}
-    assert tasks[0]["input"]["import_req"] == {"method": {"name": "glance-direct"}}
+    assert task["result"] == {"image_id": image.id}
+    assert task["input"]["import_req"] == {"method": {"name": "glance-direct"}}
 
 
 def test_import_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> None:
@@ -340,6 +353,20 @@ def test_import_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> No
         pytest.raises(glance_exc.HTTPNotFound),
     ):
         glance.images.stage(image.id, io.BytesIO(b"x"))
+
+
+def test_an_injected_failure_reaches_the_task_message(local_cloud: LocalCloud, glance: Any) -> None:
+    image = new_image(glance)
+    glance.images.stage(image.id, io.BytesIO(b"staged"))
+    reason = "Image upload problem: the store is full"
+    local_cloud.admin.fail_next_task(REGION, "api_image_import", reason)
+    glance.images.image_import(image.id, method="glance-direct")
+    failed = wait_status(local_cloud, image.id, ("queued",))[-1]
+    assert failed["os_glance_failed_import"] == "swift"
+    assert (ended_task(glance, image.id)["status"], ended_task(glance, image.id)["message"]) == (
+        "failure",
+        reason,
+    )
 
 
 def test_a_second_import_while_one_runs_is_a_409(local_cloud: LocalCloud, glance: Any) -> None:
@@ -386,16 +413,9 @@ def test_a_failed_web_download_leaves_the_image_queued_with_the_failed_store(
     assert failed["os_glance_failed_import"] == "swift"
     assert failed["os_glance_importing_to_stores"] == ""
     assert "os_glance_import_task" not in failed
-    tasks = glance.images.get_associated_image_tasks(image.id)["tasks"]
-    deadline = time.monotonic() + TIMEOUT
-    while tasks[-1]["status"] not in ("success", "failure") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        tasks = glance.images.get_associated_image_tasks(image.id)["tasks"]
-    assert (tasks[-1]["status"], tasks[-1]["message"]) == (
-        "failure",
-        "Task failed due to Internal Error",
-    )
-    assert tasks[-1]["expires_at"] is not None
+    task = ended_task(glance, image.id)
+    assert (task["status"], task["message"]) == ("failure", "Task failed due to Internal Error")
+    assert task["expires_at"] is not None
     # queued again: a new import may follow, and works
     data = os.urandom(1000)
     assert plain.storage(REGION, "PUT", f"/{container}/now", data=data).status_code == 201
@@ -482,7 +502,9 @@ def test_an_import_cut_by_a_restart_of_the_service_finishes_after_it(
     assert raw_image(local_cloud, image.id)["status"] == "importing"
     local_cloud.restart_api(hard=True)
     wait_status(local_cloud, image.id, ("active", "queued"))
-    assert_holds(client(local_cloud, REGION), image.id, data)
+    fresh = client(local_cloud, REGION)
+    assert_holds(fresh, image.id, data)
+    assert ended_task(fresh, image.id)["status"] == "success"
     tasks = local_cloud.session().images(REGION, "GET", f"/images/{image.id}/tasks").json()
     assert [task["status"] for task in tasks["tasks"]] == ["success"]
 
