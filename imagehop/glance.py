@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 #: Image properties Glance keeps during and after an import (``api_image_import.py``).
 IMPORTING_STORES_KEY = "os_glance_importing_to_stores"
 FAILED_IMPORT_KEY = "os_glance_failed_import"
+#: The lock an import holds on its image while it runs (``images.py``: a second import is 409).
+IMPORT_LOCK_KEY = "os_glance_import_task"
 #: The header newer Glance reads to refuse a truncated upload or stage.
 IMAGE_SIZE_HEADER = "x-openstack-image-size"
 OCTET_STREAM = "application/octet-stream"
@@ -282,9 +284,12 @@ class GlanceImages(ImageClient):
             deadline: seconds to wait at most.
 
         Raises:
-            TaskFailedError: the import failed: the image lists failed stores in
-                ``os_glance_failed_import``, or went back to ``queued`` with its import task
-                in ``failure``; the message is the task's (the cloud's reason).
+            TaskFailedError: the import failed: the image is back in ``queued``, no import
+                holds it (``os_glance_import_task``) and its latest task is in ``failure``
+                (or, where Glance has no image tasks call, it lists failed stores in
+                ``os_glance_failed_import``); the message is the task's (the cloud's reason).
+                A failure left by an earlier import of the same image does not count: the
+                new import's task and lock are created before ``import_image`` returns.
             ResourceFailedError: the image was killed, deleted or deactivated meanwhile.
             WaitTimeoutError: still importing at the deadline.
         """
@@ -299,12 +304,18 @@ class GlanceImages(ImageClient):
                     f"image {image.id}",
                     image.status,
                 )
+            if image.value_of(IMPORT_LOCK_KEY):
+                return False  # an import holds the image (a new one, whatever came before)
             failed_stores = str(image.value_of(FAILED_IMPORT_KEY) or "")
             importing = str(image.value_of(IMPORTING_STORES_KEY) or "")
-            if failed_stores or (image.status == "queued" and not importing):
-                failed = self._failed_import_task(image_id)
-                if failed is not None or failed_stores:
-                    raise import_failed_error(image, failed)
+            if image.status != "queued" or (importing and not failed_stores):
+                return False
+            tasks = self.image_tasks(image_id)
+            last = tasks[-1] if tasks else None
+            if last is not None and last.status == "failure":
+                raise import_failed_error(image, last)
+            if last is None and failed_stores:  # a Glance without the image tasks call
+                raise import_failed_error(image, None)
             return False
 
         return poll_until(
@@ -318,11 +329,6 @@ class GlanceImages(ImageClient):
             clock=self._clock,
             on_poll=on_poll,
         )
-
-    def _failed_import_task(self, image_id: str) -> Task | None:
-        tasks = self.image_tasks(image_id)
-        last = tasks[-1] if tasks else None
-        return last if last is not None and last.status == "failure" else None
 
     # image data -------------------------------------------------------------------------
 

@@ -163,6 +163,30 @@ def test_an_image_back_in_queued_with_a_failed_task_failed_even_without_store_na
         glance.wait_for_import("i1", deadline=600)
 
 
+def test_a_new_import_after_a_failed_one_is_waited_for_not_reported_as_failed(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    # the new import holds the lock; the earlier failure's store list is not cleared yet
+    stale = {"os_glance_failed_import": "swift", "os_glance_import_task": "t2"}
+    server.expect("GET", "/v2/images/i1").reply(
+        200, json=bodies.image("i1", status="queued", **stale)
+    )
+    server.expect("GET", "/v2/images/i1").reply(200, json=bodies.image("i1", status="active"))
+    assert glance.wait_for_import("i1", deadline=600).status == "active"
+
+
+def test_without_the_tasks_call_failed_stores_are_the_failure(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    failed = {"os_glance_failed_import": "swift", "os_glance_importing_to_stores": ""}
+    server.expect("GET", "/v2/images/i1").reply(
+        200, json=bodies.image("i1", status="queued", **failed)
+    )
+    server.expect("GET", "/v2/images/i1/tasks").reply(404, json={"message": "Not Found"})
+    with pytest.raises(errors.TaskFailedError, match="no message from the cloud"):
+        glance.wait_for_import("i1", deadline=600)
+
+
 def test_a_queued_image_whose_task_has_not_started_is_waited_for(
     server: ScriptedServer, glance: GlanceImages
 ) -> None:
