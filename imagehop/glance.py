@@ -23,8 +23,9 @@ retried by the engine's segment layer, as for the object store.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -376,10 +377,12 @@ class GlanceImages(ImageClient):
         self._put_data(image_id, "stage", stream, size)
 
     def _put_data(self, image_id: str, what: str, stream: Any, size: int) -> None:
+        if size < 0:
+            raise ValueError(f"an upload needs its size in bytes, not {size}")
         self._http.request(
             "PUT",
             f"{self.base_url}/images/{image_id}/{what}",
-            data=stream,
+            data=SizedBody(stream, size, f"{what} of image {image_id}"),
             headers={
                 "Content-Type": OCTET_STREAM,
                 "Content-Length": str(size),
@@ -388,6 +391,59 @@ class GlanceImages(ImageClient):
             idempotent=False,
             retry=NO_RETRY,
         )
+
+
+class SizedBody:
+    """An upload body of exactly ``size`` bytes from bytes, a file-like object (``read``)
+    or an iterable of bytes: sent with ``Content-Length`` (never chunked, which Glance's
+    ``x-openstack-image-size`` check and some proxies refuse), read ``block`` bytes at a time.
+
+    Raises IntegrityError from ``read`` if the stream ends early or holds more bytes.
+    """
+
+    def __init__(self, stream: Any, size: int, what: str, block: int = 1024 * 1024) -> None:
+        if isinstance(stream, bytes | bytearray | memoryview):
+            stream = io.BytesIO(bytes(stream))
+        self._read = stream.read if hasattr(stream, "read") else _reader_of(iter(stream))
+        self._size = size
+        self._what = what
+        self._block = block
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        left = self._size - self.sent
+        if left <= 0:
+            if self._read(1):
+                raise IntegrityError(f"{self._what}: the stream holds more than {self._size} bytes")
+            return b""
+        wanted = left if amount is None or amount < 0 else min(amount, left, self._block)
+        data: bytes = self._read(wanted)
+        if not data:
+            raise IntegrityError(
+                f"{self._what}: the stream ended after {self.sent} of {self._size} bytes"
+            )
+        self.sent += len(data)
+        return data
+
+
+def _reader_of(chunks: Iterator[bytes]) -> Callable[[int], bytes]:
+    """``read(n)`` over an iterator of byte strings."""
+    pending = bytearray()
+
+    def read(amount: int) -> bytes:
+        while len(pending) < amount:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            pending.extend(chunk)
+        data = bytes(pending[:amount])
+        del pending[:amount]
+        return data
+
+    return read
 
 
 def check_answered_range(

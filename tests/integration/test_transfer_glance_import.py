@@ -145,3 +145,27 @@ def test_a_failed_web_download_raises_with_the_clouds_reason_and_a_new_import_wo
     target_glance.import_image(new.id, {"name": "web-download", "uri": url})
     imported = target_glance.wait_for_import(new.id, DEADLINE)
     check_same_image(glance(local_cloud, SOURCE).get_image(source_image["id"]), imported)
+
+
+@pytest.mark.parametrize("path", ["single-put", "stage"])
+def test_one_stream_from_the_source_glance_to_the_target_glance(
+    local_cloud: LocalCloud, source_image: dict[str, Any], path: str
+) -> None:
+    """The fallbacks: the source's ``/file`` read as one range straight into the target's
+    ``PUT .../file``, or into ``PUT .../stage`` and a ``glance-direct`` import."""
+    source_glance = glance(local_cloud, SOURCE)
+    source = source_glance.get_image(source_image["id"])
+    assert source.size is not None and source.checksum
+    target_glance = glance(local_cloud, TARGET)
+    new = target_glance.create_image(f"one stream, {path}", disk_format="raw")
+    reader = source_glance.open_range(source.id, 0, source.size, expect_checksum=source.checksum)
+    try:
+        if path == "single-put":
+            target_glance.upload(new.id, reader, source.size)
+        else:
+            target_glance.stage(new.id, reader, source.size)
+            target_glance.import_image(new.id, {"name": "glance-direct"})
+    finally:
+        reader.close()
+    imported = target_glance.wait_for_import(new.id, DEADLINE)
+    check_same_image(source, imported)

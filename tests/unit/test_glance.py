@@ -5,6 +5,8 @@ against the planned range and checksum, uploads as one stream, and the image has
 from __future__ import annotations
 
 import hashlib
+import io
+import time
 
 import pytest
 
@@ -260,9 +262,25 @@ def test_upload_sends_one_stream_with_its_size(
     ).reply(204)
     server.expect("PUT", "/v2/images/i1/stage").reply(204)
     glance.upload("i1", iter([DATA[:1000], DATA[1000:]]), len(DATA))
-    glance.stage("i1", DATA, len(DATA))
-    assert server.requests_to("PUT", "/v2/images/i1/file")[0].body == DATA
-    assert server.requests_to("PUT", "/v2/images/i1/stage")[0].body == DATA
+    glance.stage("i1", io.BytesIO(DATA), len(DATA))
+    for what in ("file", "stage"):
+        (put,) = server.requests_to("PUT", f"/v2/images/i1/{what}")
+        assert put.body == DATA
+        assert put.headers["content-length"] == str(len(DATA))
+        assert "transfer-encoding" not in put.headers  # never chunked
+
+
+def test_a_short_upload_stream_fails_naming_what_is_missing(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    server.expect("PUT", "/v2/images/i1/file").drop()  # the client gives up mid-body
+    with pytest.raises(errors.IntegrityError, match="ended after 100 of 4096 bytes"):
+        glance.upload("i1", io.BytesIO(DATA[:100]), len(DATA))
+    deadline = time.monotonic() + 5
+    while not server.requests_to("PUT", "/v2/images/i1/file") and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server sees the cut-off request after the client gave up
+    (cut,) = server.requests_to("PUT", "/v2/images/i1/file")
+    assert len(cut.body) < len(DATA)
 
 
 # hashes ------------------------------------------------------------------------------------
