@@ -16,6 +16,7 @@ from imagehop.image import Image
 from tests.support import scripted_bodies as bodies
 from tests.support.scripted_clock import ScriptedClock
 from tests.support.scripted_server import FixedTokens, ScriptedServer
+from tests.unit.test_http import RecordingTokens
 
 DATA = bytes(range(256)) * 16
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -247,6 +248,35 @@ def test_open_range_maps_errors_through_the_error_map(
     with pytest.raises(errors.ServerError, match="/v2/images/i1/file -> 503"):
         glance.open_range("i1", 0, 10)
     assert len(server.requests_to("GET", "/v2/images/i1/file")) == 1  # the segment layer retries
+
+
+def test_a_refused_token_is_renewed_once_before_the_range_is_read(
+    server: ScriptedServer, clock: ScriptedClock
+) -> None:
+    tokens = RecordingTokens()
+    glance = GlanceImages(f"{server.url}/v2", tokens, bodies.make_settings(), clock=clock)
+    server.expect("GET", "/v2/images/i1/file", headers={"X-Auth-Token": "token-1"}).reply(
+        401, json={"message": "expired"}
+    )
+    server.expect("GET", "/v2/images/i1/file", headers={"X-Auth-Token": "token-2"}).reply(
+        206, body=DATA[:10], headers={"Content-Range": f"bytes 0-9/{len(DATA)}"}
+    )
+    assert glance.open_range("i1", 0, 10).read() == DATA[:10]
+    assert tokens.invalidated == ["token-1"]
+
+
+def test_an_image_without_data_is_not_read_as_empty(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    server.expect("GET", "/v2/images/i1/file").reply(204)
+    with pytest.raises(errors.IntegrityError, match="no data"):
+        glance.open_range("i1", 0, 10)
+
+
+def test_a_clone_is_another_session_on_the_same_region(glance: GlanceImages) -> None:
+    twin = glance.clone()
+    assert twin is not glance and twin.base_url == glance.base_url
+    assert twin._http is not glance._http and twin._http.retry == glance._http.retry
 
 
 def test_upload_sends_one_stream_with_its_size(
