@@ -109,9 +109,11 @@ def check_same_image(source: Image, target: Image) -> None:
                 f"{source_hash[:16]}..."
             )
     if not problems and compared == 0:
-        problems.append(
-            "no hash to compare: the images do not both carry a checksum or an os_hash_value "
-            f"of one algorithm (source {source_algo or 'none'}, target {target_algo or 'none'})"
+        raise IntegrityError(
+            f"image {target.id} cannot be verified as a copy of image {source.id}: no hash to "
+            "compare (the images do not both carry a checksum or an os_hash_value of one "
+            f"algorithm; source {source_algo or 'none'}, target {target_algo or 'none'}). "
+            "Do not use it unchecked: delete it, or compare its data with the source's"
         )
     if problems:
         raise IntegrityError(
