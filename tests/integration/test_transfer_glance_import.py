@@ -91,8 +91,10 @@ def test_a_streamed_image_imported_by_web_download_has_the_sources_hashes(
     url = stream_to_target(local_cloud, source.id)
 
     target_glance = glance(local_cloud, TARGET)
-    new = target_glance.create_image(
-        "streamed copy", disk_format=source.disk_format or "raw", container_format="bare"
+    new = target_glance.create_image(  # the source's formats (Glance checks bare images')
+        "streamed copy",
+        disk_format=source.disk_format or "raw",
+        container_format=source.container_format or "bare",
     )
     assert new.status == "queued"
     target_glance.import_image(new.id, {"name": "web-download", "uri": url})
