@@ -14,6 +14,15 @@ Usable in one call (:func:`transfer_object`), or as the two halves the Prefect t
 :func:`copy_plan` is the one copy orchestrator: the CLI, the flows, the tests and the
 benchmark all copy through it.
 
+**Sources.** The source is a region's Swift (a DLO, SLO or plain object, above) or a Glance
+image (``discover_glance_source(images, image_id)`` instead of ``discover_source``, then
+``copy_plan(images, ...)`` with the source region's
+:class:`~imagehop.glance.GlanceImages`): the workers read their pieces through one small seam,
+:mod:`imagehop.transfer.ranges`, so this loop, its verification, resume and retries are the
+same for both. A Glance image is one source segment keyed on its ``checksum``; the identity
+each ranged GET is checked against is the ``Content-MD5`` Glance sends (the checksum). A plan
+whose source kind does not match the source passed is refused before anything is created.
+
 **Streaming.** Each worker thread copies one target segment at a time: ranged GETs of its
 source pieces feed one PUT through a file-like reader, ``chunk_size`` bytes per read. No
 segment is ever held whole in memory and nothing touches local disk.
@@ -40,12 +49,16 @@ runs, a gate decides how many of its threads may start a segment
 **Verification.** A target segment that is exactly one whole source object is PUT with the
 listed MD5 as its ``ETag``: Swift recomputes it and answers 422 (IntegrityError) on any
 difference, which verifies the bytes end to end. Other segments (a split or merged range, a
-plain source object) are checked on the way: each ranged GET must answer exactly the requested
-range of an object whose ETag still equals the listed one, and the MD5 computed while sending
-must equal the ETag Swift returns. Only then is the segment marked verified with the metadata
+plain source object, a range of a Glance image) are checked on the way: each ranged GET must
+answer exactly the requested range of an object whose ETag (for Glance: ``Content-MD5``) still
+equals the listed one, and the MD5 computed while sending must equal the ETag Swift returns.
+Only then is the segment marked verified with the metadata
 ``X-Object-Meta-Imagehop-Verified: <source_key> <md5>``, which is what a later run's resume
 check trusts. The SLO manifest PUT makes Swift check every segment's size and ETag, and
-:func:`verify_target` compares the result with the plan.
+:func:`verify_target` compares the result with the plan. The range checks cannot see bytes
+altered in flight from the source (they are what is sent and stored); for a Glance image the
+hash check of the imported copy (:func:`~imagehop.glance.check_same_image`) is the end-to-end
+proof.
 
 **Stopping and resuming.** After a failed segment, an exception from ``progress`` or Ctrl-C,
 no new segment starts and the ones in flight are finished, so a later run (same plan, same
@@ -74,6 +87,7 @@ from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
 from imagehop.object_store import VERIFIED_META, MiB, ObjectInfo, ObjectStore, RangeReader
 from imagehop.retries import SEGMENT, SEGMENT_RETRY, Backoff, give_up, may_retry, retry_delay
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
+from imagehop.transfer.ranges import Source, opened, range_source
 from imagehop.transfer.source import LISTING_ATTEMPTS, LISTING_DELAY_SECONDS, discover_source
 from imagehop.transfer.streams import (
     DEFAULT_START,
@@ -161,13 +175,13 @@ class SegmentReader:
 
     def __init__(
         self,
-        source: ObjectStore,
+        source: Source,
         spec: SegmentSpec,
         chunk_size: int,
         on_bytes: Callable[[int], None] | None = None,
         abort: threading.Event | None = None,
     ) -> None:
-        self._source = source
+        self._source = range_source(source)
         self._pieces = list(spec.pieces)
         self._chunk_size = chunk_size
         self._check_source = spec.expected_md5 is None  # else the target verifies the bytes
@@ -198,14 +212,7 @@ class SegmentReader:
         return data
 
     def _open(self, piece: Piece) -> RangeReader:
-        return self._source.open_range(
-            piece.container,
-            piece.name,
-            piece.offset,
-            piece.length,
-            self._chunk_size,
-            expect_etag=piece.source_etag if self._check_source else None,
-        )
+        return self._source.open_piece(piece, self._chunk_size, self._check_source)
 
     def md5(self) -> str | None:
         return self._md5.hexdigest() if self._md5 is not None else None
@@ -217,7 +224,7 @@ class SegmentReader:
 
 
 def copy_segment(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
     spec: SegmentSpec,
@@ -232,7 +239,9 @@ def copy_segment(
     """Copy one target segment and verify it; retry it from its source on retryable errors.
 
     Args:
-        source, target: the two regions' stores.
+        source, target: the two regions' stores (the source: the source region's
+            :class:`~imagehop.glance.GlanceImages` for a Glance image's plan, see
+            :mod:`imagehop.transfer.ranges`).
         plan: the transfer plan ``spec`` belongs to.
         spec: the segment to copy.
         chunk_size: bytes per read (the memory bound's unit).
@@ -355,7 +364,7 @@ class _Tracker:
 
 
 def copy_segments(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
     concurrency: int | None = 8,
@@ -406,7 +415,7 @@ def copy_segments(
             return None
         try:
             result = copy_segment(
-                source,
+                reader,  # the workers' source, opened below
                 target,
                 plan,
                 spec,
@@ -427,7 +436,10 @@ def copy_segments(
                 gate.leave()
         return result
 
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="imagehop-copy") as pool:
+    with (
+        opened(source, plan.source.kind) as reader,
+        ThreadPoolExecutor(max(1, workers), thread_name_prefix="imagehop-copy") as pool,
+    ):
         futures = [pool.submit(work, spec) for spec in todo]
         try:
             failure = _collect(futures, done)
@@ -483,10 +495,11 @@ def _finish_in_flight(futures: list[Future[SegmentResult | None]], abort: thread
 
 
 def prepare_target(target: ObjectStore, plan: TransferPlan) -> None:
-    """Make sure the target container and the segments container exist."""
-    target.ensure_container(plan.target_container)
+    """Make sure the target container and the segments container exist; the ones created
+    here are marked as imagehop's (``owned``, see :mod:`imagehop.transfer.tempurl`)."""
+    target.ensure_container(plan.target_container, owned=True)
     if plan.segments:
-        target.ensure_container(plan.segments_container)
+        target.ensure_container(plan.segments_container, owned=True)
 
 
 def find_finished_segments(
@@ -630,7 +643,7 @@ def delete_segments(target: ObjectStore, plan: TransferPlan) -> int:
 
 
 def copy_plan(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
     concurrency: int | None = 8,
@@ -659,6 +672,7 @@ def copy_plan(
         ImagehopError: the first segment error once the segments in flight are done.
     """
     started = time.monotonic()
+    range_source(source, plan.source.kind)  # the right kind of source, before any side effect
     prepare_target(target, plan)
     if finished is None:
         finished = find_finished_segments(target, plan, concurrency or DEFAULT_START)
