@@ -354,7 +354,8 @@ def _result(
     )
 
 
-def _concurrency(request: TransferRequest) -> int:
+def _concurrency(request: TransferRequest) -> int | None:
+    """The request's stream count, else the worker's setting; None: adaptive."""
     return request.concurrency or clients().settings().transfer_concurrency
 
 
@@ -368,7 +369,7 @@ def _dry_run(
         report,
         read_target_limits(request.target_region),
         settings.segment_size_bytes,
-        _concurrency(request),
+        _concurrency(request) or settings.stream_cap(request.source_region, request.target_region),
     )
     create_table_artifact(
         plan.summary_rows(),

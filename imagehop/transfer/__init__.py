@@ -18,6 +18,7 @@ from imagehop.transfer.engine import (
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
 from imagehop.transfer.source import discover_source
 from imagehop.transfer.source_layout import SourceLayout, SourceSegment
+from imagehop.transfer.streams import StreamChange, StreamController, memory_stream_cap
 
 __all__ = [
     "Piece",
@@ -26,6 +27,8 @@ __all__ = [
     "SegmentSpec",
     "SourceLayout",
     "SourceSegment",
+    "StreamChange",
+    "StreamController",
     "TransferPlan",
     "TransferReport",
     "copy_plan",
@@ -34,6 +37,7 @@ __all__ = [
     "delete_segments",
     "discover_source",
     "find_finished_segments",
+    "memory_stream_cap",
     "plan_transfer",
     "prepare_target",
     "transfer_object",

@@ -30,6 +30,13 @@ size. Measured by ``benchmarks/transfer_bench.py`` (peak RSS of the copier proce
 with 1 worker, 60 MiB with 8, the same for 1 GiB and 4 GiB objects, i.e. about 2 chunks per
 worker in practice.
 
+**Streams.** ``concurrency=N`` copies N segments at once, always. ``concurrency=None`` (the
+default of the settings and the CLI) lets the count adapt to the link: it grows while the
+aggregate rate still grows, halves on 429/503, and stays within what the memory bound above
+allows for 96 MiB (16 streams of 1 MiB chunks) and the per-region cap; the same worker loop
+runs, a gate decides how many of its threads may start a segment
+(:mod:`imagehop.transfer.streams`). The report says what it settled on (``streams``).
+
 **Verification.** A target segment that is exactly one whole source object is PUT with the
 listed MD5 as its ``ETag``: Swift recomputes it and answers 422 (IntegrityError) on any
 difference, which verifies the bytes end to end. Other segments (a split or merged range, a
@@ -69,6 +76,14 @@ from imagehop.retries import SEGMENT, SEGMENT_RETRY, Backoff, give_up, may_retry
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
 from imagehop.transfer.ranges import Source, opened, range_source
 from imagehop.transfer.source import LISTING_ATTEMPTS, LISTING_DELAY_SECONDS, discover_source
+from imagehop.transfer.streams import (
+    DEFAULT_START,
+    MAX_STREAMS,
+    StreamChange,
+    StreamController,
+    StreamGate,
+    memory_stream_cap,
+)
 
 #: ``progress(bytes_done, bytes_total, segments_done, segments_total)``. Called from the worker
 #: threads (serialized by a lock, so values never go backwards except when a failed attempt's
@@ -105,6 +120,11 @@ class TransferReport(BaseModel):
     results: tuple[SegmentResult, ...]
     manifest_etag: str
     seconds: float
+    #: Streams the copy ran with: the fixed ``concurrency``, or the count the adaptive
+    #: controller settled on (``streams_adaptive``; how it got there: ``stream_changes``).
+    streams: int = 0
+    streams_adaptive: bool = False
+    stream_changes: tuple[StreamChange, ...] = ()
 
     @property
     def bytes_copied(self) -> int:
@@ -201,6 +221,7 @@ def copy_segment(
     sleep: Sleep = time.sleep,
     on_bytes: Callable[[int], None] | None = None,
     abort: threading.Event | None = None,
+    on_retry: Callable[[ImagehopError], None] | None = None,
 ) -> SegmentResult:
     """Copy one target segment and verify it; retry it from its source on retryable errors.
 
@@ -218,6 +239,8 @@ def copy_segment(
         sleep: injectable sleep.
         on_bytes: called with each chunk's size (negative to take back a failed attempt's).
         abort: when set, the copy stops at the next chunk.
+        on_retry: called with each error that is retried (the adaptive stream count
+            backs off on them).
 
     Returns:
         The verified segment.
@@ -241,6 +264,8 @@ def copy_segment(
                 if attempts > 1:
                     give_up(error, SEGMENT)  # this layer owned the retries: none above
                 raise
+            if on_retry is not None:
+                on_retry(error)
             sleep(_delay(error, attempt, backoff))
             continue
         finally:
@@ -329,19 +354,25 @@ def copy_segments(
     source: Source,
     target: ObjectStore,
     plan: TransferPlan,
-    concurrency: int = 8,
+    concurrency: int | None = 8,
     progress: Progress | None = None,
     finished: Iterable[SegmentResult] = (),
     chunk_size: int = MiB,
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: float = DEFAULT_BACKOFF_SECONDS,
     sleep: Sleep = time.sleep,
+    streams: StreamGate | None = None,
 ) -> list[SegmentResult]:
     """Copy every segment of ``plan`` not in ``finished`` with ``concurrency`` worker threads.
 
     Args:
+        concurrency: streams at once; None: adaptive (``streams``, or a gate capped by
+            :func:`~imagehop.transfer.streams.memory_stream_cap`), see
+            :mod:`imagehop.transfer.streams`.
         progress: see :data:`Progress`; called from the worker threads.
         finished: segments already in place (from :func:`find_finished_segments`).
+        streams: the adaptive gate to use when ``concurrency`` is None (the caller reads the
+            settled count from it).
         Others: as for :func:`copy_segment`.
 
     Returns:
@@ -360,9 +391,14 @@ def copy_segments(
     tracker = _Tracker(progress, plan, list(done.values()))
     abort = threading.Event()  # stop the segments in flight at their next chunk
     stopping = threading.Event()  # start no new segment
+    gate, workers = None, concurrency or 1
+    if concurrency is None:
+        gate = streams or adaptive_gate(chunk_size, None, len(todo))
+        workers = gate.controller.cap
+    on_bytes = tracker.add_bytes if gate is None else _both(tracker.add_bytes, gate.on_bytes)
 
     def work(spec: SegmentSpec) -> SegmentResult | None:
-        if stopping.is_set():
+        if stopping.is_set() or (gate is not None and not gate.enter(stopping)):
             return None
         try:
             result = copy_segment(
@@ -374,18 +410,22 @@ def copy_segments(
                 attempts,
                 backoff,
                 sleep,
-                tracker.add_bytes,
+                on_bytes,
                 abort,
+                None if gate is None else gate.on_error,
             )
             tracker.add_segment()
         except BaseException:
             stopping.set()
             raise
+        finally:
+            if gate is not None:
+                gate.leave()
         return result
 
     with (
         opened(source, plan.source.kind) as reader,
-        ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="imagehop-copy") as pool,
+        ThreadPoolExecutor(max(1, workers), thread_name_prefix="imagehop-copy") as pool,
     ):
         futures = [pool.submit(work, spec) for spec in todo]
         try:
@@ -397,6 +437,21 @@ def copy_segments(
     if failure is not None:
         raise failure
     return [done[index] for index in sorted(done)]
+
+
+def adaptive_gate(chunk_size: int, stream_cap: int | None, segments: int) -> StreamGate:
+    """The adaptive stream count for a copy of ``segments`` segments: capped by memory
+    (``chunk_size``), by ``stream_cap`` (per-region settings) and by the segments."""
+    cap = min(memory_stream_cap(chunk_size), stream_cap or MAX_STREAMS, max(1, segments))
+    return StreamGate(StreamController(cap))
+
+
+def _both(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+    def both(count: int) -> None:
+        first(count)
+        second(count)
+
+    return both
 
 
 def _collect(
@@ -578,16 +633,20 @@ def copy_plan(
     source: Source,
     target: ObjectStore,
     plan: TransferPlan,
-    concurrency: int = 8,
+    concurrency: int | None = 8,
     progress: Progress | None = None,
     chunk_size: int = MiB,
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: float = DEFAULT_BACKOFF_SECONDS,
     sleep: Sleep = time.sleep,
     finished: Sequence[SegmentResult] | None = None,
+    stream_cap: int | None = None,
 ) -> TransferReport:
     """Put the plan's target object in place: the containers, every segment not verified in
     place yet (copied by ``concurrency`` workers), the SLO manifest, and the final check.
+
+    ``concurrency`` None: the stream count adapts to the link (:mod:`imagehop.transfer.streams`),
+    at most ``stream_cap`` (and what memory allows); the report says what it settled on.
 
     ``finished``: the resume check's answer if the caller already has it (else it is read
     from the target, :func:`find_finished_segments`).
@@ -603,10 +662,14 @@ def copy_plan(
     range_source(source, plan.source.kind)  # the right kind of source, before any side effect
     prepare_target(target, plan)
     if finished is None:
-        finished = find_finished_segments(target, plan, concurrency)
+        finished = find_finished_segments(target, plan, concurrency or DEFAULT_START)
+    gate = None
+    if concurrency is None:
+        gate = adaptive_gate(chunk_size, stream_cap, len(plan.segments) - len(finished))
     results = copy_segments(
-        source, target, plan, concurrency, progress, finished, chunk_size, attempts, backoff, sleep
-    )
+        source, target, plan, concurrency, progress, finished, chunk_size, attempts, backoff,
+        sleep, gate,
+    )  # fmt: skip
     etag = _existing_manifest(target, plan) if len(finished) == len(results) else None
     if etag is None:
         etag = write_manifest(target, plan, results)
@@ -616,6 +679,9 @@ def copy_plan(
         results=tuple(results),
         manifest_etag=etag,
         seconds=time.monotonic() - started,
+        streams=concurrency or (gate.controller.reported if gate else 0),
+        streams_adaptive=gate is not None,
+        stream_changes=tuple(gate.controller.changes) if gate else (),
     )
 
 
@@ -638,7 +704,7 @@ def transfer_object(
     target_container: str,
     target_object: str,
     segment_size: int = 256 * MiB,
-    concurrency: int = 8,
+    concurrency: int | None = 8,
     chunk_size: int = MiB,
     progress: Progress | None = None,
     attempts: int = DEFAULT_ATTEMPTS,
@@ -646,16 +712,19 @@ def transfer_object(
     listing_attempts: int = LISTING_ATTEMPTS,
     listing_delay: float = LISTING_DELAY_SECONDS,
     sleep: Sleep = time.sleep,
+    stream_cap: int | None = None,
 ) -> TransferReport:
     """Copy ``source_container/source_object`` to ``target_container/target_object``.
 
     Discovers the source, plans against the target's limits and copies the plan
-    (:func:`copy_plan`). Arguments as for the step functions this chains.
+    (:func:`copy_plan`; ``concurrency`` None: adaptive streams, at most ``stream_cap``).
+    Arguments as for the step functions this chains.
     """
     layout = discover_source(
         source, source_container, source_object, listing_attempts, listing_delay, sleep
     )
     plan = plan_transfer(layout, target.limits(), target_container, target_object, segment_size)
     return copy_plan(
-        source, target, plan, concurrency, progress, chunk_size, attempts, backoff, sleep
-    )
+        source, target, plan, concurrency, progress, chunk_size, attempts, backoff, sleep,
+        stream_cap=stream_cap,
+    )  # fmt: skip
