@@ -41,6 +41,7 @@ from imagehop.procedure.request import (
     new_image_name,
     server_name,
     snapshot_name,
+    staged_object,
     transfer_identity,
 )
 from imagehop.procedure.result import DryRunPlan, PropertyReport, TransferResult
@@ -55,6 +56,12 @@ from imagehop.tasks.checks import (
 from imagehop.tasks.cleanup import delete_intermediates
 from imagehop.tasks.cloud import clients, clock
 from imagehop.tasks.copy import copy_segments, plan_copy
+from imagehop.tasks.glance import (
+    create_target_image,
+    glance_import_and_wait,
+    plan_copy_from_image,
+    verify_target_image,
+)
 from imagehop.tasks.progress import Event, Phases, publish
 from imagehop.tasks.refusals import REFUSALS, Refusal, quiet_refusal_tracebacks, refused
 from imagehop.tasks.source import (
@@ -209,6 +216,12 @@ def _move(
                 source_id = snapshot.image_id
             assert source_id is not None  # a request names an image or a server
             tag_source_image(src, source_id, identity)
+        if report.transport.transport != "rackspace-tasks":
+            exporting = report.transport.stages_segments
+            moved = _move_openstack(request, identity, report, phases, source_id)
+            return moved.model_copy(
+                update={"snapshot_created": bool(snapshot and snapshot.created)}
+            )
         with phases("export"):
             exporting = True
             ensure_container("source", src, request.export_container)
@@ -234,6 +247,60 @@ def _move(
         reused=tuple(what for what in reused if what),
         copied=copy,
     )
+
+
+def _move_openstack(
+    request: TransferRequest,
+    identity: TransferIdentity,
+    report: PreflightReport,
+    phases: Phases,
+    source_id: str,
+) -> Moved:
+    """The moving steps when a side is OpenStack Glance: the bytes by the transport pre-flight
+    chose (:mod:`imagehop.procedure.transport`), then the new image checked against the source."""
+    choice, src, dst, owner = (
+        report.transport,
+        request.source_region,
+        request.target_region,
+        report.target_tenant,
+    )
+    copy, export = None, None
+    if choice.source_export:
+        with phases("export"):
+            ensure_container("source", src, request.export_container)
+            export = export_and_wait(src, source_id, request.export_container)
+        with phases("copy"):
+            plan = plan_copy(src, dst, export.location, source_id, request.import_container)
+            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+    elif choice.stages_segments:
+        with phases("copy"):
+            plan = plan_copy_from_image(src, dst, source_id, request.import_container)
+            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+    name = new_image_name(request, _source_name(request, report))
+    size = copy.plan.size if copy is not None else None
+    with phases("import"):
+        if choice.target_import == "import-task":
+            staged_at = import_location(request.import_container, source_id)
+            imported = import_and_wait(dst, staged_at, name, identity, owner, source_id)
+            return Moved(source_image_id=source_id, target_image_id=imported.image_id or "",
+                         import_task_id=imported.task_id, reused=_reused(imported.reused),
+                         copied=copy)  # fmt: skip
+        formats = (choice.disk_format, choice.container_format)
+        target = create_target_image(dst, name, identity, owner, src, source_id, formats,
+                                     report.source.min_disk, report.source.min_ram)  # fmt: skip
+        staged = (request.import_container, staged_object(source_id), size or 0)
+        new_id = glance_import_and_wait(dst, target, choice.target_import, staged, (src, source_id))
+    with phases("verify"):
+        compare_with = None if choice.source_export else source_id
+        verify_target_image(src, compare_with, dst, new_id, size)
+    reused = (export.reused if export else None, target.reused)
+    return Moved(source_image_id=source_id, target_image_id=new_id,
+                 export_task_id=export.task_id if export else None,
+                 reused=_reused(*reused), copied=copy)  # fmt: skip
+
+
+def _reused(*what: str | None) -> tuple[str, ...]:
+    return tuple(item for item in what if item)
 
 
 def _moved_before(

@@ -86,7 +86,10 @@ def copy_segments(
         ImagehopError: the first segment error, once the segments in flight are done.
     """
     c = clients()
-    source, target = c.objects("source", source_region), c.objects("target", target_region)
+    target = c.objects("target", target_region)
+    # a Glance image's data (``.../file``), else the exported VHD in the source's Swift
+    glance = plan.source.kind == "glance"
+    source = c.glance("source", source_region) if glance else c.objects("source", source_region)
     with limits.copy_slot(source_region, target_region):
         finished = find_finished_segments(target, plan, concurrency)
         run_id = str(task_run.id)
