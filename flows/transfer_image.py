@@ -402,6 +402,7 @@ def _result(
         source_image_id=moved.source_image_id or "",
         target_image_id=moved.target_image_id,
         coordinating_property={identity.coordinating_key: identity.coordinating_value},
+        transport=report.transport.transport,
         snapshot_created=moved.snapshot_created,
         export_task_id=moved.export_task_id,
         import_task_id=moved.import_task_id,

@@ -80,6 +80,9 @@ class TransferResult(BaseModel):
     source_image_id: str
     target_image_id: str
     coordinating_property: dict[str, str]
+    transport: str = Field(
+        default="rackspace-tasks", description="How the bytes moved (pre-flight's choice)."
+    )
     snapshot_created: bool = False
     export_task_id: str | None = None
     import_task_id: str | None = None
@@ -106,6 +109,7 @@ class TransferResult(BaseModel):
             ("source image", f"{self.source_region} {self.source_image_id or SOURCE_GONE}"),
             ("target image", f"{self.target_region} {self.target_image_id}"),
             ("coordinating property", _pairs(self.coordinating_property)),
+            ("transport", self.transport),
             ("snapshot created", "yes" if self.snapshot_created else "no"),
             ("export task", self.export_task_id or NOTHING),
             ("import task", self.import_task_id or NOTHING),
