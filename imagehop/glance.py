@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.errors import (
     ApiError,
     ImagehopError,
@@ -37,7 +38,7 @@ from imagehop.errors import (
     ResourceFailedError,
     TaskFailedError,
 )
-from imagehop.http import json_body
+from imagehop.http import HttpClient, json_body
 from imagehop.image import (
     IMAGE_FAILED_STATUSES,
     STATUS_POLL_FLOOR_SECONDS,
@@ -47,6 +48,8 @@ from imagehop.image import (
 )
 from imagehop.object_store import RangeReader
 from imagehop.retries import NO_RETRY
+from imagehop.settings import Settings
+from imagehop.tokens import TokenProvider
 from imagehop.waiting import poll_until
 
 log = logging.getLogger(__name__)
@@ -116,7 +119,30 @@ def check_same_image(source: Image, target: Image) -> None:
 
 
 class GlanceImages(ImageClient):
-    """One region's upstream Glance v2 (see the module docstring)."""
+    """One region's upstream Glance v2 (see the module docstring). Like every client here it
+    is not shared between threads: :meth:`clone` gives another thread its own."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        settings: Settings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        http: HttpClient | None = None,
+    ) -> None:
+        super().__init__(base_url, tokens, settings, clock=clock, http=http)
+        self._tokens = tokens
+
+    def clone(self) -> GlanceImages:
+        """A client of the same region and account, with its own HTTP session and the same
+        request-layer policy (for another thread, e.g. an engine worker)."""
+        http = HttpClient(
+            self._settings, tokens=self._tokens, clock=self._clock, retry=self._http.retry
+        )
+        return GlanceImages(
+            self.base_url, self._tokens, self._settings, clock=self._clock, http=http
+        )
 
     # discovery --------------------------------------------------------------------------
 

@@ -80,6 +80,10 @@ DEFAULT_MAX_DELETES_PER_REQUEST = 10000
 #: Bytes handed to the socket per send. urllib3's default is 16 KiB; larger blocks save CPU.
 DEFAULT_BLOCK_SIZE = MiB
 VERIFIED_META = "x-object-meta-imagehop-verified"
+#: Set on the containers imagehop creates (:meth:`ObjectStore.ensure_container` with
+#: ``owned=True``, as the engine's target containers are): only those may carry imagehop's
+#: temporary-URL key (:mod:`imagehop.transfer.tempurl`). The value is the creation time.
+OWNED_CONTAINER_META = "x-container-meta-imagehop-created"
 
 
 class ClusterLimits(BaseModel):
@@ -420,12 +424,44 @@ class ObjectStore:
             self._limits = ClusterLimits.from_info(info)
         return self._limits
 
-    def ensure_container(self, container: str, headers: Mapping[str, str] | None = None) -> None:
-        """Create ``container`` if it does not exist (a PUT; harmless if it does)."""
+    def ensure_container(
+        self, container: str, headers: Mapping[str, str] | None = None, *, owned: bool = False
+    ) -> None:
+        """Create ``container`` if it does not exist (a PUT; harmless if it does).
+
+        ``owned``: look first, and only if it is missing create it marked as imagehop's
+        (:data:`OWNED_CONTAINER_META`); a container that exists is left exactly as it is.
+        """
+        if owned:
+            try:
+                self.container_metadata(container)
+                return
+            except NotFoundError:
+                created = str(int(self._clock.time()))
+                headers = {**(headers or {}), OWNED_CONTAINER_META: created}
         self._call(
             "PUT",
             f"PUT container {container!r}",
             lambda c: c.put_container(container, headers=dict(headers or {})),
+        )
+
+    def container_metadata(self, container: str) -> dict[str, str]:
+        """HEAD a container: its headers, names in lower case (``x-container-meta-*`` ...).
+
+        Raises:
+            NotFoundError: no such container.
+        """
+        headers: Mapping[str, str] = self._call(
+            "HEAD", f"HEAD container {container!r}", lambda c: c.head_container(container)
+        )
+        return {k.lower(): v for k, v in headers.items()}
+
+    def post_container_metadata(self, container: str, metadata: Mapping[str, str]) -> None:
+        """Set container metadata (``X-Container-Meta-*`` headers); others are kept."""
+        self._call(
+            "POST",
+            f"POST container {container!r}",
+            lambda c: c.post_container(container, headers=dict(metadata)),
         )
 
     def list_objects(self, container: str, prefix: str | None = None) -> list[ListedObject]:

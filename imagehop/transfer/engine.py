@@ -67,6 +67,7 @@ from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
 from imagehop.object_store import VERIFIED_META, MiB, ObjectInfo, ObjectStore, RangeReader
 from imagehop.retries import SEGMENT, SEGMENT_RETRY, Backoff, give_up, may_retry, retry_delay
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
+from imagehop.transfer.ranges import Source, opened, range_source
 from imagehop.transfer.source import LISTING_ATTEMPTS, LISTING_DELAY_SECONDS, discover_source
 
 #: ``progress(bytes_done, bytes_total, segments_done, segments_total)``. Called from the worker
@@ -141,13 +142,13 @@ class SegmentReader:
 
     def __init__(
         self,
-        source: ObjectStore,
+        source: Source,
         spec: SegmentSpec,
         chunk_size: int,
         on_bytes: Callable[[int], None] | None = None,
         abort: threading.Event | None = None,
     ) -> None:
-        self._source = source
+        self._source = range_source(source)
         self._pieces = list(spec.pieces)
         self._chunk_size = chunk_size
         self._check_source = spec.expected_md5 is None  # else the target verifies the bytes
@@ -178,14 +179,7 @@ class SegmentReader:
         return data
 
     def _open(self, piece: Piece) -> RangeReader:
-        return self._source.open_range(
-            piece.container,
-            piece.name,
-            piece.offset,
-            piece.length,
-            self._chunk_size,
-            expect_etag=piece.source_etag if self._check_source else None,
-        )
+        return self._source.open_piece(piece, self._chunk_size, self._check_source)
 
     def md5(self) -> str | None:
         return self._md5.hexdigest() if self._md5 is not None else None
@@ -197,7 +191,7 @@ class SegmentReader:
 
 
 def copy_segment(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
     spec: SegmentSpec,
@@ -211,7 +205,9 @@ def copy_segment(
     """Copy one target segment and verify it; retry it from its source on retryable errors.
 
     Args:
-        source, target: the two regions' stores.
+        source, target: the two regions' stores (the source: the source region's
+            :class:`~imagehop.glance.GlanceImages` for a Glance image's plan, see
+            :mod:`imagehop.transfer.ranges`).
         plan: the transfer plan ``spec`` belongs to.
         spec: the segment to copy.
         chunk_size: bytes per read (the memory bound's unit).
@@ -330,7 +326,7 @@ class _Tracker:
 
 
 def copy_segments(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
     concurrency: int = 8,
@@ -370,7 +366,7 @@ def copy_segments(
             return None
         try:
             result = copy_segment(
-                source,
+                reader,  # the workers' source, opened below
                 target,
                 plan,
                 spec,
@@ -387,7 +383,10 @@ def copy_segments(
             raise
         return result
 
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="imagehop-copy") as pool:
+    with (
+        opened(source, plan.source.kind) as reader,
+        ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="imagehop-copy") as pool,
+    ):
         futures = [pool.submit(work, spec) for spec in todo]
         try:
             failure = _collect(futures, done)
@@ -428,10 +427,11 @@ def _finish_in_flight(futures: list[Future[SegmentResult | None]], abort: thread
 
 
 def prepare_target(target: ObjectStore, plan: TransferPlan) -> None:
-    """Make sure the target container and the segments container exist."""
-    target.ensure_container(plan.target_container)
+    """Make sure the target container and the segments container exist; the ones created
+    here are marked as imagehop's (``owned``, see :mod:`imagehop.transfer.tempurl`)."""
+    target.ensure_container(plan.target_container, owned=True)
     if plan.segments:
-        target.ensure_container(plan.segments_container)
+        target.ensure_container(plan.segments_container, owned=True)
 
 
 def find_finished_segments(
@@ -575,7 +575,7 @@ def delete_segments(target: ObjectStore, plan: TransferPlan) -> int:
 
 
 def copy_plan(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
     concurrency: int = 8,
@@ -600,6 +600,7 @@ def copy_plan(
         ImagehopError: the first segment error once the segments in flight are done.
     """
     started = time.monotonic()
+    range_source(source, plan.source.kind)  # the right kind of source, before any side effect
     prepare_target(target, plan)
     if finished is None:
         finished = find_finished_segments(target, plan, concurrency)
