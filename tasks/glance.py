@@ -26,7 +26,7 @@ from imagehop.tasks.cloud import clients
 from imagehop.tasks.policy import FRESH, WAITING
 from imagehop.transfer import TransferPlan, plan_transfer
 from imagehop.transfer.glance_source import discover_glance_source
-from imagehop.transfer.tempurl import temporary_url
+from imagehop.transfer.tempurl import MAX_SECONDS, temporary_url
 
 
 @task(name="plan-copy", task_run_name="plan-copy-{source_image_id:.8}", **FRESH)
@@ -97,7 +97,8 @@ def import_image(
     """Bring the data in by ``how`` (web-download of a temporary URL of the staged copy,
     glance-download from the source, glance-direct staging, or PUT file)."""
     c = clients()
-    seconds = int(c.settings().import_deadline_seconds)
+    # valid while the import may run (within what a temporary URL may live)
+    seconds = min(int(c.settings().import_deadline_seconds), MAX_SECONDS)
     return start_import(
         c.glance("target", region),
         c.objects("target", region),
