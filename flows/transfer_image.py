@@ -46,6 +46,7 @@ from imagehop.procedure.request import (
 )
 from imagehop.procedure.result import DryRunPlan, PropertyReport, TransferResult
 from imagehop.procedure.steps import intermediates
+from imagehop.procedure.transport import TransportChoice
 from imagehop.tasks import events
 from imagehop.tasks.checks import (
     find_finished_transfer,
@@ -219,8 +220,10 @@ def _move(
         if report.transport.transport != "rackspace-tasks":
             exporting = report.transport.stages_segments
             moved = _move_openstack(request, identity, report, phases, source_id)
+            reused = ("snapshot",) if snapshot and not snapshot.created else ()
+            made = bool(snapshot and snapshot.created)
             return moved.model_copy(
-                update={"snapshot_created": bool(snapshot and snapshot.created)}
+                update={"snapshot_created": made, "reused": reused + moved.reused}
             )
         with phases("export"):
             exporting = True
@@ -234,7 +237,7 @@ def _move(
             name = new_image_name(request, _source_name(request, report))
             imported = import_and_wait(dst, staged, name, identity, owner, source_id)
     except Exception:
-        _log_remains(request, identity, source_id if exporting else None)
+        _log_remains(request, identity, source_id if exporting else None, report.transport)
         raise
     reused = ("snapshot" if snapshot and not snapshot.created else None, export.reused,
               imported.reused)  # fmt: skip
@@ -341,9 +344,9 @@ def _finish(
                 name = server_name(request, new_image_name(request, _source_name(request, report)))
                 server_id = boot_and_wait(dst, new_id, name, report.boot_flavor.id, identity)
         with phases("cleanup"):
-            cleaned, remaining = _clean_up(request, moved.source_image_id)
+            cleaned, remaining = _clean_up(request, moved.source_image_id, report.transport)
     except Exception:
-        _log_remains(request, identity, moved.source_image_id)
+        _log_remains(request, identity, moved.source_image_id, report.transport)
         raise
     result = _result(request, identity, report, phases, moved, properties, server_id,
                      cleaned, remaining)  # fmt: skip
@@ -366,13 +369,13 @@ def _accepted(checked: PreflightReport | Refusal) -> PreflightReport:
 
 
 def _clean_up(
-    request: TransferRequest, source_image_id: str | None
+    request: TransferRequest, source_image_id: str | None, transport: TransportChoice
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(what was deleted, what remains) under the request's cleanup policy."""
-    if source_image_id is None:
+    if source_image_id is None or not transport.stages_segments:
         return (), ()
     if request.cleanup == "keep":
-        return (), tuple(_intermediates(request, source_image_id))
+        return (), tuple(_intermediates(request, source_image_id, transport))
     deleted = delete_intermediates(
         request.source_region,
         request.target_region,
@@ -457,25 +460,37 @@ def _source_name(request: TransferRequest, report: PreflightReport) -> str:
     return snapshot_name(request, _server_name_of(report), clock().time())
 
 
-def _intermediates(request: TransferRequest, source_image_id: str) -> list[str]:
-    return intermediates(
+def _intermediates(
+    request: TransferRequest, source_image_id: str, transport: TransportChoice
+) -> list[str]:
+    """The exported VHD (when the source exports) and the staged copy (when there is one)."""
+    found = intermediates(
         request.source_region,
         request.target_region,
         request.export_container,
         request.import_container,
         source_image_id,
     )
+    exported, staged = found
+    return ([exported] if transport.source_export else []) + (
+        [staged] if transport.stages_segments else []
+    )
 
 
 def _log_remains(
-    request: TransferRequest, identity: TransferIdentity, source_image_id: str | None
+    request: TransferRequest,
+    identity: TransferIdentity,
+    source_image_id: str | None,
+    transport: TransportChoice,
 ) -> None:
     """After a failure: say what stays in place for a re-run, and how to remove it instead
     (in the run's log, and to progress listeners such as the CLI)."""
-    if source_image_id is None:
+    kept = (
+        " | ".join(_intermediates(request, source_image_id, transport)) if source_image_id else ""
+    )
+    if not kept:
         remains = "the transfer failed before the export: nothing is left in Cloud Files"
     else:
-        kept = " | ".join(_intermediates(request, source_image_id))
         remains = (
             f"the transfer failed; kept for a re-run with run key {identity.run_key!r} "
             f"(same request): {kept}"
