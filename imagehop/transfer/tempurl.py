@@ -8,6 +8,10 @@ the engine created carries :data:`~imagehop.object_store.OWNED_CONTAINER_META`, 
 set there (a random one, the first time) if it has none. The account's key is never read or
 set, and a container imagehop did not create is refused (:class:`ForeignContainerError`).
 
+A container key authorizes that container only (Swift's ``authorize_same_container``): an SLO
+read through the URL needs its segments in the same container, so a plan meant for a temporary
+URL is made with ``segments_container=target_container``; :func:`staged_object_url` checks it.
+
 The URL is a secret (anyone holding it can read the image until it expires): never log it,
 never return it from a Prefect task or pass it as a parameter; make it in the step that uses
 it, and keep ``seconds`` to what the import needs.
@@ -20,8 +24,9 @@ from urllib.parse import quote, urlsplit
 
 from swiftclient.utils import generate_temp_url
 
-from imagehop.errors import ForeignContainerError, NotFoundError
+from imagehop.errors import ForeignContainerError, NotFoundError, PreflightError
 from imagehop.object_store import OWNED_CONTAINER_META, ObjectStore
+from imagehop.transfer.plan import TransferPlan
 
 TEMP_URL_KEY_META = "x-container-meta-temp-url-key"
 #: Longest validity accepted (a day: an import of a large image at a slow store).
@@ -46,6 +51,23 @@ def temporary_url(store: ObjectStore, container: str, name: str, seconds: int) -
     signed = str(generate_temp_url(path, seconds, key, "GET", digest="sha256"))
     signed_path, query = signed.split("?", 1)
     return f"{parts.scheme}://{parts.netloc}{quote(signed_path)}?{query}"
+
+
+def staged_object_url(store: ObjectStore, plan: TransferPlan, seconds: int) -> str:
+    """:func:`temporary_url` of the object ``plan`` wrote in the target ``store``.
+
+    Raises:
+        PreflightError: the plan's segments are in another container than its manifest (a
+            container key does not reach them: Swift would answer 409 to the GET).
+        ForeignContainerError, ValueError: as for :func:`temporary_url`.
+    """
+    if plan.segments and plan.segments_container != plan.target_container:
+        raise PreflightError(
+            f"the segments of {plan.target_container}/{plan.target_object} are in "
+            f"{plan.segments_container!r}, which its container's temporary-URL key does not "
+            "cover: plan the copy with segments_container equal to the target container"
+        )
+    return temporary_url(store, plan.target_container, plan.target_object, seconds)
 
 
 def container_key(store: ObjectStore, container: str) -> str:
