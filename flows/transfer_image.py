@@ -39,6 +39,7 @@ from imagehop.procedure.request import (
     TransferRequest,
     import_location,
     new_image_name,
+    segments_container,
     server_name,
     snapshot_name,
     staged_object,
@@ -267,17 +268,18 @@ def _move_openstack(
         request.target_region,
         report.target_tenant,
     )
-    copy, export = None, None
+    copy, export, container = None, None, request.import_container
+    segments = _segments_in(request, choice)
     if choice.source_export:
         with phases("export"):
             ensure_container("source", src, request.export_container)
             export = export_and_wait(src, source_id, request.export_container)
         with phases("copy"):
-            plan = plan_copy(src, dst, export.location, source_id, request.import_container)
+            plan = plan_copy(src, dst, export.location, source_id, container, segments)
             copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
     elif choice.stages_segments:
         with phases("copy"):
-            plan = plan_copy_from_image(src, dst, source_id, request.import_container)
+            plan = plan_copy_from_image(src, dst, source_id, container, segments)
             copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
     name = new_image_name(request, _source_name(request, report))
     size = copy.plan.size if copy is not None else None
@@ -300,6 +302,14 @@ def _move_openstack(
     return Moved(source_image_id=source_id, target_image_id=new_id,
                  export_task_id=export.task_id if export else None,
                  reused=_reused(*reused), copied=copy)  # fmt: skip
+
+
+def _segments_in(request: TransferRequest, choice: TransportChoice) -> str:
+    """Where the staged copy's segments go: beside the manifest for a web-download (a
+    temporary URL's container key reaches that container only), else ``<container>_segments``."""
+    if choice.target_import == "web-download":
+        return request.import_container
+    return segments_container(request.import_container)
 
 
 def _reused(*what: str | None) -> tuple[str, ...]:
@@ -470,6 +480,7 @@ def _intermediates(
         request.export_container,
         request.import_container,
         source_image_id,
+        _segments_in(request, transport),
     )
     exported, staged = found
     return ([exported] if transport.source_export else []) + (

@@ -31,9 +31,14 @@ from imagehop.transfer.tempurl import MAX_SECONDS, temporary_url
 
 @task(name="plan-copy", task_run_name="plan-copy-{source_image_id:.8}", **FRESH)
 def plan_copy_from_image(
-    source_region: str, target_region: str, source_image_id: str, import_container: str
+    source_region: str,
+    target_region: str,
+    source_image_id: str,
+    import_container: str,
+    segments_in: str | None = None,
 ) -> TransferPlan:
-    """Plan the target SLO of a Glance image's data (ranged reads of ``.../file``)."""
+    """Plan the target SLO of a Glance image's data (ranged reads of ``.../file``); its
+    segments go to ``segments_in`` (default: the import container's ``_segments``)."""
     c = clients()
     layout = discover_glance_source(c.glance("source", source_region), source_image_id)
     return plan_transfer(
@@ -42,7 +47,7 @@ def plan_copy_from_image(
         import_container,
         staged_object(source_image_id),
         c.settings().segment_size_bytes,
-        segments_container(import_container),
+        segments_in or segments_container(import_container),
     )
 
 
