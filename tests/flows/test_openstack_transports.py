@@ -156,14 +156,14 @@ def test_rackspace_dfw_to_a_flex_like_region(
 def test_a_hash_mismatch_is_caught_and_the_image_never_left_usable(
     keystone_per_region: LocalCloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The target's Glance is handed a temporary URL of another object of the same size: the
-    import succeeds, the hashes differ, the new image is deleted and the run fails."""
+    """The target's Glance is handed a temporary URL of another object (1 MiB of zeros, in
+    the same container): the import succeeds, the hashes differ, the new image is deleted and
+    the run fails; a re-run imports the right bytes."""
     cloud_ = keystone_per_region
     real_url = imagehop.tasks.glance.temporary_url
-    decoy = "decoy.bin"
+    decoy, size = "decoy.bin", 1024 * 1024
 
     def url_of_the_decoy(store, container, name, seconds):  # type: ignore[no-untyped-def]
-        size = int(store.head_object(container, name).size)
         store.put_stream(container, decoy, _Zeros(size), size)
         return real_url(store, container, decoy, seconds)
 
@@ -217,7 +217,8 @@ def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
         monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", third_segment_fails)
         with pytest.raises(IntegrityError, match="injected"):
             transfer_image(request)
-        staged = objects(cloud_, "IAD", segments_container(DEFAULT_IMPORT_CONTAINER), image_id)
+        # web-download: the segments sit beside the manifest (a temporary URL's reach)
+        staged = objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, f"{staged_object(image_id)}/")
         assert len(staged) == 2
 
         monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
