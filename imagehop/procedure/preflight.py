@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict
 from imagehop.access import ServiceCatalog, User
 from imagehop.compute import Flavor, Server, pick_flavor
 from imagehop.errors import (
+    ForbiddenError,
     ImageNotTransferableError,
     NotFoundError,
     PreflightError,
     RunKeyInUseError,
     UnknownRegionError,
 )
+from imagehop.glance import GlanceImages
 from imagehop.image import Image, ImageClient, check_container_name, format_size
 from imagehop.procedure.registry import CloudClients, Side
 from imagehop.procedure.request import (
@@ -320,8 +322,9 @@ def run_preflight(
     source, source_checks = inspect_source(clients, request, identity, source_tenant, limit)
     checks += source_checks
     target_tempurl = target_methods is not None and clients.objects("target", dst).limits().tempurl
+    downloads = source_methods is None or may_download(clients.glance("source", src), source)
     transport = choose_transport(
-        source_offer(src, source_methods, source),
+        source_offer(src, source_methods, source, downloads),
         target_offer(dst, target_methods, target_tempurl, settings.target_allows_image_upload),
         shared_identity=shares_identity(settings),
     )
@@ -344,16 +347,36 @@ def run_preflight(
     )
 
 
-def source_offer(region: str, methods: frozenset[str] | None, source: SourceSummary) -> SideOffer:
-    """What the source side offers: its import methods (None: Rackspace legacy) and the
-    image's formats (a server's snapshot does not exist yet: unknown)."""
+def source_offer(
+    region: str, methods: frozenset[str] | None, source: SourceSummary, downloads: bool = True
+) -> SideOffer:
+    """What the source side offers: its import methods (None: Rackspace legacy), whether the
+    image's data downloads, and its formats (a server's snapshot does not exist yet: unknown)."""
     image = source.image
     return SideOffer(
         region=region,
         import_methods=methods,
+        image_download=downloads,
         disk_format=image.disk_format if image is not None else None,
         container_format=image.container_format if image is not None else None,
     )
+
+
+def may_download(glance: GlanceImages, source: SourceSummary) -> bool:
+    """The source image's data can be read: a one-byte ranged ``GET .../file`` is answered
+    (False on 403, the cloud's download policy). A server's snapshot does not exist yet: True."""
+    image = source.image
+    if image is None or not image.size:
+        return True
+    try:
+        reader = glance.open_range(image.id, 0, 1)
+    except ForbiddenError:
+        return False
+    try:
+        reader.read()
+    finally:
+        reader.close()
+    return True
 
 
 def target_offer(

@@ -76,14 +76,20 @@ def _assert_same_image(
 STREAMS = [
     ("stream", {"IAD": ["web-download"]}),
     ("stream-stage", {"IAD": ["glance-direct"]}),
+    ("single-put", {"IAD": []}),  # with IMAGEHOP_TARGET_ALLOWS_IMAGE_UPLOAD=true
 ]
 
 
 @pytest.mark.parametrize(("transport", "methods"), STREAMS, ids=[t for t, _ in STREAMS])
 def test_generic_region_to_region_by_streaming(
-    transport: str, methods: dict[str, list[str]], keystone_per_region: LocalCloud
+    transport: str,
+    methods: dict[str, list[str]],
+    keystone_per_region: LocalCloud,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cloud_ = keystone_per_region
+    if transport == "single-put":
+        monkeypatch.setenv("IMAGEHOP_TARGET_ALLOWS_IMAGE_UPLOAD", "true")
     with cloud_.admin.temporary_options(glance_regions=BOTH, import_methods=methods):
         image_id = new_image(cloud_)
         before = created(cloud_)
