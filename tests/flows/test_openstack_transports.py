@@ -16,6 +16,7 @@ from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure import DryRunPlan, TransferResult
 from imagehop.procedure.request import (
     COPY_OF_PROPERTY,
+    DEFAULT_COORDINATING_KEY,
     DEFAULT_IMPORT_CONTAINER,
     segments_container,
     staged_object,
@@ -254,3 +255,39 @@ def test_no_usable_import_method_is_refused_at_preflight(keystone_per_region: Lo
         assert created(cloud_) == before
         assert image(cloud_, "DFW", image_id) == source  # not even tagged
         assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == []
+
+
+def test_rerun_after_a_stop_before_the_check_carries_on_with_the_imported_image(
+    keystone_per_region: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after the import, before the hashes were compared: the image is not tagged
+    (not taken for a finished transfer); the re-run checks and tags that same image, and
+    neither copies nor imports again."""
+    cloud_ = keystone_per_region
+    real_verify = imagehop.tasks.glance.verify_copy
+
+    def stop(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("stopped (injected) between the import and the check")
+
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH, import_methods={"IAD": ["web-download"]}
+    ):
+        image_id = new_image(cloud_)
+        request = request_for(image_id, cleanup="keep")
+        monkeypatch.setattr(imagehop.tasks.glance, "verify_copy", stop)
+        with pytest.raises(RuntimeError, match="injected"):
+            transfer_image(request)
+        session = cloud_.session()
+        listed = session.images("IAD", "GET", "/images", params={COPY_OF_PROPERTY: image_id})
+        first = [i for i in listed.json()["images"] if i["status"] == "active"]
+        assert len(first) == 1
+        assert DEFAULT_COORDINATING_KEY not in first[0]  # not tagged before the check
+
+        monkeypatch.setattr(imagehop.tasks.glance, "verify_copy", real_verify)
+        result = transfer_image(request)
+
+        assert isinstance(result, TransferResult)
+        assert result.target_image_id == first[0]["id"]
+        assert "target image" in result.reused
+        assert result.bytes_copied == 0 and result.segments_skipped == result.segments_total
+        _assert_same_image(cloud_, image_id, result)
