@@ -23,8 +23,9 @@ retried by the engine's segment layer, as for the object store.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 #: Image properties Glance keeps during and after an import (``api_image_import.py``).
 IMPORTING_STORES_KEY = "os_glance_importing_to_stores"
 FAILED_IMPORT_KEY = "os_glance_failed_import"
+#: The lock an import holds on its image while it runs (``images.py``: a second import is 409).
+IMPORT_LOCK_KEY = "os_glance_import_task"
 #: The header newer Glance reads to refuse a truncated upload or stage.
 IMAGE_SIZE_HEADER = "x-openstack-image-size"
 OCTET_STREAM = "application/octet-stream"
@@ -106,9 +109,11 @@ def check_same_image(source: Image, target: Image) -> None:
                 f"{source_hash[:16]}..."
             )
     if not problems and compared == 0:
-        problems.append(
-            "no hash to compare: the images do not both carry a checksum or an os_hash_value "
-            f"of one algorithm (source {source_algo or 'none'}, target {target_algo or 'none'})"
+        raise IntegrityError(
+            f"image {target.id} cannot be verified as a copy of image {source.id}: no hash to "
+            "compare (the images do not both carry a checksum or an os_hash_value of one "
+            f"algorithm; source {source_algo or 'none'}, target {target_algo or 'none'}). "
+            "Do not use it unchecked: delete it, or compare its data with the source's"
         )
     if problems:
         raise IntegrityError(
@@ -282,9 +287,12 @@ class GlanceImages(ImageClient):
             deadline: seconds to wait at most.
 
         Raises:
-            TaskFailedError: the import failed: the image lists failed stores in
-                ``os_glance_failed_import``, or went back to ``queued`` with its import task
-                in ``failure``; the message is the task's (the cloud's reason).
+            TaskFailedError: the import failed: the image is back in ``queued``, no import
+                holds it (``os_glance_import_task``) and its latest task is in ``failure``
+                (or, where Glance has no image tasks call, it lists failed stores in
+                ``os_glance_failed_import``); the message is the task's (the cloud's reason).
+                A failure left by an earlier import of the same image does not count: the
+                new import's task and lock are created before ``import_image`` returns.
             ResourceFailedError: the image was killed, deleted or deactivated meanwhile.
             WaitTimeoutError: still importing at the deadline.
         """
@@ -299,12 +307,18 @@ class GlanceImages(ImageClient):
                     f"image {image.id}",
                     image.status,
                 )
+            if image.value_of(IMPORT_LOCK_KEY):
+                return False  # an import holds the image (a new one, whatever came before)
             failed_stores = str(image.value_of(FAILED_IMPORT_KEY) or "")
             importing = str(image.value_of(IMPORTING_STORES_KEY) or "")
-            if failed_stores or (image.status == "queued" and not importing):
-                failed = self._failed_import_task(image_id)
-                if failed is not None or failed_stores:
-                    raise import_failed_error(image, failed)
+            if image.status != "queued" or (importing and not failed_stores):
+                return False
+            tasks = self.image_tasks(image_id)
+            last = tasks[-1] if tasks else None
+            if last is not None and last.status == "failure":
+                raise import_failed_error(image, last)
+            if last is None and failed_stores:  # a Glance without the image tasks call
+                raise import_failed_error(image, None)
             return False
 
         return poll_until(
@@ -318,11 +332,6 @@ class GlanceImages(ImageClient):
             clock=self._clock,
             on_poll=on_poll,
         )
-
-    def _failed_import_task(self, image_id: str) -> Task | None:
-        tasks = self.image_tasks(image_id)
-        last = tasks[-1] if tasks else None
-        return last if last is not None and last.status == "failure" else None
 
     # image data -------------------------------------------------------------------------
 
@@ -370,10 +379,12 @@ class GlanceImages(ImageClient):
         self._put_data(image_id, "stage", stream, size)
 
     def _put_data(self, image_id: str, what: str, stream: Any, size: int) -> None:
+        if size < 0:
+            raise ValueError(f"an upload needs its size in bytes, not {size}")
         self._http.request(
             "PUT",
             f"{self.base_url}/images/{image_id}/{what}",
-            data=stream,
+            data=SizedBody(stream, size, f"{what} of image {image_id}"),
             headers={
                 "Content-Type": OCTET_STREAM,
                 "Content-Length": str(size),
@@ -382,6 +393,59 @@ class GlanceImages(ImageClient):
             idempotent=False,
             retry=NO_RETRY,
         )
+
+
+class SizedBody:
+    """An upload body of exactly ``size`` bytes from bytes, a file-like object (``read``)
+    or an iterable of bytes: sent with ``Content-Length`` (never chunked, which Glance's
+    ``x-openstack-image-size`` check and some proxies refuse), read ``block`` bytes at a time.
+
+    Raises IntegrityError from ``read`` if the stream ends early or holds more bytes.
+    """
+
+    def __init__(self, stream: Any, size: int, what: str, block: int = 1024 * 1024) -> None:
+        if isinstance(stream, bytes | bytearray | memoryview):
+            stream = io.BytesIO(bytes(stream))
+        self._read = stream.read if hasattr(stream, "read") else _reader_of(iter(stream))
+        self._size = size
+        self._what = what
+        self._block = block
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        left = self._size - self.sent
+        if left <= 0:
+            if self._read(1):
+                raise IntegrityError(f"{self._what}: the stream holds more than {self._size} bytes")
+            return b""
+        wanted = left if amount is None or amount < 0 else min(amount, left, self._block)
+        data: bytes = self._read(wanted)
+        if not data:
+            raise IntegrityError(
+                f"{self._what}: the stream ended after {self.sent} of {self._size} bytes"
+            )
+        self.sent += len(data)
+        return data
+
+
+def _reader_of(chunks: Iterator[bytes]) -> Callable[[int], bytes]:
+    """``read(n)`` over an iterator of byte strings."""
+    pending = bytearray()
+
+    def read(amount: int) -> bytes:
+        while len(pending) < amount:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            pending.extend(chunk)
+        data = bytes(pending[:amount])
+        del pending[:amount]
+        return data
+
+    return read
 
 
 def check_answered_range(

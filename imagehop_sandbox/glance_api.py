@@ -20,10 +20,12 @@ GET      /v2/images/{id}/tasks              the image's ``api_image_import`` tas
 
 Uploads stream (``Content-Length`` or ``chunked``, any size) into the region's Swift; on
 arrival Glance's ``size``, ``checksum`` (MD5) and ``os_hash_algo``/``os_hash_value`` (sha512)
-are computed. ``x-openstack-image-size`` is honoured: another byte count is a 400 ``Size
-mismatch`` and the image is back to ``queued``. The deployment modelled has one store
-(``enabled_backends = swift:swift``), so images show ``stores: swift`` once they have data and
-a failed import leaves ``os_glance_failed_import: swift``.
+are computed, and the bytes of a ``bare`` image must match its ``disk_format``
+(:mod:`.formats`: 415 on upload, a failed import otherwise). ``x-openstack-image-size`` is
+honoured: another byte count is a 400 ``Size mismatch`` and the image is back to ``queued``.
+The deployment modelled has one store (``enabled_backends = swift:swift``), so images show
+``stores: swift`` once they have data and a failed import leaves
+``os_glance_failed_import: swift``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 from imagehop_sandbox.cloud import Caller, Cloud
 from imagehop_sandbox.content import delete_content, store_content
+from imagehop_sandbox.formats import FormatMismatch, Head, check_format
 from imagehop_sandbox.glance_import import (
     FAILED_KEY,
     IMPORTING_KEY,
@@ -113,7 +116,7 @@ def glance_image_view(image: ImageRecord) -> dict[str, Any]:
         container_format=image.container_format,
         visibility=image.visibility,
         size=size,
-        virtual_size=None,
+        virtual_size=image.virtual_size,
         status=image.status,
         checksum=None if stored is None else stored.md5,
         protected=image.protected,
@@ -203,7 +206,7 @@ class GlanceApi:
         """Back to ``queued`` (Glance's ``_restore``) after a failed upload."""
 
         def change(doc: dict[str, Any]) -> None:
-            doc.update(status="queued", updated_at=time.time(), **changes)
+            doc.update(status="queued", virtual_size=None, updated_at=time.time(), **changes)
 
         self.store.update(ImageRecord.KIND, image_id, change)
 
@@ -276,14 +279,15 @@ class GlanceApi:
         return image, size
 
     def _write(
-        self, request: Request, name: str, expected: int | None
+        self, request: Request, name: str, expected: int | None, head: Head | None = None
     ) -> tuple[ImageContent | None, HttpError | None]:
         """Stream the request body into Swift as ``name``; the content, or why it failed."""
         assert request.stream is not None
         account = self.cloud.service_account(self.region)
         length = request.stream.length
+        chunks = request.stream if head is None else head.watch(request.stream)
         try:
-            content = store_content(account, name, request.stream, length, self.cloud.options)
+            content = store_content(account, name, chunks, length, self.cloud.options)
         except ClientDisconnected as error:
             return None, HttpError(400, f"Error reading the image data: {error}")
         except (SwiftFailure, OSError, ValueError) as error:
@@ -302,11 +306,21 @@ class GlanceApi:
         image, expected = self._upload_checks(request, caller)
         if image.owner != caller.tenant:
             raise HttpError(403, f"Not allowed to upload image data for image {image.id}")
-        self._transition(image.id, "saving", formats=True)
-        content, problem = self._write(request, image.id, expected)
+        saving = self._transition(image.id, "saving", formats=True)
+        head = Head()
+        content, problem = self._write(request, image.id, expected, head)
         if problem is not None or content is None:
             self._restore(image.id)
             raise problem or HttpError(500, "upload failed")
+        try:
+            virtual_size = check_format(
+                saving.disk_format, saving.container_format, head.data, content.size
+            )
+        except FormatMismatch as mismatch:
+            with contextlib.suppress(SwiftFailure, OSError):
+                delete_content(self.cloud.service_account(self.region), content)
+            self._restore(image.id)
+            raise HttpError(415, str(mismatch)) from None
         gone: list[bool] = []
 
         def change(doc: dict[str, Any]) -> None:
@@ -314,6 +328,7 @@ class GlanceApi:
                 gone.append(True)
                 return
             doc.update(status="active", content=asdict(content), updated_at=time.time())
+            doc["virtual_size"] = virtual_size
 
         if self.store.update(ImageRecord.KIND, image.id, change) is None or gone:
             with contextlib.suppress(SwiftFailure, OSError):

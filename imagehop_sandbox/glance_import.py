@@ -17,12 +17,15 @@ What each method does, as ``glance/async_/flows/api_image_import.py`` and its pl
 
 While it runs the image is ``importing`` with ``os_glance_import_task`` (the lock: a second
 import is a 409), ``os_glance_importing_to_stores: swift`` and ``os_glance_failed_import: ""``;
-the task says ``Copied <n> MiB`` as bytes reach the store. Success: ``active`` with size and
-hashes, task ``success`` with ``result: {"image_id": ...}``. Failure: back to ``queued``,
-``os_glance_failed_import: swift``, the lock dropped, task ``failure`` with Glance's message
+the task says ``Copied <n> MiB`` as bytes reach the store. The bytes of a ``bare`` image must
+match its ``disk_format`` (:mod:`.formats`), else the import fails. Success: ``active`` with
+size and hashes, task ``success`` with ``result: {"image_id": ...}``. Failure: back to ``queued``,
+``os_glance_failed_import: swift``, the lock dropped, then (as in Glance, a moment later: poll
+the task until it ends) task ``failure`` with Glance's message
 ``Task failed due to Internal Error`` (Glance's task executor says that for every error of a
 flow; the real reason is in the service log, ``api.log``). Faults injected with the admin API
-for task type ``api_image_import`` apply (a message fails the import, extra seconds delay it).
+for task type ``api_image_import`` apply: a message fails the import with that task message
+(as Glance's ``UploadException`` messages reach the task), extra seconds delay it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import requests
 
 from imagehop_sandbox.cloud import Cloud
 from imagehop_sandbox.content import delete_content, open_content, store_content
+from imagehop_sandbox.formats import Head, check_format
 from imagehop_sandbox.models import ImageContent, ImageRecord, ImageTaskRecord
 from imagehop_sandbox.swift_io import SwiftFailure, stream_body
 
@@ -133,6 +137,7 @@ class GlanceImports:
     def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud
         self.store = cloud.store
+        self._head: dict[str, bytes] = {}  # first bytes of what each import stored
 
     def start(self, task_id: str) -> None:
         self.cloud.run_in_background(f"image-import-{task_id}", lambda: self.run(task_id))
@@ -168,16 +173,23 @@ class GlanceImports:
                 content = self._web_download(task, image, str(method.get("uri")))
             else:
                 content, changes = self._glance_download(task, image, method)
+            changes["virtual_size"] = check_format(
+                changes.get("disk_format") or image.disk_format,
+                changes.get("container_format") or image.container_format,
+                self._head.pop(task.id, b""),
+                content.size,
+            )
             wait = started + float(fault.get("extra_seconds") or 0) - time.time()
             if wait > 0:
                 time.sleep(wait)
             self._finish(task, content, changes)
         except (ImportFailed, SwiftFailure, requests.RequestException, OSError, ValueError) as e:
+            self._head.pop(task_id, None)
             log.warning("image import %s of image %s failed: %s", task_id, task.image_id, e)
             if content is not None:
                 with contextlib.suppress(SwiftFailure, OSError):
                     delete_content(account, content)
-            self._fail(task)
+            self._fail(task, str(fault["message"]) if fault.get("message") else INTERNAL_ERROR)
 
     def _image(self, task: ImageTaskRecord) -> ImageRecord:
         image = ImageRecord.load(self.store, task.image_id)
@@ -197,9 +209,16 @@ class GlanceImports:
 
     def _store(self, task: ImageTaskRecord, chunks: Iterable[bytes], size: int | None) -> Any:
         account = self.cloud.service_account(task.region)
-        return store_content(
-            account, task.image_id, self._progress(task, chunks), size, self.cloud.options
+        head = Head()
+        content = store_content(
+            account,
+            task.image_id,
+            head.watch(self._progress(task, chunks)),
+            size,
+            self.cloud.options,
         )
+        self._head[task.id] = head.data
+        return content
 
     def _from_staging(self, task: ImageTaskRecord, image: ImageRecord) -> ImageContent:
         staged = image.staged_content
@@ -325,6 +344,7 @@ class GlanceImports:
             for key in ("disk_format", "container_format"):
                 if changes.get(key):
                     doc[key] = changes[key]
+            doc["virtual_size"] = changes.get("virtual_size")
             if doc.get("staged"):
                 staged.append(ImageContent(**doc["staged"]))
             doc.update(status="active", content=asdict(content), staged=None)
@@ -345,7 +365,7 @@ class GlanceImports:
             token="",
         )
 
-    def _fail(self, task: ImageTaskRecord) -> None:
+    def _fail(self, task: ImageTaskRecord, message: str) -> None:
         def change(doc: dict[str, Any]) -> None:
             properties = doc.setdefault("properties", {})
             if properties.get(LOCK_KEY) == task.id:
@@ -353,7 +373,7 @@ class GlanceImports:
             properties[IMPORTING_KEY] = ""
             properties[FAILED_KEY] = STORE_ID
             if doc.get("status") == "importing":
-                doc["status"] = "queued"
+                doc.update(status="queued", virtual_size=None)
             doc["updated_at"] = time.time()
 
         self.store.update(ImageRecord.KIND, task.image_id, change)
@@ -361,7 +381,7 @@ class GlanceImports:
         self._update_task(
             task.id,
             status="failure",
-            message=INTERNAL_ERROR,
+            message=message,
             expires_at=now + self.cloud.options.task_ttl_seconds,
             token="",
         )

@@ -25,7 +25,7 @@ from imagehop_sandbox.image_data import ImageDataApi
 from imagehop_sandbox.jobs import Jobs
 from imagehop_sandbox.listing import page_of_images
 from imagehop_sandbox.models import ImageRecord, TaskRecord, iso
-from imagehop_sandbox.patch import apply_changes, parse_patch
+from imagehop_sandbox.patch import Change, apply_changes, parse_patch
 from imagehop_sandbox.schemas import (
     GLANCE_SCHEMAS,
     SCHEMAS,
@@ -200,6 +200,8 @@ class ImagesApi:
     def patch_image(self, request: Request) -> Response:
         caller = self.cloud.caller(request)
         changes = parse_patch(request.content_type, request.json())
+        if self._glance:
+            _check_glance_patch(changes)
         image_id = request.params["image_id"]
         image = ImageRecord.load(self.store, image_id)
         if image is None or image.region != self.region or not image.visible_to(caller.tenant):
@@ -329,6 +331,16 @@ class ImagesApi:
         if name not in schemas:
             raise HttpError(404, f"No schema named {name}")
         return Response.json(200, schemas[name])
+
+
+def _check_glance_patch(changes: list[Change]) -> None:
+    """Today's Glance also keeps its hashes read-only and its ``os_glance`` namespace reserved
+    (imports record their state there)."""
+    for change in changes:
+        if change.name in ("os_hash_algo", "os_hash_value"):
+            raise HttpError(403, f"Attribute '{change.name}' is read-only.")
+        if change.name.startswith("os_glance"):
+            raise HttpError(403, f"Attribute '{change.name}' is reserved.")
 
 
 def _task_request(body: Any) -> tuple[str, dict[str, Any]]:

@@ -93,9 +93,11 @@ class ImageRecord(Record):
     # How the bytes are made, e.g. {"kind": "disk", "seed": ..., "disk_bytes": ...}.
     origin: dict[str, Any] = field(default_factory=dict)
     # Glance regions only: bytes of ``PUT .../stage`` waiting for a glance-direct import
-    # (an ImageContent), and the ``os_hidden`` attribute.
+    # (an ImageContent), the ``os_hidden`` attribute, and ``virtual_size`` as Glance's format
+    # inspection found it (:mod:`imagehop_sandbox.formats`).
     staged: dict[str, Any] | None = None
     os_hidden: bool = False
+    virtual_size: int | None = None
 
     def visible_to(self, tenant: str) -> bool:
         return self.visibility == "public" or self.owner == tenant

@@ -1,4 +1,6 @@
-"""Knobs of the local cloud: sizes, durations, lifetimes (test scale or demo scale).
+"""Knobs of the local cloud: sizes, durations, lifetimes (test scale or demo scale), and the
+generic-OpenStack mode's Glance regions (``glance_regions``, ``import_methods``,
+``import_filtering``).
 
 ``SandboxOptions`` is saved as ``<state_dir>/options.json`` by ``up``. Most options can also be
 changed while the cloud runs (admin API, ``PATCH /_sandbox/options``); the two that shape the

@@ -45,6 +45,7 @@ REASONS = {
 }
 MAX_BODY = 1024 * 1024
 STREAM_CHUNK = 1024 * 1024
+DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 class ClientDisconnected(OSError):
@@ -59,6 +60,19 @@ class BodyReader:
         self.length = length  # None: chunked
         self.read_bytes = 0
         self.finished = length == 0
+
+    def drain(self, limit: int) -> bool:
+        """Read and drop what is left of the body, up to ``limit`` bytes; True if it ended."""
+        if self.finished:
+            return True
+        start = self.read_bytes
+        try:
+            for _ in self:
+                if self.read_bytes - start > limit:
+                    return False
+        except (ClientDisconnected, OSError, ValueError):
+            return False
+        return self.finished
 
     def __iter__(self) -> Iterator[bytes]:
         if self.length is not None:
@@ -269,7 +283,9 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
             response = app.handle(request)
             if app.request_id_header:
                 response.headers.setdefault(app.request_id_header, request.request_id)
-            if not reader.finished:  # the rest of the body is still on the wire: hang up after
+            # An answer given before the whole body was read (a refusal): read the rest, so
+            # the client, still sending, gets the answer; hang up after when there is too much.
+            if not reader.drain(DRAIN_LIMIT):
                 self.close_connection = True
                 response.headers["Connection"] = "close"
             self._send(response)

@@ -1,5 +1,6 @@
-"""The segment transfer engine: copy one object between two regions' Swift, as an SLO,
-verified, resumable, in bounded memory. See :mod:`imagehop.transfer.engine`."""
+"""The segment transfer engine: copy one object between two regions' Swift, or a Glance image
+into a region's Swift, as an SLO, verified, resumable, in bounded memory. See
+:mod:`imagehop.transfer.engine`."""
 
 from imagehop.transfer.engine import (
     Progress,
@@ -15,13 +16,16 @@ from imagehop.transfer.engine import (
     verify_target,
     write_manifest,
 )
+from imagehop.transfer.glance_source import discover_glance_source
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
+from imagehop.transfer.ranges import RangeSource
 from imagehop.transfer.source import discover_source
 from imagehop.transfer.source_layout import SourceLayout, SourceSegment
 
 __all__ = [
     "Piece",
     "Progress",
+    "RangeSource",
     "SegmentResult",
     "SegmentSpec",
     "SourceLayout",
@@ -32,6 +36,7 @@ __all__ = [
     "copy_segment",
     "copy_segments",
     "delete_segments",
+    "discover_glance_source",
     "discover_source",
     "find_finished_segments",
     "plan_transfer",

@@ -14,6 +14,15 @@ Usable in one call (:func:`transfer_object`), or as the two halves the Prefect t
 :func:`copy_plan` is the one copy orchestrator: the CLI, the flows, the tests and the
 benchmark all copy through it.
 
+**Sources.** The source is a region's Swift (a DLO, SLO or plain object, above) or a Glance
+image (``discover_glance_source(images, image_id)`` instead of ``discover_source``, then
+``copy_plan(images, ...)`` with the source region's
+:class:`~imagehop.glance.GlanceImages`): the workers read their pieces through one small seam,
+:mod:`imagehop.transfer.ranges`, so this loop, its verification, resume and retries are the
+same for both. A Glance image is one source segment keyed on its ``checksum``; the identity
+each ranged GET is checked against is the ``Content-MD5`` Glance sends (the checksum). A plan
+whose source kind does not match the source passed is refused before anything is created.
+
 **Streaming.** Each worker thread copies one target segment at a time: ranged GETs of its
 source pieces feed one PUT through a file-like reader, ``chunk_size`` bytes per read. No
 segment is ever held whole in memory and nothing touches local disk.
@@ -33,12 +42,16 @@ worker in practice.
 **Verification.** A target segment that is exactly one whole source object is PUT with the
 listed MD5 as its ``ETag``: Swift recomputes it and answers 422 (IntegrityError) on any
 difference, which verifies the bytes end to end. Other segments (a split or merged range, a
-plain source object) are checked on the way: each ranged GET must answer exactly the requested
-range of an object whose ETag still equals the listed one, and the MD5 computed while sending
-must equal the ETag Swift returns. Only then is the segment marked verified with the metadata
+plain source object, a range of a Glance image) are checked on the way: each ranged GET must
+answer exactly the requested range of an object whose ETag (for Glance: ``Content-MD5``) still
+equals the listed one, and the MD5 computed while sending must equal the ETag Swift returns.
+Only then is the segment marked verified with the metadata
 ``X-Object-Meta-Imagehop-Verified: <source_key> <md5>``, which is what a later run's resume
 check trusts. The SLO manifest PUT makes Swift check every segment's size and ETag, and
-:func:`verify_target` compares the result with the plan.
+:func:`verify_target` compares the result with the plan. The range checks cannot see bytes
+altered in flight from the source (they are what is sent and stored); for a Glance image the
+hash check of the imported copy (:func:`~imagehop.glance.check_same_image`) is the end-to-end
+proof.
 
 **Stopping and resuming.** After a failed segment, an exception from ``progress`` or Ctrl-C,
 no new segment starts and the ones in flight are finished, so a later run (same plan, same

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -102,6 +103,18 @@ def wait_status(
         for answer in answers:
             check(validators, answer)
     return answers
+
+
+def ended_task(glance: Any, image_id: str) -> dict[str, Any]:
+    """The image's latest import task once it has ended: as in Glance, the image is back to
+    ``queued`` a moment before its task says ``failure``."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        task: dict[str, Any] = glance.images.get_associated_image_tasks(image_id)["tasks"][-1]
+        if task["status"] in ("success", "failure"):
+            return task
+        assert time.monotonic() < deadline, f"task {task['id']} did not end"
+        time.sleep(0.05)
 
 
 def hashes(data: bytes) -> tuple[str, str]:
@@ -195,7 +208,7 @@ def test_create_then_upload_gives_glance_hashes(
         "/images",
         json={
             "name": "made by test",
-            "disk_format": "qcow2",
+            "disk_format": "raw",
             "container_format": "bare",
             "min_disk": 2,
             "tags": ["a", "b"],
@@ -213,7 +226,9 @@ def test_create_then_upload_gives_glance_hashes(
     assert created.headers["Location"].endswith(f"/v2/images/{doc['id']}")
     data = os.urandom(BIG)
     glance.images.upload(doc["id"], io.BytesIO(data))
-    check(validators, raw_image(local_cloud, doc["id"]))
+    uploaded = raw_image(local_cloud, doc["id"])
+    check(validators, uploaded)
+    assert uploaded["virtual_size"] == len(data)  # raw: Glance's inspector counts the bytes
     assert_holds(glance, doc["id"], data)
     listed = local_cloud.session().images(REGION, "GET", "/images").json()
     check(validators, listed, "images")
@@ -239,7 +254,8 @@ def test_upload_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> No
     plain = local_cloud.session()
     octet = {"Content-Type": "application/octet-stream"}
     bare = glance.images.create(name="no formats")
-    refused = plain.images(REGION, "PUT", f"/images/{bare.id}/file", data=b"x", headers=octet)
+    big = b"x" * BIG  # refused before it is read: still a clean answer while the client sends
+    refused = plain.images(REGION, "PUT", f"/images/{bare.id}/file", data=big, headers=octet)
     assert refused.status_code == 400
     assert "disk_format, container_format must be set prior to saving data" in refused.text
     assert raw_image(local_cloud, bare.id)["status"] == "queued"
@@ -268,6 +284,30 @@ def test_upload_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> No
     assert "Attribute 'status' is read-only." in forbidden.text
 
 
+def test_bytes_of_a_bare_image_must_match_its_disk_format(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    data = os.urandom(100_000)  # reads as raw
+    claimed = new_image(glance, disk_format="qcow2")
+    octet = {"Content-Type": "application/octet-stream"}
+    put = local_cloud.session().images(
+        REGION, "PUT", f"/images/{claimed.id}/file", data=data, headers=octet
+    )
+    assert put.status_code == 415
+    assert "Image disk_format qcow2 does not match stream data raw" in put.text
+    with pytest.raises(glance_exc.HTTPException):  # glanceclient has no class for a 415
+        glance.images.upload(claimed.id, io.BytesIO(data))
+    refused = raw_image(local_cloud, claimed.id)
+    assert (refused["status"], refused["checksum"]) == ("queued", None)
+    qcow2 = b"QFI\xfb" + b"\x00\x00\x00\x03" + bytes(16) + (10 * MiB).to_bytes(8, "big")
+    glance.images.upload(claimed.id, io.BytesIO(qcow2 + bytes(1000)))
+    assert glance.images.get(claimed.id).virtual_size == 10 * MiB
+    packaged = new_image(glance, disk_format="vhd", container_format="ovf")
+    glance.images.upload(packaged.id, io.BytesIO(data))  # not bare: not inspected
+    assert_holds(glance, packaged.id, data)
+    assert glance.images.get(packaged.id).virtual_size is None
+
+
 # -- staging and glance-direct ---------------------------------------------------------------
 
 
@@ -290,10 +330,11 @@ def test_stage_then_glance_direct_import(
     assert "os_glance_import_task" not in answers[-1]
     assert answers[-1]["os_glance_failed_import"] == ""
     assert_holds(glance, image.id, data)
+    task = ended_task(glance, image.id)  # the image is active a moment before
     tasks = glance.images.get_associated_image_tasks(image.id)["tasks"]
     assert [(t["type"], t["status"]) for t in tasks] == [("api_image_import", "success")]
-    assert tasks[0]["result"] == {"image_id": image.id}
-    assert tasks[0]["input"]["import_req"] == {"method": {"name": "glance-direct"}}
+    assert task["result"] == {"image_id": image.id}
+    assert task["input"]["import_req"] == {"method": {"name": "glance-direct"}}
 
 
 def test_import_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> None:
@@ -312,6 +353,20 @@ def test_import_refusals_are_glances(local_cloud: LocalCloud, glance: Any) -> No
         pytest.raises(glance_exc.HTTPNotFound),
     ):
         glance.images.stage(image.id, io.BytesIO(b"x"))
+
+
+def test_an_injected_failure_reaches_the_task_message(local_cloud: LocalCloud, glance: Any) -> None:
+    image = new_image(glance)
+    glance.images.stage(image.id, io.BytesIO(b"staged"))
+    reason = "Image upload problem: the store is full"
+    local_cloud.admin.fail_next_task(REGION, "api_image_import", reason)
+    glance.images.image_import(image.id, method="glance-direct")
+    failed = wait_status(local_cloud, image.id, ("queued",))[-1]
+    assert failed["os_glance_failed_import"] == "swift"
+    assert (ended_task(glance, image.id)["status"], ended_task(glance, image.id)["message"]) == (
+        "failure",
+        reason,
+    )
 
 
 def test_a_second_import_while_one_runs_is_a_409(local_cloud: LocalCloud, glance: Any) -> None:
@@ -358,16 +413,9 @@ def test_a_failed_web_download_leaves_the_image_queued_with_the_failed_store(
     assert failed["os_glance_failed_import"] == "swift"
     assert failed["os_glance_importing_to_stores"] == ""
     assert "os_glance_import_task" not in failed
-    tasks = glance.images.get_associated_image_tasks(image.id)["tasks"]
-    deadline = time.monotonic() + TIMEOUT
-    while tasks[-1]["status"] not in ("success", "failure") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        tasks = glance.images.get_associated_image_tasks(image.id)["tasks"]
-    assert (tasks[-1]["status"], tasks[-1]["message"]) == (
-        "failure",
-        "Task failed due to Internal Error",
-    )
-    assert tasks[-1]["expires_at"] is not None
+    task = ended_task(glance, image.id)
+    assert (task["status"], task["message"]) == ("failure", "Task failed due to Internal Error")
+    assert task["expires_at"] is not None
     # queued again: a new import may follow, and works
     data = os.urandom(1000)
     assert plain.storage(REGION, "PUT", f"/{container}/now", data=data).status_code == 201
@@ -376,6 +424,22 @@ def test_a_failed_web_download_leaves_the_image_queued_with_the_failed_store(
     )
     wait_status(local_cloud, image.id, ("active",))
     assert_holds(glance, image.id, data)
+
+
+def test_an_import_whose_bytes_do_not_match_the_disk_format_fails(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    plain = local_cloud.session()
+    container = keyed_container(plain, REGION)
+    assert plain.storage(REGION, "PUT", f"/{container}/raw", data=os.urandom(5000)).ok
+    image = new_image(glance, disk_format="qcow2")
+    glance.images.image_import(
+        image.id, method="web-download", uri=tempurl_of(plain, REGION, container, "raw")
+    )
+    failed = wait_status(local_cloud, image.id, ("queued",))[-1]
+    assert (failed["os_glance_failed_import"], failed["checksum"]) == ("swift", None)
+    nothing = plain.images(REGION, "GET", f"/images/{image.id}/file")
+    assert nothing.status_code == 204  # no data kept
 
 
 # -- glance-download -------------------------------------------------------------------------
@@ -411,3 +475,58 @@ def test_glance_download_between_two_glance_regions_sharing_a_keystone(
         time.sleep(0.05)
         failed = wait_status(local_cloud, alone.id, ("queued",))[-1]
         assert failed["os_glance_failed_import"] == "swift"
+
+
+def test_glance_keeps_hashes_read_only_and_its_namespace_reserved(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    image = new_image(glance)
+    plain = local_cloud.session()
+    for name in ("os_hash_value", "os_glance_failed_import"):
+        refused = plain.patch_image(
+            REGION, image.id, [{"op": "add", "path": f"/{name}", "value": "x"}]
+        )
+        assert refused.status_code == 403, name
+    updated = glance.images.update(image.id, name="renamed", hw_disk_bus="virtio")
+    assert (updated.name, updated.hw_disk_bus, updated.checksum) == ("renamed", "virtio", None)
+
+
+def test_an_import_cut_by_a_restart_of_the_service_finishes_after_it(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    image = new_image(glance)
+    data = os.urandom(BIG)
+    glance.images.stage(image.id, io.BytesIO(data))
+    local_cloud.admin.delay_next_task(REGION, "api_image_import", 1.5)
+    glance.images.image_import(image.id, method="glance-direct")
+    assert raw_image(local_cloud, image.id)["status"] == "importing"
+    local_cloud.restart_api(hard=True)
+    wait_status(local_cloud, image.id, ("active", "queued"))
+    fresh = client(local_cloud, REGION)
+    assert_holds(fresh, image.id, data)
+    assert ended_task(fresh, image.id)["status"] == "success"
+    tasks = local_cloud.session().images(REGION, "GET", f"/images/{image.id}/tasks").json()
+    assert [task["status"] for task in tasks["tasks"]] == ["success"]
+
+
+def test_an_upload_cut_short_by_the_client_leaves_the_image_queued(
+    local_cloud: LocalCloud, glance: Any
+) -> None:
+    image = new_image(glance)
+    endpoint = urlsplit(local_cloud.images_url(REGION))
+    token = local_cloud.session().token
+    request = (
+        f"PUT /v2/images/{image.id}/file HTTP/1.1\r\nHost: {endpoint.netloc}\r\n"
+        f"X-Auth-Token: {token}\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 3000000\r\n\r\n"
+    ).encode()
+    with socket.create_connection((endpoint.hostname, endpoint.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request + os.urandom(1_000_000))
+    deadline = time.monotonic() + TIMEOUT
+    while raw_image(local_cloud, image.id)["status"] != "queued":
+        assert time.monotonic() < deadline, "the image stayed saving after the client left"
+        time.sleep(0.05)
+    assert raw_image(local_cloud, image.id)["checksum"] is None
+    data = os.urandom(2000)
+    glance.images.upload(image.id, io.BytesIO(data))  # queued again: the upload can be retried
+    assert_holds(glance, image.id, data)

@@ -5,6 +5,8 @@ against the planned range and checksum, uploads as one stream, and the image has
 from __future__ import annotations
 
 import hashlib
+import io
+import time
 
 import pytest
 
@@ -14,6 +16,7 @@ from imagehop.image import Image
 from tests.support import scripted_bodies as bodies
 from tests.support.scripted_clock import ScriptedClock
 from tests.support.scripted_server import FixedTokens, ScriptedServer
+from tests.unit.test_http import RecordingTokens
 
 DATA = bytes(range(256)) * 16
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -163,6 +166,30 @@ def test_an_image_back_in_queued_with_a_failed_task_failed_even_without_store_na
         glance.wait_for_import("i1", deadline=600)
 
 
+def test_a_new_import_after_a_failed_one_is_waited_for_not_reported_as_failed(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    # the new import holds the lock; the earlier failure's store list is not cleared yet
+    stale = {"os_glance_failed_import": "swift", "os_glance_import_task": "t2"}
+    server.expect("GET", "/v2/images/i1").reply(
+        200, json=bodies.image("i1", status="queued", **stale)
+    )
+    server.expect("GET", "/v2/images/i1").reply(200, json=bodies.image("i1", status="active"))
+    assert glance.wait_for_import("i1", deadline=600).status == "active"
+
+
+def test_without_the_tasks_call_failed_stores_are_the_failure(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    failed = {"os_glance_failed_import": "swift", "os_glance_importing_to_stores": ""}
+    server.expect("GET", "/v2/images/i1").reply(
+        200, json=bodies.image("i1", status="queued", **failed)
+    )
+    server.expect("GET", "/v2/images/i1/tasks").reply(404, json={"message": "Not Found"})
+    with pytest.raises(errors.TaskFailedError, match="no message from the cloud"):
+        glance.wait_for_import("i1", deadline=600)
+
+
 def test_a_queued_image_whose_task_has_not_started_is_waited_for(
     server: ScriptedServer, glance: GlanceImages
 ) -> None:
@@ -223,6 +250,35 @@ def test_open_range_maps_errors_through_the_error_map(
     assert len(server.requests_to("GET", "/v2/images/i1/file")) == 1  # the segment layer retries
 
 
+def test_a_refused_token_is_renewed_once_before_the_range_is_read(
+    server: ScriptedServer, clock: ScriptedClock
+) -> None:
+    tokens = RecordingTokens()
+    glance = GlanceImages(f"{server.url}/v2", tokens, bodies.make_settings(), clock=clock)
+    server.expect("GET", "/v2/images/i1/file", headers={"X-Auth-Token": "token-1"}).reply(
+        401, json={"message": "expired"}
+    )
+    server.expect("GET", "/v2/images/i1/file", headers={"X-Auth-Token": "token-2"}).reply(
+        206, body=DATA[:10], headers={"Content-Range": f"bytes 0-9/{len(DATA)}"}
+    )
+    assert glance.open_range("i1", 0, 10).read() == DATA[:10]
+    assert tokens.invalidated == ["token-1"]
+
+
+def test_an_image_without_data_is_not_read_as_empty(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    server.expect("GET", "/v2/images/i1/file").reply(204)
+    with pytest.raises(errors.IntegrityError, match="no data"):
+        glance.open_range("i1", 0, 10)
+
+
+def test_a_clone_is_another_session_on_the_same_region(glance: GlanceImages) -> None:
+    twin = glance.clone()
+    assert twin is not glance and twin.base_url == glance.base_url
+    assert twin._http is not glance._http and twin._http.retry == glance._http.retry
+
+
 def test_upload_sends_one_stream_with_its_size(
     server: ScriptedServer, glance: GlanceImages
 ) -> None:
@@ -236,9 +292,25 @@ def test_upload_sends_one_stream_with_its_size(
     ).reply(204)
     server.expect("PUT", "/v2/images/i1/stage").reply(204)
     glance.upload("i1", iter([DATA[:1000], DATA[1000:]]), len(DATA))
-    glance.stage("i1", DATA, len(DATA))
-    assert server.requests_to("PUT", "/v2/images/i1/file")[0].body == DATA
-    assert server.requests_to("PUT", "/v2/images/i1/stage")[0].body == DATA
+    glance.stage("i1", io.BytesIO(DATA), len(DATA))
+    for what in ("file", "stage"):
+        (put,) = server.requests_to("PUT", f"/v2/images/i1/{what}")
+        assert put.body == DATA
+        assert put.headers["content-length"] == str(len(DATA))
+        assert "transfer-encoding" not in put.headers  # never chunked
+
+
+def test_a_short_upload_stream_fails_naming_what_is_missing(
+    server: ScriptedServer, glance: GlanceImages
+) -> None:
+    server.expect("PUT", "/v2/images/i1/file").drop()  # the client gives up mid-body
+    with pytest.raises(errors.IntegrityError, match="ended after 100 of 4096 bytes"):
+        glance.upload("i1", io.BytesIO(DATA[:100]), len(DATA))
+    deadline = time.monotonic() + 5
+    while not server.requests_to("PUT", "/v2/images/i1/file") and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server sees the cut-off request after the client gave up
+    (cut,) = server.requests_to("PUT", "/v2/images/i1/file")
+    assert len(cut.body) < len(DATA)
 
 
 # hashes ------------------------------------------------------------------------------------
