@@ -310,3 +310,28 @@ def test_rerun_after_a_stop_before_the_check_carries_on_with_the_imported_image(
         assert "target image" in result.reused
         assert result.bytes_copied == 0 and result.segments_skipped == result.segments_total
         _assert_same_image(cloud_, image_id, result)
+
+
+def test_an_openstack_image_into_rackspace_legacy_by_its_import_task(
+    on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DFW in Glance mode (a VHD image), IAD Rackspace-style: the image data streams into
+    IAD's Cloud Files and IAD's import task imports it; no export task runs."""
+    source = on_cloud.keystone_settings_env(region="DFW", application_credential=True)
+    _log_in_with(monkeypatch, {**source, "IMAGEHOP_TARGET_AUTH_TYPE": "rackspace",
+                               "IMAGEHOP_TARGET_IDENTITY_URL": on_cloud.identity_url,
+                               "IMAGEHOP_TARGET_USERNAME": on_cloud.main.username,
+                               "IMAGEHOP_TARGET_API_KEY": on_cloud.main.api_key})  # fmt: skip
+    with on_cloud.admin.temporary_options(glance_regions="DFW"):
+        image_id = new_image(on_cloud)
+        assert image(on_cloud, "DFW", image_id)["disk_format"] == "vhd"
+        before = created(on_cloud)
+
+        result = transfer_image(request_for(image_id))
+
+        assert isinstance(result, TransferResult) and result.transport == "stream-import-task"
+        assert result.import_task_id is not None and result.export_task_id is None
+        after = created(on_cloud)
+        assert after.get("DFW export_tasks_created", 0) == before.get("DFW export_tasks_created", 0)
+        admin = on_cloud.admin
+        assert admin.image_content_md5(result.target_image_id) == admin.image_content_md5(image_id)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from imagehop.errors import PreflightError
+from imagehop.procedure.preflight import shares_identity
 from imagehop.procedure.transport import (
     UPLOAD_SETTING,
     SideOffer,
     TransportChoice,
     choose_transport,
 )
+from imagehop.settings import Settings
 
 LEGACY_DFW = SideOffer(region="DFW", import_methods=None)
 LEGACY_IAD = SideOffer(region="IAD", import_methods=None)
@@ -188,3 +193,35 @@ def test_generic_qcow2_into_rackspace_legacy_is_refused():
         "only, and the image in RegionA is qcow2: convert it to a dynamic VHD (qemu-img "
         "convert -O vpc) in RegionA first, or pick an OpenStack target"
     )
+
+
+# -- one Identity with one account (what glance-download needs) ------------------------------
+
+KEYSTONE = "https://keystone.example.com"
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("IMAGEHOP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no developer's .env
+
+
+def v3(**fields: str) -> Settings:
+    base = dict(auth_type="v3password", identity_url=f"{KEYSTONE}/v3", username="ops",
+                password="pw", user_domain_name="Default")  # fmt: skip
+    return Settings.model_validate(base | fields)
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_one_identity_with_or_without_v3_and_one_account_is_shared() -> None:
+    assert shares_identity(v3())
+    assert shares_identity(v3(target_identity_url=f"{KEYSTONE}/"))
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_keystone_per_region_or_another_account_is_not_shared() -> None:
+    assert not shares_identity(v3(target_identity_url="https://keystone.api.sjc3.example/v3"))
+    other = v3(target_username="other", target_password="pw2", target_user_domain_name="Default")
+    assert not shares_identity(other)
