@@ -39,7 +39,6 @@ from imagehop.procedure.request import (
     TransferRequest,
     import_location,
     new_image_name,
-    segments_container,
     server_name,
     snapshot_name,
     staged_object,
@@ -47,7 +46,7 @@ from imagehop.procedure.request import (
 )
 from imagehop.procedure.result import DryRunPlan, PropertyReport, TransferResult
 from imagehop.procedure.steps import intermediates
-from imagehop.procedure.transport import TransportChoice
+from imagehop.procedure.transport import TransportChoice, segments_for
 from imagehop.tasks import events
 from imagehop.tasks.checks import (
     find_finished_transfer,
@@ -305,11 +304,7 @@ def _move_openstack(
 
 
 def _segments_in(request: TransferRequest, choice: TransportChoice) -> str:
-    """Where the staged copy's segments go: beside the manifest for a web-download (a
-    temporary URL's container key reaches that container only), else ``<container>_segments``."""
-    if choice.target_import == "web-download":
-        return request.import_container
-    return segments_container(request.import_container)
+    return segments_for(request.import_container, choice)
 
 
 def _reused(*what: str | None) -> tuple[str, ...]:

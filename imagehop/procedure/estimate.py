@@ -13,10 +13,9 @@ from imagehop.procedure.request import (
     TransferRequest,
     exported_object,
     import_location,
-    segments_container,
 )
 from imagehop.procedure.result import DryRunPlan
-from imagehop.procedure.transport import TransportChoice
+from imagehop.procedure.transport import TransportChoice, segments_for
 
 MB = 1000**2
 POLL_SECONDS = 30.0
@@ -81,7 +80,7 @@ def plan_steps(
     """The runbook steps this request would run, with the names it would use (``transport``:
     pre-flight's choice; None: Rackspace's tasks)."""
     src, dst = request.source_region, request.target_region
-    segments = segments_container(request.import_container)
+    segments = segments_for(request.import_container, transport)
     staged = import_location(request.import_container, source_id)
     steps = []
     if request.server_id is not None:

@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from imagehop.errors import PreflightError
+from imagehop.procedure.request import segments_container
 
 Transport = Literal[
     "rackspace-tasks",
@@ -258,3 +259,12 @@ def legacy_image_notes(source_region: str, target_region: str) -> tuple[str, ...
         "neither): check the cloud's documentation; converting (e.g. qemu-img convert "
         "-O qcow2) and installing drivers are up to you",
     )
+
+
+def segments_for(import_container: str, choice: TransportChoice | None) -> str:
+    """Where the staged copy's segments go: beside the manifest for a ``web-download`` (a
+    temporary URL's container key reaches that container only), else ``<container>_segments``
+    (Rackspace's import task and the one-stream fallbacks read the manifest with a token)."""
+    if choice is not None and choice.target_import == "web-download":
+        return import_container
+    return segments_container(import_container)

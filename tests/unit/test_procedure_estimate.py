@@ -107,6 +107,7 @@ def test_rackspace_to_flex_plan_exports_streams_imports_and_says_what_booting_ne
     plan = plan_for(LEGACY, FLEX)
     shown = rows(plan)
     assert shown["transport"] == ["stream"]
+    assert plan.steps[2] == "copy the VHD to SJC3 as an SLO (segments in imagehop-imports)"
     assert plan.steps[3] == (
         "create an image in SJC3 (disk_format vhd, container_format bare); import "
         "imagehop-imports/img-1.vhd by web-download of a temporary URL; wait until it is active"
@@ -122,7 +123,7 @@ def test_generic_stream_plan_reads_image_data_and_compares_hashes() -> None:
     assert not any(step.startswith("export") for step in plan.steps)
     assert plan.steps[1] == (
         "copy its image data to SJC3 as an SLO imagehop-imports/img-1.vhd (ranged reads in "
-        "parallel, segments in imagehop-imports_segments)"
+        "parallel, segments in imagehop-imports)"  # beside the manifest: a temporary URL's reach
     )
     assert plan.steps[3].startswith("compare its checksum and os_hash_value with the source's")
     assert plan.steps[-1] == "delete the staged copy (the SLO and its segments imagehop wrote)"
