@@ -87,6 +87,7 @@ def test_generic_region_to_region_by_streaming(
     methods: dict[str, list[str]],
     keystone_per_region: LocalCloud,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     cloud_ = keystone_per_region
     if transport == "single-put":
@@ -103,6 +104,10 @@ def test_generic_region_to_region_by_streaming(
         assert isinstance(result, TransferResult) and result.transport == transport
         _assert_same_image(cloud_, image_id, result)
         assert result.bytes_copied == result.bytes_total > 0
+        # the temporary URL (a secret) is in no log line and not in the result
+        assert f"copy of {image_id}" in caplog.text  # the library's lines are captured
+        assert "temp_url_sig" not in caplog.text
+        assert "temp_url_sig" not in result.model_dump_json()
         after = created(cloud_)
         assert after.get("DFW export_tasks_created", 0) == before.get("DFW export_tasks_created", 0)
         # cleanup deleted the staged copy imagehop wrote
