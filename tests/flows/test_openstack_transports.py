@@ -13,7 +13,7 @@ import imagehop.tasks.glance
 import imagehop.transfer.engine
 from imagehop.errors import IntegrityError, PreflightError
 from imagehop.flows.transfer_image import transfer_image
-from imagehop.procedure import DryRunPlan, TransferResult
+from imagehop.procedure import BootRequest, DryRunPlan, TransferResult
 from imagehop.procedure.request import (
     COPY_OF_PROPERTY,
     DEFAULT_COORDINATING_KEY,
@@ -99,11 +99,13 @@ def test_generic_region_to_region_by_streaming(
         assert isinstance(plan, DryRunPlan) and plan.transport == transport
         assert not any(step.startswith("export") for step in plan.steps)
 
-        result = transfer_image(request_for(image_id))
+        boot = BootRequest() if transport == "stream" else None
+        result = transfer_image(request_for(image_id, boot=boot))
 
         assert isinstance(result, TransferResult) and result.transport == transport
         _assert_same_image(cloud_, image_id, result)
         assert result.bytes_copied == result.bytes_total > 0
+        assert (result.server_id is not None) == (boot is not None)  # booted from the copy
         # the temporary URL (a secret) is in no log line and not in the result
         assert f"copy of {image_id}" in caplog.text  # the library's lines are captured
         assert "temp_url_sig" not in caplog.text
