@@ -69,6 +69,9 @@ def _assert_same_image(
         source["container_format"],
     )
     assert new[COPY_OF_PROPERTY] == source_id
+    # the property allow-list across Glance regions (the import itself keeps none)
+    assert new["os_distro"] == source["os_distro"] == "ubuntu"
+    assert "os_distro" in result.properties.copied
     key, value = next(iter(result.coordinating_property.items()))
     assert new[key] == value  # tagged only once verified
     return new
