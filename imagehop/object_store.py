@@ -95,6 +95,8 @@ class ClusterLimits(BaseModel):
     max_manifest_segments: int = DEFAULT_MAX_MANIFEST_SEGMENTS
     min_segment_size: int = RACKSPACE_MIN_SEGMENT_SIZE
     max_deletes_per_request: int = DEFAULT_MAX_DELETES_PER_REQUEST
+    #: The cluster has the ``tempurl`` middleware (temporary URLs an import can read).
+    tempurl: bool = False
 
     @classmethod
     def from_info(
@@ -113,6 +115,7 @@ class ClusterLimits(BaseModel):
             max_deletes_per_request=int(
                 bulk.get("max_deletes_per_request", DEFAULT_MAX_DELETES_PER_REQUEST)
             ),
+            tempurl="tempurl" in info,
         )
 
 

@@ -245,7 +245,15 @@ class Settings(BaseSettings):
         "when imagehop runs in the source region's data center.",
     )
     import_size_limit_bytes: int = Field(
-        160 * GB, gt=0, description="Largest image the target's import accepts (160 GB)."
+        160 * GB,
+        gt=0,
+        description="Largest image the target's import task accepts (160 GB, Rackspace "
+        "Cloud Images; an OpenStack Glance target has no such limit here).",
+    )
+    target_allows_image_upload: bool = Field(
+        False,
+        description="The target's Glance accepts PUT /v2/images/{id}/file (no cloud advertises "
+        "it): then a target without web-download or glance-direct is uploaded to in one stream.",
     )
     connect_timeout_seconds: float = Field(10.0, gt=0, description="TCP connect deadline.")
     read_timeout_seconds: float = Field(

@@ -47,8 +47,10 @@ def plan_copy(
     location: str,
     source_image_id: str,
     import_container: str,
+    segments_in: str | None = None,
 ) -> TransferPlan:
-    """List the exported VHD's segments and plan the target SLO (pure data, no secrets).
+    """List the exported VHD's segments and plan the target SLO (pure data, no secrets);
+    its segments go to ``segments_in`` (default: the import container's ``_segments``).
 
     Raises:
         SourceIncompleteError: the DLO listing has not caught up (retried).
@@ -66,7 +68,7 @@ def plan_copy(
         import_container,
         staged_object(source_image_id),
         c.settings().segment_size_bytes,
-        segments_container(import_container),
+        segments_in or segments_container(import_container),
     )
 
 
@@ -92,7 +94,10 @@ def copy_segments(
         ImagehopError: the first segment error, once the segments in flight are done.
     """
     c = clients()
-    source, target = c.objects("source", source_region), c.objects("target", target_region)
+    target = c.objects("target", target_region)
+    # a Glance image's data (``.../file``), else the exported VHD in the source's Swift
+    glance = plan.source.kind == "glance"
+    source = c.glance("source", source_region) if glance else c.objects("source", source_region)
     with limits.copy_slot(source_region, target_region):
         settings = c.settings()
         finished = find_finished_segments(target, plan, concurrency or 4)
