@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import uuid
 
 import pytest
@@ -25,27 +24,10 @@ from imagehop.transfer.tempurl import (
 )
 from imagehop_sandbox.handle import LocalCloud
 from imagehop_sandbox.options import MiB
+from tests.support.minted_tokens import MintedTokens
 
 pytestmark = pytest.mark.cloud
 REGION = "DFW"
-
-
-class MintedTokens:
-    def __init__(self, cloud: LocalCloud) -> None:
-        self._cloud = cloud
-        self._lock = threading.Lock()
-        self._token: str | None = None
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._token = self._cloud.mint_token(self._cloud.main)
-            return self._token
-
-    def invalidate(self, stale: str) -> None:
-        with self._lock:
-            if stale == self._token:
-                self._token = None
 
 
 def store(cloud: LocalCloud) -> ObjectStore:

@@ -6,7 +6,6 @@ interrupted and resumed, with a changed image and bytes corrupted in flight caug
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,32 +21,13 @@ from imagehop_sandbox.handle import LocalCloud
 from imagehop_sandbox.options import MiB
 from tests.support import scripted_bodies as bodies
 from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.minted_tokens import MintedTokens
 
 pytestmark = pytest.mark.cloud
 
 GLANCE_REGION, TARGET_REGION = "IAD", "DFW"
 DISK_BYTES = 3 * MiB + 4321  # an image of a few 1 MiB segments with an uneven last one
 FAST: dict[str, Any] = {"chunk_size": 256 * 1024, "backoff": 0.01}
-
-
-class MintedTokens:
-    """TokenProvider minting the local cloud's signed tokens (stands in for Identity)."""
-
-    def __init__(self, cloud: LocalCloud) -> None:
-        self._cloud = cloud
-        self._lock = threading.Lock()
-        self._token: str | None = None
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._token = self._cloud.mint_token(self._cloud.main)
-            return self._token
-
-    def invalidate(self, stale: str) -> None:
-        with self._lock:
-            if stale == self._token:
-                self._token = None
 
 
 class Interrupt(Exception):

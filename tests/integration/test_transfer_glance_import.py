@@ -6,7 +6,6 @@ import says the cloud's reason."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,29 +21,12 @@ from imagehop.transfer.tempurl import staged_object_url, temporary_url
 from imagehop_sandbox.handle import LocalCloud
 from imagehop_sandbox.options import MiB
 from tests.support import scripted_bodies as bodies
+from tests.support.minted_tokens import MintedTokens
 
 pytestmark = pytest.mark.cloud
 
 SOURCE, TARGET = "IAD", "DFW"
 DEADLINE = 60.0
-
-
-class MintedTokens:
-    def __init__(self, cloud: LocalCloud) -> None:
-        self._cloud = cloud
-        self._lock = threading.Lock()
-        self._token: str | None = None
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._token = self._cloud.mint_token(self._cloud.main)
-            return self._token
-
-    def invalidate(self, stale: str) -> None:
-        with self._lock:
-            if stale == self._token:
-                self._token = None
 
 
 @pytest.fixture(scope="module")
