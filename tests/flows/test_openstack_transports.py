@@ -13,11 +13,13 @@ import imagehop.tasks.glance
 import imagehop.transfer.engine
 from imagehop.errors import IntegrityError, PreflightError
 from imagehop.flows.transfer_image import transfer_image
+from imagehop.flows.transfer_images import transfer_images
 from imagehop.procedure import BootRequest, DryRunPlan, TransferResult
 from imagehop.procedure.request import (
     COPY_OF_PROPERTY,
     DEFAULT_COORDINATING_KEY,
     DEFAULT_IMPORT_CONTAINER,
+    BatchRequest,
     segments_container,
     staged_object,
 )
@@ -118,6 +120,26 @@ def test_generic_region_to_region_by_streaming(
         # cleanup deleted the staged copy imagehop wrote
         assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == []
         assert objects(cloud_, "IAD", segments_container(DEFAULT_IMPORT_CONTAINER), image_id) == []
+
+
+def test_a_batch_between_glance_regions_streams_each_image(
+    keystone_per_region: LocalCloud,
+) -> None:
+    """transfer-images runs the same transport choice for each image of a batch."""
+    cloud_ = keystone_per_region
+    with cloud_.admin.temporary_options(glance_regions=BOTH):
+        images = [new_image(cloud_, disk_bytes=2 * 1024 * 1024 + n) for n in (1, 2)]
+        batch = BatchRequest(source_region="DFW", target_region="IAD", image_ids=tuple(images))
+
+        result = transfer_images(batch)
+
+        assert [o.status for o in result.outcomes] == ["succeeded", "succeeded"]
+        for outcome, source_id in zip(result.outcomes, images, strict=True):
+            assert outcome.target_image_id
+            source = image(cloud_, "DFW", source_id)
+            new = image(cloud_, "IAD", outcome.target_image_id)
+            assert (new["status"], new["os_hash_value"]) == ("active", source["os_hash_value"])
+            assert new[COPY_OF_PROPERTY] == source_id
 
 
 def test_generic_region_to_region_by_glance_download(one_keystone: LocalCloud) -> None:
