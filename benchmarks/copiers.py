@@ -5,12 +5,18 @@
     python -m benchmarks.copiers serial   --src URL --dst URL --container C --object O \
         --target-container T
     python -m benchmarks.copiers flow     ...as imagehop...   # needs PREFECT_API_URL
+    python -m benchmarks.copiers ceiling  ...as imagehop...   # no source bytes read
+
+``--workers auto`` (imagehop, flow): no concurrency given, the adaptive stream count.
 
 ``imagehop`` runs the engine in one call (``transfer_object``); ``flow`` runs the copy phase
 exactly as ``transfer-image`` runs it: the ``plan-copy`` and ``copy-segments`` Prefect tasks
 (engine, progress artifact and events included) in a flow run on the Prefect server at
 ``PREFECT_API_URL``. Only the tasks' client registry is replaced, by stores that use the
-benchmark's token (the clusters have no Identity service).
+benchmark's token (the clusters have no Identity service). ``ceiling`` reads no byte of the
+source: it plans the target exactly as imagehop does (same object size, same segments) and PUTs
+in-memory bytes with ``--workers`` streams, then the SLO manifest: the rate no copy into the
+target cluster can beat on this machine and network.
 
 The token comes from the ``BENCH_TOKEN`` environment variable (not argv, which ``ps`` shows).
 Each prints one JSON line at the end: ``{"seconds": ..., "bytes_moved": ..., ...}``, where
@@ -36,7 +42,14 @@ from swiftclient import client as swift
 from swiftclient.utils import LengthWrapper
 
 from imagehop.object_store import ObjectStore
-from imagehop.transfer import transfer_object
+from imagehop.transfer import (
+    TransferReport,
+    discover_source,
+    memory_stream_cap,
+    plan_transfer,
+    transfer_object,
+)
+from imagehop.transfer.plan import segment_size_for_streams
 
 MiB = 1024 * 1024
 
@@ -81,6 +94,11 @@ def peak_rss_mib() -> float:
 
 def run_imagehop(args: argparse.Namespace, token: str) -> dict[str, Any]:
     source, target = stores(args, token)
+    segment_size = args.segment_size
+    if args.split_for_streams:  # before the clock starts: one more listing of the source
+        layout = discover_source(source, args.container, args.object)
+        streams = args.workers or memory_stream_cap(args.chunk_size)
+        segment_size = segment_size_for_streams(layout, segment_size, streams)
     rss_before, started = peak_rss_mib(), time.monotonic()
     report = transfer_object(
         source,
@@ -89,7 +107,7 @@ def run_imagehop(args: argparse.Namespace, token: str) -> dict[str, Any]:
         args.object,
         args.target_container,
         args.object,
-        segment_size=args.segment_size,
+        segment_size=segment_size,
         concurrency=args.workers,
         chunk_size=args.chunk_size,
         progress=progress_printer() if args.progress else None,
@@ -100,6 +118,69 @@ def run_imagehop(args: argparse.Namespace, token: str) -> dict[str, Any]:
         "bytes_moved": report.bytes_copied,
         "segments": len(report.plan.segments),
         "segments_skipped": report.segments_skipped,
+        "segment_size": report.plan.segment_size,
+        **streams_of(report),
+    }
+
+
+def streams_of(report: TransferReport) -> dict[str, Any]:
+    """The stream count the copy ran with, and how an adaptive one got there."""
+    return {
+        "streams": report.streams,
+        "streams_adaptive": report.streams_adaptive,
+        "stream_changes": [
+            [change.at_seconds, change.streams, change.reason] for change in report.stream_changes
+        ],
+    }
+
+
+class MemoryBody:
+    """``length`` bytes read from one in-memory block, over and over (no source, no copy)."""
+
+    def __init__(self, block: bytes, length: int) -> None:
+        self._block = memoryview(block)
+        self.remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        count = min(len(self._block), self.remaining if size < 0 else size, self.remaining)
+        self.remaining -= count
+        return bytes(self._block[:count])
+
+
+def run_ceiling(args: argparse.Namespace, token: str) -> dict[str, Any]:
+    """Parallel PUTs of in-memory bytes into the target, segment for segment as imagehop's
+    plan lays the target out, ``--workers`` at once, then the SLO manifest."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source, target = stores(args, token)
+    layout = discover_source(source, args.container, args.object)
+    plan = plan_transfer(
+        layout, target.limits(), args.target_container, args.object, args.segment_size
+    )
+    streams = args.workers or memory_stream_cap(args.chunk_size)  # auto: its largest count
+    block = os.urandom(args.chunk_size)
+    rss_before, started = peak_rss_mib(), time.monotonic()
+    target.ensure_container(plan.target_container)
+    target.ensure_container(plan.segments_container)
+
+    def put(index: int) -> str:
+        spec = plan.segments[index]
+        body = MemoryBody(block, spec.length)
+        return target.put_stream(plan.segments_container, spec.name, body, spec.length)
+
+    with ThreadPoolExecutor(streams) as pool:
+        etags = list(pool.map(put, range(len(plan.segments))))
+    entries = [
+        {"path": plan.segment_path(spec), "etag": etag, "size_bytes": spec.length}
+        for spec, etag in zip(plan.segments, etags, strict=True)
+    ]
+    target.put_slo_manifest(plan.target_container, plan.target_object, entries)
+    return {
+        "seconds": time.monotonic() - started,
+        "rss_before_copy_mib": rss_before,
+        "bytes_moved": plan.size,
+        "segments": len(plan.segments),
+        "streams": min(streams, len(plan.segments)),
     }
 
 
@@ -116,7 +197,7 @@ class BenchClients:
             api_key="unused",
             segment_size_bytes=args.segment_size,
             chunk_size_bytes=args.chunk_size,
-            transfer_concurrency=args.workers,
+            transfer_concurrency=args.workers,  # None: the adaptive count, as by default
         )
 
     def objects(self, side: str, region: str) -> ObjectStore:
@@ -162,6 +243,7 @@ def run_flow(args: argparse.Namespace, token: str) -> dict[str, Any]:
         "bytes_moved": report.bytes_copied,
         "segments": len(report.plan.segments),
         "segments_skipped": report.segments_skipped,
+        **streams_of(report),
     }
 
 
@@ -203,10 +285,26 @@ def run_serial(args: argparse.Namespace, token: str) -> dict[str, Any]:
         "rss_before_copy_mib": rss_before,
         "bytes_moved": moved,
         "segments": len(manifest),
+        "streams": 1,
     }
 
 
-RUNNERS = {"imagehop": run_imagehop, "flow": run_flow, "serial": run_serial}
+RUNNERS = {
+    "imagehop": run_imagehop,
+    "flow": run_flow,
+    "serial": run_serial,
+    "ceiling": run_ceiling,
+}
+
+
+def workers(text: str) -> int | None:
+    """``8`` -> 8; ``auto`` -> None (no concurrency given: the adaptive count)."""
+    if text.strip().lower() == "auto":
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--workers: a number of streams >= 1, or auto")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -217,10 +315,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--container", required=True)
     parser.add_argument("--object", required=True)
     parser.add_argument("--target-container", required=True)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=workers, default=8, help="streams, or auto")
     parser.add_argument("--segment-size", type=int, default=256 * MiB)
     parser.add_argument("--chunk-size", type=int, default=MiB)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument(
+        "--split-for-streams",
+        action="store_true",
+        help="imagehop: target segments small enough for 3 per stream "
+        "(imagehop.transfer.plan.segment_size_for_streams)",
+    )
     args = parser.parse_args(argv)
     token = os.environ["BENCH_TOKEN"]
     # A shell starting the benchmark in the background may have left SIGINT ignored.

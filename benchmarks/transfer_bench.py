@@ -7,9 +7,18 @@ and with the anchors, directly and through a WAN-shaping proxy.
 Copiers, each run in its own process (peak RSS from ``wait4``; wall time of the process):
 
 * ``imagehop-N``  the segment transfer engine with N workers (``transfer_object``);
+* ``imagehop-auto`` the same with default settings: no concurrency, the adaptive stream
+                  count (the count it settled on is the ``streams`` column);
 * ``flow-N``      the shipped path: transfer-image's copy phase (the ``plan-copy`` and
                   ``copy-segments`` Prefect tasks, N streams) in a flow run on a real
-                  ``prefect server`` that the benchmark starts;
+                  ``prefect server`` that the benchmark starts; ``flow-auto`` with defaults;
+* ``imagehop-auto-split`` (``--split-for-streams``) the same with target segments small
+                  enough for 3 per stream (``segment_size_for_streams``: split source
+                  segments, MD5 computed by the copier);
+* ``ceiling``     no copy: parallel PUTs of in-memory bytes into IAD, the same segments as
+                  imagehop's target, as many streams as imagehop uses at most (the largest
+                  of ``--workers``, ``auto`` counting as its memory cap, 16): the rate no copy
+                  into that cluster can beat here;
 * ``rclone``      ``rclone copyto`` between the two Swift endpoints (``--swift-chunk-size 100Mi``);
 * ``serial``      the simplest segment-by-segment GET -> PUT loop (python-swiftclient);
 * ``swift-cli``   ``swift download`` to disk, then ``swift upload --use-slo -S 100MiB``.
@@ -19,13 +28,14 @@ hundreds of segments, and with only a few (e.g. 11 of 100 MiB) the last wave of 
 runs mostly idle on the WAN (``--source-segment 100MiB`` shows that effect).
 
 Networks: ``loopback`` (direct), ``passthrough`` (through the proxy with no shaping, to show
-the proxy is not the bottleneck) and ``wan`` (per-connection cap and added round-trip time,
-default 20 MB/s and 40 ms). Repetitions are interleaved; medians are reported, with ratios
-to rclone and to the serial copy of the same network in the same run, and of each ``flow-N``
-to ``imagehop-N`` (in-process MB/s: the copy itself, without interpreter and Prefect
-start-up). Also measured: a run
-interrupted at ~50 % (SIGINT: graceful; SIGKILL: a crash) and restarted, as the fraction of
-the bytes the second run moved. Results go to ``benchmarks/results/<time>.json``.
+the proxy is not the bottleneck), ``wan`` (per-connection cap and added round-trip time,
+default 20 MB/s and 40 ms) and ``wan-ocean`` (a trans-ocean pair: 10 MB/s and 80 ms).
+Repetitions are interleaved; medians are reported, with ratios to rclone, to the serial copy
+and to the ceiling of the same network in the same run, for the WAN profiles the fraction of
+``streams x per-connection cap`` reached, and of each ``flow-N`` to ``imagehop-N``
+(in-process MB/s: the copy itself, without interpreter and Prefect start-up). Also measured:
+a run interrupted at ~50 % (SIGINT: graceful; SIGKILL: a crash) and restarted, as the
+fraction of the bytes the second run moved. Results go to ``benchmarks/results/<time>.json``.
 
 The machine is shared and CPU-bound (2 cores run the client, 8 Swift servers and the proxy):
 read the figures as relative, and quote the load average printed with them.
@@ -56,6 +66,7 @@ from swiftclient import client as swift
 
 from imagehop.errors import NotFoundError
 from imagehop.object_store import ObjectStore
+from imagehop.transfer import memory_stream_cap
 from imagehop_sandbox.swift_cluster import SwiftCluster, free_ports
 from imagehop_sandbox.tokens import ACCOUNT_PREFIX, issue
 
@@ -294,15 +305,18 @@ class Bench:
 
     def command(self, copier: str, network: str, target: str) -> tuple[list[str], dict[str, str]]:
         src, dst = self.url("DFW", network), self.url("IAD", network)
-        if copier.startswith(("imagehop-", "flow-")) or copier == "serial":
+        if copier.startswith(("imagehop-", "flow-")) or copier in ("serial", "ceiling"):
             kind = copier.split("-")[0]
             command = [sys.executable, "-m", "benchmarks.copiers", kind, "--src", src]
             command += ["--dst", dst, "--container", SOURCE_CONTAINER, "--object", SOURCE_OBJECT]
             command += ["--target-container", target]
             if kind != "serial":
-                command += ["--workers", copier.split("-")[1]]
+                streams = ceiling_streams(self.args) if kind == "ceiling" else copier.split("-")[1]
+                command += ["--workers", str(streams)]
                 command += ["--segment-size", str(self.args.segment_size)]
                 command += ["--chunk-size", str(chunk_size_of(copier, self.args))]
+            if copier.endswith("-split"):
+                command += ["--split-for-streams"]
             if kind == "flow":
                 return command, self.env(
                     PREFECT_API_URL=self.prefect_url,
@@ -339,7 +353,7 @@ class Bench:
         swift_cpu = self.swift_cpu_seconds()
         child = run_child(command, env, self.log)
         swift_cpu = self.swift_cpu_seconds() - swift_cpu
-        detail = json.loads(child.lines[-1]) if child.lines and copier != "swift-cli" else {}
+        detail = _detail(child.lines) if copier not in ("swift-cli", "rclone") else {}
         ok = child.returncode == 0 and self.target_size(target) == self.args.size
         self.clean_target(target)
         run = Run(
@@ -403,6 +417,27 @@ class Bench:
         return result
 
 
+def _detail(lines: Sequence[str]) -> dict[str, Any]:
+    """The copier's last JSON line ({} if it printed none, e.g. after a crash)."""
+    try:
+        detail = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return {}
+    return detail if isinstance(detail, dict) else {}
+
+
+def ceiling_streams(args: argparse.Namespace) -> int:
+    """The ceiling's streams: the most any imagehop row of this run may use (``auto``: its
+    memory cap for the chunk size, 16 with 1 MiB chunks)."""
+    counts = []
+    for text in args.workers.split(","):
+        if text == "auto":
+            counts += [memory_stream_cap(parse_size(size)) for size in args.chunk_sizes.split(",")]
+        else:
+            counts.append(int(text))
+    return max(counts)
+
+
 def free_port() -> int:
     """A port free now, below the ephemeral range (see :func:`free_ports`)."""
     return free_ports(1)[0]
@@ -454,7 +489,11 @@ def rclone_path() -> str:
 # -- reporting -------------------------------------------------------------------------------
 
 
-def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
+def summarize(runs: Sequence[Run], caps: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One row per (network, copier): medians, and every ratio against rclone, serial and the
+    ceiling of the same network; ``caps``: bytes/s per connection of the shaped networks, for
+    the fraction of ``streams x cap`` reached."""
+    caps = caps or {}
     rows = []
     keys = sorted({(r.network, r.copier) for r in runs}, key=lambda k: (k[0], _order(k[1])))
     medians = {
@@ -466,7 +505,11 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
         speeds = [r.mb_per_s for r in mine]
         rclone = medians.get((network, "rclone"))
         serial = medians.get((network, "serial"))
+        ceiling = medians.get((network, "ceiling"))
         median = medians[(network, copier)]
+        streams = _streams(mine)
+        cap = caps.get(network)
+        in_process = _in_process(mine)
         engine = [r for r in runs if (r.network, r.copier) == (network, _engine_of(copier))]
         rows.append(
             {
@@ -488,11 +531,31 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
                 "vs_engine_in_process": _ratio(_in_process(mine), _in_process(engine)),
                 "vs_rclone": round(median / rclone, 2) if rclone else None,
                 "vs_serial": round(median / serial, 2) if serial else None,
+                "vs_ceiling": round(median / ceiling, 2) if ceiling else None,
+                "streams_median": streams,
+                "streams_seen": sorted({s for r in mine if (s := _streams([r])) is not None}),
+                "of_streams_x_cap": _ratio(median, streams * cap / 1e6)
+                if streams and cap
+                else None,
+                "of_streams_x_cap_in_process": (
+                    _ratio(in_process, streams * cap / 1e6) if streams and cap else None
+                ),
                 "runs": len(mine),
                 "failed": sum(1 for r in mine if r.returncode != 0),
             }
         )
     return rows
+
+
+def _streams(runs: Sequence[Run]) -> float | None:
+    """Median streams the copier ran with (what an adaptive count settled on; never more
+    than the segments); None where it is not known (rclone, swift-cli)."""
+    counts = [
+        min(r.detail["streams"], r.detail.get("segments") or r.detail["streams"])
+        for r in runs
+        if r.detail.get("streams")
+    ]
+    return statistics.median(counts) if counts else None
 
 
 def _in_process(runs: Sequence[Run]) -> float | None:
@@ -522,53 +585,121 @@ def _ratio(mine: float | None, other: float | None) -> float | None:
 
 def _order(copier: str) -> tuple[int, int]:
     if copier.startswith(("imagehop-", "flow-")):
-        return (0 if copier.startswith("imagehop-") else 1, int(copier.split("-")[1]))
-    return ({"rclone": 2, "serial": 3, "swift-cli": 4}.get(copier, 5), 0)
+        count = copier.split("-")[1]
+        return (0 if copier.startswith("imagehop-") else 1, 999 if count == "auto" else int(count))
+    return ({"ceiling": 2, "rclone": 3, "serial": 4, "swift-cli": 5}.get(copier, 6), 0)
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
+    """One markdown table: every ratio (rclone, serial, ceiling; streams x cap on the WANs)."""
     print(
-        "| network | copier | MB/s median [min-max] | in-process MB/s | peak RSS MiB median "
-        "(max) | copy's RSS MiB | vs rclone | vs serial | in-process vs engine |"
+        "| network | copier | streams | MB/s median [min-max] | in-process MB/s | peak RSS MiB "
+        "median (max) | copy's RSS MiB | vs rclone | vs serial | vs ceiling | of streams x cap "
+        "(in-process) | in-process vs engine |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
+        seen = row["streams_seen"]
+        streams = "" if not seen else "/".join(f"{s:g}" for s in seen)
+        of_cap = row["of_streams_x_cap"]
+        of_cap_text = "" if of_cap is None else f"{of_cap} ({row['of_streams_x_cap_in_process']})"
         print(
-            f"| {row['network']} | {row['copier']} | {row['mb_per_s_median']} "
-            f"[{row['mb_per_s_min']}-{row['mb_per_s_max']}] | {row['in_process_mb_per_s_median']} "
+            f"| {row['network']} | {row['copier']} | {streams} | {row['mb_per_s_median']} "
+            f"[{row['mb_per_s_min']}-{row['mb_per_s_max']}] "
+            f"| {_cell(row['in_process_mb_per_s_median'])} "
             f"| {row['peak_rss_mib_median']} ({row['peak_rss_mib_max']}) "
-            f"| {row['copy_rss_mib_median']} | {row['vs_rclone']} | {row['vs_serial']} "
-            f"| {row['vs_engine_in_process']} |"
+            f"| {_cell(row['copy_rss_mib_median'])} | {_cell(row['vs_rclone'])} "
+            f"| {_cell(row['vs_serial'])} | {_cell(row['vs_ceiling'])} | {of_cap_text} "
+            f"| {_cell(row['vs_engine_in_process'])} |"
         )
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 # -- main --------------------------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module's docstring as written, and every option's default."""
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"))
-    parser.add_argument("--source-segment", type=parse_size, default=parse_size("64MiB"))
-    parser.add_argument("--segment-size", type=parse_size, default=parse_size("256MiB"))
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--workers", default="1,2,4,8")
-    parser.add_argument("--copiers", default="imagehop,flow,rclone,serial,swift-cli")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument(
+        "--size", type=parse_size, default=parse_size("1GiB"), help="size of the source DLO"
+    )
+    parser.add_argument(
+        "--source-segment",
+        type=parse_size,
+        default=parse_size("64MiB"),
+        help="segment size of the source DLO (an export's segments)",
+    )
+    parser.add_argument(
+        "--segment-size",
+        type=parse_size,
+        default=parse_size("256MiB"),
+        help="imagehop's target segment size (IMAGEHOP_SEGMENT_SIZE_BYTES); the ceiling "
+        "writes the same segments",
+    )
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per copier and network")
+    parser.add_argument(
+        "--workers",
+        default="1,2,4,8,auto",
+        help="stream counts of the imagehop-N and flow-N rows; 'auto' is the row with default "
+        "settings (no concurrency: the adaptive count)",
+    )
+    parser.add_argument(
+        "--copiers",
+        default="imagehop,flow,ceiling,rclone,serial,swift-cli",
+        help="which copiers run (imagehop and flow once per --workers entry)",
+    )
     parser.add_argument(
         "--chunk-sizes",
         default="1MiB",
         help="bytes per read of imagehop-N and flow-N, e.g. 1MiB,256KiB: one row each "
         "(the first is the default and keeps the plain name, the others get -c<bytes>)",
     )
-    parser.add_argument("--no-wan", action="store_true")
-    parser.add_argument("--no-passthrough", action="store_true")
-    parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument(
+        "--split-for-streams",
+        action="store_true",
+        help="also run imagehop-auto-split: imagehop-auto with target segments small enough "
+        "for 3 per stream (source segments split; each split segment's MD5 is computed by the "
+        "copier), to see whether splitting pays",
+    )
+    parser.add_argument("--no-wan", action="store_true", help="skip the 'wan' profile")
+    parser.add_argument("--no-wan-ocean", action="store_true", help="skip the 'wan-ocean' profile")
+    parser.add_argument(
+        "--no-passthrough", action="store_true", help="skip the unshaped proxy ('passthrough')"
+    )
+    parser.add_argument("--no-resume", action="store_true", help="skip the interrupted runs")
     parser.add_argument("--resume-points", default="0.5", help="fractions, e.g. 0.4,0.5,0.6")
-    parser.add_argument("--wan-rate", type=float, default=20e6, help="bytes/s per connection")
-    parser.add_argument("--wan-latency", type=float, default=0.040, help="added RTT, seconds")
+    parser.add_argument(
+        "--wan-rate", type=float, default=20e6, help="'wan': bytes/s per connection"
+    )
+    parser.add_argument(
+        "--wan-latency", type=float, default=0.040, help="'wan': added RTT, seconds"
+    )
+    parser.add_argument(
+        "--ocean-rate", type=float, default=10e6, help="'wan-ocean': bytes/s per connection"
+    )
+    parser.add_argument(
+        "--ocean-latency", type=float, default=0.080, help="'wan-ocean': added RTT, seconds"
+    )
     parser.add_argument("--root", help="working directory (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
-    parser.add_argument("--out", type=Path, default=None)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default: benchmarks/results/<time>.json)",
+    )
+    args = parser.parse_args(argv)
+    for count in args.workers.split(","):
+        if count != "auto" and not (count.isdigit() and int(count) >= 1):
+            parser.error(f"--workers: {count!r} is not a stream count >= 1 or 'auto'")
+    return args
 
 
 def chunk_size_of(copier: str, args: argparse.Namespace) -> int:
@@ -591,6 +722,8 @@ def copier_list(args: argparse.Namespace) -> list[str]:
             ]
         else:
             copiers.append(name)
+        if name == "imagehop" and args.split_for_streams and "auto" in args.workers.split(","):
+            copiers.append("imagehop-auto-split")
     return copiers
 
 
@@ -618,10 +751,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not args.no_wan:
             bench.start_proxy("wan", args.wan_rate, args.wan_latency)
             networks.append("wan")
+        if not args.no_wan_ocean:
+            bench.start_proxy("wan-ocean", args.ocean_rate, args.ocean_latency)
+            networks.append("wan-ocean")
         for network in networks:
             chosen = copiers
             if network == "passthrough":
-                chosen = [c for c in copiers if c in ("imagehop-8", "flow-8", "rclone")]
+                passing = ("imagehop-8", "imagehop-auto", "flow-8", "ceiling", "rclone")
+                chosen = [c for c in copiers if c in passing]
             for rep in range(1, args.reps + 1):
                 for copier in chosen:
                     runs.append(bench.run_copier(copier, network, rep))
@@ -636,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         extra["load_average_end"] = os.getloadavg()
         bench.stop()
-    rows = summarize(runs)
+    rows = summarize(runs, {"wan": args.wan_rate, "wan-ocean": args.ocean_rate})
     print_table(rows)
     print(json.dumps(extra, indent=1))
     out = args.out or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S.json")

@@ -41,10 +41,12 @@ from imagehop.procedure.request import (
     new_image_name,
     server_name,
     snapshot_name,
+    staged_object,
     transfer_identity,
 )
 from imagehop.procedure.result import DryRunPlan, PropertyReport, TransferResult
 from imagehop.procedure.steps import intermediates
+from imagehop.procedure.transport import TransportChoice, segments_for
 from imagehop.tasks import events
 from imagehop.tasks.checks import (
     find_finished_transfer,
@@ -55,6 +57,12 @@ from imagehop.tasks.checks import (
 from imagehop.tasks.cleanup import delete_intermediates
 from imagehop.tasks.cloud import clients, clock
 from imagehop.tasks.copy import copy_segments, plan_copy
+from imagehop.tasks.glance import (
+    create_target_image,
+    glance_import_and_wait,
+    plan_copy_from_image,
+    verify_target_image,
+)
 from imagehop.tasks.progress import Event, Phases, publish
 from imagehop.tasks.refusals import REFUSALS, Refusal, quiet_refusal_tracebacks, refused
 from imagehop.tasks.source import (
@@ -209,6 +217,14 @@ def _move(
                 source_id = snapshot.image_id
             assert source_id is not None  # a request names an image or a server
             tag_source_image(src, source_id, identity)
+        if report.transport.transport != "rackspace-tasks":
+            exporting = report.transport.stages_segments
+            moved = _move_openstack(request, identity, report, phases, source_id)
+            reused = ("snapshot",) if snapshot and not snapshot.created else ()
+            made = bool(snapshot and snapshot.created)
+            return moved.model_copy(
+                update={"snapshot_created": made, "reused": reused + moved.reused}
+            )
         with phases("export"):
             exporting = True
             ensure_container("source", src, request.export_container)
@@ -221,7 +237,7 @@ def _move(
             name = new_image_name(request, _source_name(request, report))
             imported = import_and_wait(dst, staged, name, identity, owner, source_id)
     except Exception:
-        _log_remains(request, identity, source_id if exporting else None)
+        _log_remains(request, identity, source_id if exporting else None, report.transport)
         raise
     reused = ("snapshot" if snapshot and not snapshot.created else None, export.reused,
               imported.reused)  # fmt: skip
@@ -234,6 +250,65 @@ def _move(
         reused=tuple(what for what in reused if what),
         copied=copy,
     )
+
+
+def _move_openstack(
+    request: TransferRequest,
+    identity: TransferIdentity,
+    report: PreflightReport,
+    phases: Phases,
+    source_id: str,
+) -> Moved:
+    """The moving steps when a side is OpenStack Glance: the bytes by the transport pre-flight
+    chose (:mod:`imagehop.procedure.transport`), then the new image checked against the source."""
+    choice, src, dst, owner = (
+        report.transport,
+        request.source_region,
+        request.target_region,
+        report.target_tenant,
+    )
+    copy, export, container = None, None, request.import_container
+    segments = _segments_in(request, choice)
+    if choice.source_export:
+        with phases("export"):
+            ensure_container("source", src, request.export_container)
+            export = export_and_wait(src, source_id, request.export_container)
+        with phases("copy"):
+            plan = plan_copy(src, dst, export.location, source_id, container, segments)
+            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+    elif choice.stages_segments:
+        with phases("copy"):
+            plan = plan_copy_from_image(src, dst, source_id, container, segments)
+            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+    name = new_image_name(request, _source_name(request, report))
+    size = copy.plan.size if copy is not None else None
+    with phases("import"):
+        if choice.target_import == "import-task":
+            staged_at = import_location(request.import_container, source_id)
+            imported = import_and_wait(dst, staged_at, name, identity, owner, source_id)
+            return Moved(source_image_id=source_id, target_image_id=imported.image_id or "",
+                         import_task_id=imported.task_id, reused=_reused(imported.reused),
+                         copied=copy)  # fmt: skip
+        formats = (choice.disk_format, choice.container_format)
+        target = create_target_image(dst, name, identity, owner, src, source_id, formats,
+                                     report.source.min_disk, report.source.min_ram)  # fmt: skip
+        staged = (request.import_container, staged_object(source_id), size or 0)
+        new_id = glance_import_and_wait(dst, target, choice.target_import, staged, (src, source_id))
+    with phases("verify"):
+        compare_with = None if choice.source_export else source_id
+        verify_target_image(src, compare_with, dst, new_id, size)
+    reused = (export.reused if export else None, target.reused)
+    return Moved(source_image_id=source_id, target_image_id=new_id,
+                 export_task_id=export.task_id if export else None,
+                 reused=_reused(*reused), copied=copy)  # fmt: skip
+
+
+def _segments_in(request: TransferRequest, choice: TransportChoice) -> str:
+    return segments_for(request.import_container, choice)
+
+
+def _reused(*what: str | None) -> tuple[str, ...]:
+    return tuple(item for item in what if item)
 
 
 def _moved_before(
@@ -274,9 +349,9 @@ def _finish(
                 name = server_name(request, new_image_name(request, _source_name(request, report)))
                 server_id = boot_and_wait(dst, new_id, name, report.boot_flavor.id, identity)
         with phases("cleanup"):
-            cleaned, remaining = _clean_up(request, moved.source_image_id)
+            cleaned, remaining = _clean_up(request, moved.source_image_id, report.transport)
     except Exception:
-        _log_remains(request, identity, moved.source_image_id)
+        _log_remains(request, identity, moved.source_image_id, report.transport)
         raise
     result = _result(request, identity, report, phases, moved, properties, server_id,
                      cleaned, remaining)  # fmt: skip
@@ -299,13 +374,13 @@ def _accepted(checked: PreflightReport | Refusal) -> PreflightReport:
 
 
 def _clean_up(
-    request: TransferRequest, source_image_id: str | None
+    request: TransferRequest, source_image_id: str | None, transport: TransportChoice
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(what was deleted, what remains) under the request's cleanup policy."""
-    if source_image_id is None:
+    if source_image_id is None or not transport.stages_segments:
         return (), ()
     if request.cleanup == "keep":
-        return (), tuple(_intermediates(request, source_image_id))
+        return (), tuple(_intermediates(request, source_image_id, transport))
     deleted = delete_intermediates(
         request.source_region,
         request.target_region,
@@ -335,6 +410,7 @@ def _result(
         source_image_id=moved.source_image_id or "",
         target_image_id=moved.target_image_id,
         coordinating_property={identity.coordinating_key: identity.coordinating_value},
+        transport=report.transport.transport,
         snapshot_created=moved.snapshot_created,
         export_task_id=moved.export_task_id,
         import_task_id=moved.import_task_id,
@@ -354,7 +430,8 @@ def _result(
     )
 
 
-def _concurrency(request: TransferRequest) -> int:
+def _concurrency(request: TransferRequest) -> int | None:
+    """The request's stream count, else the worker's setting; None: adaptive."""
     return request.concurrency or clients().settings().transfer_concurrency
 
 
@@ -368,7 +445,7 @@ def _dry_run(
         report,
         read_target_limits(request.target_region),
         settings.segment_size_bytes,
-        _concurrency(request),
+        _concurrency(request) or settings.stream_cap(request.source_region, request.target_region),
     )
     create_table_artifact(
         plan.summary_rows(),
@@ -389,25 +466,38 @@ def _source_name(request: TransferRequest, report: PreflightReport) -> str:
     return snapshot_name(request, _server_name_of(report), clock().time())
 
 
-def _intermediates(request: TransferRequest, source_image_id: str) -> list[str]:
-    return intermediates(
+def _intermediates(
+    request: TransferRequest, source_image_id: str, transport: TransportChoice
+) -> list[str]:
+    """The exported VHD (when the source exports) and the staged copy (when there is one)."""
+    found = intermediates(
         request.source_region,
         request.target_region,
         request.export_container,
         request.import_container,
         source_image_id,
+        _segments_in(request, transport),
+    )
+    exported, staged = found
+    return ([exported] if transport.source_export else []) + (
+        [staged] if transport.stages_segments else []
     )
 
 
 def _log_remains(
-    request: TransferRequest, identity: TransferIdentity, source_image_id: str | None
+    request: TransferRequest,
+    identity: TransferIdentity,
+    source_image_id: str | None,
+    transport: TransportChoice,
 ) -> None:
     """After a failure: say what stays in place for a re-run, and how to remove it instead
     (in the run's log, and to progress listeners such as the CLI)."""
-    if source_image_id is None:
+    kept = (
+        " | ".join(_intermediates(request, source_image_id, transport)) if source_image_id else ""
+    )
+    if not kept:
         remains = "the transfer failed before the export: nothing is left in Cloud Files"
     else:
-        kept = " | ".join(_intermediates(request, source_image_id))
         remains = (
             f"the transfer failed; kept for a re-run with run key {identity.run_key!r} "
             f"(same request): {kept}"

@@ -17,6 +17,7 @@ for the ``requests`` clients and the object store alike.
     * ImageNotTransferableError  missing, not owned, not active, not exportable, too large
     * InvalidContainerNameError
     * ForeignPropertyError    the coordinating key holds a value imagehop did not write
+    * ForeignContainerError   a container imagehop did not create (no temporary-URL key on it)
     * RunKeyInUseError        the run key already names another image's transfer
   * AuthenticationError       the credentials, or a freshly renewed token, were refused (401)
   * ApiError                  an HTTP error answer from a cloud API (status, request id)
@@ -92,6 +93,11 @@ class InvalidContainerNameError(PreflightError):
 class ForeignPropertyError(PreflightError):
     """An image already carries the coordinating key with a value imagehop did not write
     (imagehop never changes such a property)."""
+
+
+class ForeignContainerError(PreflightError):
+    """A container imagehop did not create: imagehop puts no temporary-URL key on it (nor on
+    the account), since it never changes what it did not make."""
 
 
 class RunKeyInUseError(PreflightError):

@@ -192,12 +192,18 @@ class HttpClient:
         idempotent: bool | None = None,
         retry: RetryPolicy | None = None,
         redact: tuple[str, ...] = (),
+        data: Any = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Send one request and return its (non-error) response.
 
         Args:
             idempotent: whether replaying is harmless; defaults to True for GET, HEAD,
                 OPTIONS, PUT and DELETE.
+            data: a raw body instead of ``json_body`` (bytes, or a file-like object or
+                iterator that is streamed: pass ``idempotent=False`` and ``NO_RETRY`` then,
+                a stream cannot be sent twice).
+            stream: leave the answer's body unread (``response.raw``) for the caller.
             retry: overrides the client's policy for this call (pollers pass NO_RETRY).
             redact: secrets sent in the body, blanked out should the answer quote them
                 (the token is always blanked).
@@ -208,11 +214,11 @@ class HttpClient:
         """
         replayable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         budget = RetryBudget(retry or self._retry, self._clock, self._rng)
-        prepared = _Prepared(method, url, json_body, params, headers, redact)
+        prepared = _Prepared(method, url, json_body, params, headers, redact, data)
         renewals = 0
         while True:
             token = self._tokens.token() if self._tokens is not None else None
-            outcome = self._attempt(prepared, token, replayable)
+            outcome = self._attempt(prepared, token, replayable, stream)
             if isinstance(outcome, requests.Response):
                 _log_creation(outcome)
                 return outcome
@@ -232,7 +238,7 @@ class HttpClient:
         self._clock.sleep(delay)
 
     def _attempt(
-        self, req: _Prepared, token: str | None, replayable: bool
+        self, req: _Prepared, token: str | None, replayable: bool, stream: bool = False
     ) -> requests.Response | _Failure:
         try:
             response = self._session.request(
@@ -242,6 +248,7 @@ class HttpClient:
                 params=req.params,
                 headers=req.headers_with(token),
                 timeout=self._timeout,
+                stream=stream,
             )
         except _BAD_URL as exc:
             raise ConfigurationError(f"cannot send {req.method} to {req.url!r}: {exc}") from None
@@ -266,11 +273,12 @@ class _Prepared:
     params: Mapping[str, str] | None
     headers: Mapping[str, str] | None
     redact: tuple[str, ...] = ()
+    data: Any = None
 
     @property
-    def body(self) -> bytes | None:
+    def body(self) -> Any:
         if self.json_body is None:
-            return None
+            return self.data
         return json.dumps(self.json_body).encode()
 
     def headers_with(self, token: str | None) -> dict[str, str]:

@@ -85,6 +85,10 @@ VERIFIED_META = "x-object-meta-imagehop-verified"
 #: request's objects two at a time), and the fewest objects worth a request of their own.
 BULK_DELETE_STREAMS = 4
 BULK_DELETE_MIN_BATCH = 100
+#: Set on the containers imagehop creates (:meth:`ObjectStore.ensure_container` with
+#: ``owned=True``, as the engine's target containers are): only those may carry imagehop's
+#: temporary-URL key (:mod:`imagehop.transfer.tempurl`). The value is the creation time.
+OWNED_CONTAINER_META = "x-container-meta-imagehop-created"
 
 
 class ClusterLimits(BaseModel):
@@ -96,6 +100,8 @@ class ClusterLimits(BaseModel):
     max_manifest_segments: int = DEFAULT_MAX_MANIFEST_SEGMENTS
     min_segment_size: int = RACKSPACE_MIN_SEGMENT_SIZE
     max_deletes_per_request: int = DEFAULT_MAX_DELETES_PER_REQUEST
+    #: The cluster has the ``tempurl`` middleware (temporary URLs an import can read).
+    tempurl: bool = False
 
     @classmethod
     def from_info(
@@ -114,6 +120,7 @@ class ClusterLimits(BaseModel):
             max_deletes_per_request=int(
                 bulk.get("max_deletes_per_request", DEFAULT_MAX_DELETES_PER_REQUEST)
             ),
+            tempurl="tempurl" in info,
         )
 
 
@@ -422,12 +429,44 @@ class ObjectStore:
             self._limits = ClusterLimits.from_info(info)
         return self._limits
 
-    def ensure_container(self, container: str, headers: Mapping[str, str] | None = None) -> None:
-        """Create ``container`` if it does not exist (a PUT; harmless if it does)."""
+    def ensure_container(
+        self, container: str, headers: Mapping[str, str] | None = None, *, owned: bool = False
+    ) -> None:
+        """Create ``container`` if it does not exist (a PUT; harmless if it does).
+
+        ``owned``: look first, and only if it is missing create it marked as imagehop's
+        (:data:`OWNED_CONTAINER_META`); a container that exists is left exactly as it is.
+        """
+        if owned:
+            try:
+                self.container_metadata(container)
+                return
+            except NotFoundError:
+                created = str(int(self._clock.time()))
+                headers = {**(headers or {}), OWNED_CONTAINER_META: created}
         self._call(
             "PUT",
             f"PUT container {container!r}",
             lambda c: c.put_container(container, headers=dict(headers or {})),
+        )
+
+    def container_metadata(self, container: str) -> dict[str, str]:
+        """HEAD a container: its headers, names in lower case (``x-container-meta-*`` ...).
+
+        Raises:
+            NotFoundError: no such container.
+        """
+        headers: Mapping[str, str] = self._call(
+            "HEAD", f"HEAD container {container!r}", lambda c: c.head_container(container)
+        )
+        return {k.lower(): v for k, v in headers.items()}
+
+    def post_container_metadata(self, container: str, metadata: Mapping[str, str]) -> None:
+        """Set container metadata (``X-Container-Meta-*`` headers); others are kept."""
+        self._call(
+            "POST",
+            f"POST container {container!r}",
+            lambda c: c.post_container(container, headers=dict(metadata)),
         )
 
     def list_objects(self, container: str, prefix: str | None = None) -> list[ListedObject]:

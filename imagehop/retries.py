@@ -12,7 +12,8 @@ above raise it instead of retrying it again. The layers, innermost first:
   every task shares and which keeps :data:`REQUEST_RETRY`. A refused token is renewed once
   (:data:`TOKEN_RENEWALS`) in every context; a second 401 is an ``AuthenticationError``.
 * **segment**: :func:`~imagehop.transfer.engine.copy_segment` re-opens a segment's source
-  ranges and copies it again (:data:`SEGMENT_RETRY`); streams are never replayed.
+  ranges (Swift objects, or a Glance image's ``/file``) and copies it again
+  (:data:`SEGMENT_RETRY`); streams are never replayed.
 * **poll**: :func:`~imagehop.waiting.poll_until`: a failed poll is a poll; the next one comes
   after the interval (or ``Retry-After``), until the wait's deadline.
 * **listing**: :func:`~imagehop.transfer.source.discover_source` lists a DLO's segments again
@@ -44,10 +45,11 @@ Reading the table:
   follows the *own client* rows.
 * *own client*: a client used on its own (library use), and the Identity client everywhere.
   *task step*: what a Prefect task does, outside a segment copy; its clients use
-  ``NO_RETRY``. *segment copy*: a segment's ranged GETs and PUT (streams: one try each), and
-  its metadata POST when the store uses ``NO_RETRY`` (with an own client the request layer
-  retries that POST first, and marks what it gives up on). *poll*: one poll of a wait (sent
-  with ``NO_RETRY``).
+  ``NO_RETRY``. *segment copy*: a segment's ranged GETs (of Swift objects, or of a Glance
+  image's data) and PUT (streams: one try each), and its metadata POST when the store uses
+  ``NO_RETRY`` (with an own client the request layer retries that POST first, and marks what
+  it gives up on). *poll*: one poll of a wait (sent with ``NO_RETRY``; also
+  :meth:`~imagehop.glance.GlanceImages.wait_for_import`'s image and task reads).
 * *attempts* counts tries in all (4 means 3 retries). *backoff* ``a-b s``: the formula below,
   from ``a`` seconds doubling to at most ``b``; ``>= Retry-After``: never less than the
   cloud's hint. *deadline*: no retry starts later than that after the first try (*wait's*:

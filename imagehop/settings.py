@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import annotated_types
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagehop.errors import ConfigurationError
@@ -205,15 +212,32 @@ class Settings(BaseSettings):
         description="Target segment size. Larger segments mean fewer requests; the plan "
         "grows it when an image would need more segments than the SLO limit (1000).",
     )
-    transfer_concurrency: int = Field(
-        8, ge=1, le=64, description="Segments copied at once (one connection pair each)."
+    transfer_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Segments copied at once (one connection pair each), 1 to 64; unset or "
+        "'auto' (the default): the count adapts to the link, growing while the aggregate rate "
+        "grows, halved on 429/503, at most transfer_max_streams and what memory allows.",
+    )
+    transfer_max_streams: int = Field(
+        32,
+        ge=1,
+        le=64,
+        description="Most streams the adaptive count (transfer_concurrency auto) may use; "
+        "memory caps it further (16 with 1 MiB chunks, 64 with 256 KiB).",
+    )
+    region_max_streams: dict[str, int] = Field(
+        {},
+        description='Per-region caps of the adaptive count, as JSON, e.g. {"SYD": 8}: a '
+        "copy from or to a listed region uses at most that many streams.",
     )
     chunk_size_bytes: int = Field(
         MiB,
         ge=64 * 1024,
         le=64 * MiB,
         description="Bytes read per step while streaming a segment. Peak buffer memory is "
-        "about 3 x transfer_concurrency x chunk_size_bytes.",
+        "about 3 x streams x chunk_size_bytes.",
     )
     source_uses_internal_url: bool = Field(
         False,
@@ -221,7 +245,15 @@ class Settings(BaseSettings):
         "when imagehop runs in the source region's data center.",
     )
     import_size_limit_bytes: int = Field(
-        160 * GB, gt=0, description="Largest image the target's import accepts (160 GB)."
+        160 * GB,
+        gt=0,
+        description="Largest image the target's import task accepts (160 GB, Rackspace "
+        "Cloud Images; an OpenStack Glance target has no such limit here).",
+    )
+    target_allows_image_upload: bool = Field(
+        False,
+        description="The target's Glance accepts PUT /v2/images/{id}/file (no cloud advertises "
+        "it): then a target without web-download or glance-direct is uploaded to in one stream.",
     )
     connect_timeout_seconds: float = Field(10.0, gt=0, description="TCP connect deadline.")
     read_timeout_seconds: float = Field(
@@ -229,6 +261,38 @@ class Settings(BaseSettings):
     )
     verify_tls: bool = Field(True, description="Verify TLS certificates.")
     ca_bundle: Path | None = Field(None, description="CA bundle for TLS verification.")
+
+    @field_validator("transfer_concurrency", mode="before")
+    @classmethod
+    def _auto(cls, value: Any) -> Any:
+        """``auto`` (any case) or an empty value: the adaptive stream count (None)."""
+        if isinstance(value, str) and value.strip().lower() in ("", "auto"):
+            return None
+        return value
+
+    @field_validator("region_max_streams", mode="after")
+    @classmethod
+    def _region_codes(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = sorted(region for region, cap in value.items() if not 1 <= cap <= 64)
+        if bad:
+            raise ValueError(
+                f'a JSON object of region codes and caps from 1 to 64, e.g. {{"SYD": 8}} '
+                f"(not {', '.join(f'{region}={value[region]}' for region in bad)})"
+            )
+        return {region.strip().upper(): cap for region, cap in value.items()}
+
+    def stream_cap(self, source_region: str, target_region: str) -> int:
+        """The adaptive count's cap for a copy between the two regions: the settings' caps
+        and what memory allows for the chunk size (:func:`memory_stream_cap`)."""
+        from imagehop.transfer.streams import memory_stream_cap
+
+        caps = [self.transfer_max_streams, memory_stream_cap(self.chunk_size_bytes)]
+        caps += [
+            self.region_max_streams[code]
+            for code in (source_region.strip().upper(), target_region.strip().upper())
+            if code in self.region_max_streams
+        ]
+        return min(caps)
 
     @property
     def http_timeout(self) -> tuple[float, float]:

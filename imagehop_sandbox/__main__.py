@@ -51,6 +51,16 @@ UP_OPTIONS: dict[str, tuple[str, Any, str]] = {
         "largest VHD an import accepts (e.g. 160GB)",
     ),
     "--disk-size": ("server_disk_bytes", parse_size, "disk size of new servers (e.g. 40MiB)"),
+    "--glance-regions": (
+        "glance_regions",
+        str,
+        "regions whose Images API is upstream Glance, e.g. IAD or DFW,IAD",
+    ),
+    "--import-methods": (
+        "import_methods",
+        json.loads,
+        'Glance regions\' import methods as JSON, e.g. \'{"IAD": ["glance-direct"]}\'',
+    ),
 }
 
 

@@ -9,6 +9,7 @@ GET      /_sandbox/options            current options; PATCH changes some at run
                                       resets them to what ``up`` was given
 POST     /_sandbox/faults/tasks       ``{region, type, message?, extra_seconds?, count?}``: the
                                       next task(s) fail with ``message`` and/or run longer
+                                      (type ``api_image_import``: Glance-mode imports)
 POST     /_sandbox/faults/http        ``{service: images|compute, path (regex), status, region?,
                                       method?, count?, headers?, body?}``: canned answers
 GET      /_sandbox/faults             pending faults; DELETE clears them
@@ -102,8 +103,10 @@ class AdminApi:
         fault = _object(request)
         _only(fault, TASK_FAULT_FIELDS)
         fault["region"] = self._region(fault.get("region"))
-        if fault.get("type") not in ("export", "import"):
-            raise HttpError(400, "type must be 'export' or 'import'")
+        if fault.get("type") not in ("export", "import", "api_image_import"):
+            raise HttpError(
+                400, "type must be 'export', 'import' or 'api_image_import' (Glance imports)"
+            )
         if not fault.get("message") and not fault.get("extra_seconds"):
             raise HttpError(400, "give a failure 'message', 'extra_seconds' of delay, or both")
         fault["count"] = int(fault.get("count", 1))

@@ -4,7 +4,9 @@ An image small enough for one object is ``images/<id>``; a larger one is an SLO 
 ``images/<id>`` over segments ``images_segments/<id>/00000001``, ... no larger than the
 cluster's single-object cap (a DLO instead when it would need more segments than an SLO may
 have). ``checksum`` is an MD5 over a packaging of the bytes (so it differs
-between two copies of the same content, as on Cloud Images); ``md5`` is the content's own.
+between two copies of the same content, as on Cloud Images); ``md5`` and ``sha512`` are the
+content's own (Glance's ``checksum`` and ``os_hash_value``, in the regions that are Glance).
+Glance's staging area (``PUT .../stage``) is the same layout under the name ``staging-<id>``.
 """
 
 from __future__ import annotations
@@ -34,24 +36,34 @@ def store_content(
     account: SwiftAccount,
     image_id: str,
     chunks: Iterable[bytes],
-    size: int,
+    size: int | None,
     options: SandboxOptions,
 ) -> ImageContent:
-    """Write an image's bytes (``size`` is the expected length) and describe where they are."""
+    """Write an image's bytes (``size`` is the expected length, None when unknown, e.g. a
+    chunked upload) and describe where they are."""
     packaging = hashlib.md5(b"imagehop-sandbox-ova:" + image_id.encode(), usedforsecurity=False)
+    sha512 = hashlib.sha512()
+
+    def observe(chunk: bytes) -> None:
+        packaging.update(chunk)
+        sha512.update(chunk)
+
     limit = part_size(options.max_file_size)
     account.ensure_container(CONTAINER)
-    if size <= limit:
-        written = write_parts(
-            account, CONTAINER, _only_part(image_id), chunks, limit, packaging.update
-        )
+    if size is not None and size <= limit:
+        written = write_parts(account, CONTAINER, _only_part(image_id), chunks, limit, observe)
         layout = "plain"
+        if not written.parts:  # no bytes at all: one empty object
+            account.put(CONTAINER, image_id, b"")
     else:
         account.ensure_container(SEGMENTS)
         written = write_parts(
-            account, SEGMENTS, lambda n: f"{image_id}/{n:08d}", chunks, limit, packaging.update
+            account, SEGMENTS, lambda n: f"{image_id}/{n:08d}", chunks, limit, observe
         )
-        if len(written.parts) <= options.max_manifest_segments:
+        if not written.parts:  # no bytes at all: one empty object
+            account.put(CONTAINER, image_id, b"")
+            layout = "plain"
+        elif len(written.parts) <= options.max_manifest_segments:
             put_slo_manifest(account, CONTAINER, image_id, SEGMENTS, written)
             layout = "slo"
         else:
@@ -65,7 +77,8 @@ def store_content(
         written.md5,
         packaging.hexdigest(),
         layout,
-        len(written.parts),
+        max(1, len(written.parts)),
+        sha512.hexdigest(),
     )
 
 

@@ -1,5 +1,6 @@
-"""Glance's image data API in the regions the ``glance_regions`` option names (generic-OpenStack
-mode); Cloud Images documents no ``/file``, so elsewhere it is not found.
+"""Glance's image download in the regions the ``glance_regions`` option names (generic-OpenStack
+mode); Cloud Images documents no ``/file``, so elsewhere it is not found. Upload (``PUT``) and
+staging are :mod:`imagehop_sandbox.glance_api`.
 
 ``GET /v2/images/{id}/file`` streams the bytes from the region's Swift with ``Content-MD5`` (the
 MD5 of the bytes, which is also the image's ``checksum`` there), ``204`` while the image has no

@@ -19,12 +19,20 @@ from urllib.parse import urlsplit
 from imagehop_sandbox.cloud import Caller, Cloud
 from imagehop_sandbox.content import delete_content
 from imagehop_sandbox.discovery import negotiate_images_version
+from imagehop_sandbox.glance_api import GlanceApi, glance_image_view
+from imagehop_sandbox.glance_import import GlanceImports
 from imagehop_sandbox.image_data import ImageDataApi
 from imagehop_sandbox.jobs import Jobs
 from imagehop_sandbox.listing import page_of_images
 from imagehop_sandbox.models import ImageRecord, TaskRecord, iso
-from imagehop_sandbox.patch import apply_changes, parse_patch
-from imagehop_sandbox.schemas import SCHEMAS, TASK_STATUSES, TASK_TYPES, without_nulls
+from imagehop_sandbox.patch import Change, apply_changes, parse_patch
+from imagehop_sandbox.schemas import (
+    GLANCE_SCHEMAS,
+    SCHEMAS,
+    TASK_STATUSES,
+    TASK_TYPES,
+    without_nulls,
+)
 from imagehop_sandbox.swift_io import SwiftFailure
 from imagehop_sandbox.web import REASONS, App, HttpError, Request, Response
 
@@ -43,7 +51,7 @@ EXPLANATIONS = {
     500: "The server has either erred or is incapable of performing the requested operation.",
     503: "The server is currently unavailable. Please try again at a later time.",
 }
-COLLECTIONS = ("images", "tasks", "schemas")
+COLLECTIONS = ("images", "tasks", "schemas", "info")
 FORBIDDEN = "You are not authorized to complete this action."
 
 
@@ -73,7 +81,10 @@ def render_glance_error(request: Request, error: HttpError) -> Response:
 def image_view(image: ImageRecord, glance: bool = False) -> dict[str, Any]:
     """The image as ``GET /v2/images/{id}`` shows it (no ``size`` or ``checksum`` before it
     has bytes). On Cloud Images ``checksum`` is of a packaging; where the region is Glance
-    (``glance``) it is the MD5 of the bytes ``/file`` serves, as Glance computes it."""
+    (``glance``) the view is today's Glance's (:func:`.glance_api.glance_image_view`):
+    ``checksum`` is the MD5 of the bytes ``/file`` serves, unset attributes are ``null``."""
+    if glance:
+        return glance_image_view(image)
     stored = image.stored
     checksum = None if stored is None else (stored.md5 if glance else stored.checksum)
     view: dict[str, Any] = dict(image.properties)
@@ -132,6 +143,7 @@ class ImagesApi:
         self.app.before.append(self._negotiate)
         self.app.before.append(cloud.http_fault_hook("images", region))
         route = self.app.route
+        GlanceApi(cloud, self.app, region, GlanceImports(cloud))
         route("GET", "/v2/images")(self.list_images)
         route("GET", "/v2/images/{image_id}")(self.get_image)
         route("PATCH", "/v2/images/{image_id}")(self.patch_image)
@@ -146,7 +158,7 @@ class ImagesApi:
     def _negotiate(self, request: Request) -> Response | None:
         """Version discovery as Glance answers it, then ``/v2/<tenant>/images`` as
         ``/v2/images`` (the tenant-scoped form some scripts use)."""
-        early = negotiate_images_version(request, self.base_url)
+        early = negotiate_images_version(request, self.base_url, self._glance)
         if early is None:
             parts = request.path.split("/")
             if len(parts) > 3 and parts[2] not in COLLECTIONS:
@@ -188,6 +200,8 @@ class ImagesApi:
     def patch_image(self, request: Request) -> Response:
         caller = self.cloud.caller(request)
         changes = parse_patch(request.content_type, request.json())
+        if self._glance:
+            _check_glance_patch(changes)
         image_id = request.params["image_id"]
         image = ImageRecord.load(self.store, image_id)
         if image is None or image.region != self.region or not image.visible_to(caller.tenant):
@@ -225,11 +239,11 @@ class ImagesApi:
         if image.protected:
             raise HttpError(403, f"Image {image_id} is protected and cannot be deleted.")
         self.store.delete(ImageRecord.KIND, image_id)
-        stored = image.stored
-        if stored is not None:
-            # The record is gone either way; leftover bytes are invisible to tenants.
-            with contextlib.suppress(SwiftFailure):
-                delete_content(self.cloud.service_account(self.region), stored)
+        for stored in (image.stored, image.staged_content):
+            if stored is not None:
+                # The record is gone either way; leftover bytes are invisible to tenants.
+                with contextlib.suppress(SwiftFailure):
+                    delete_content(self.cloud.service_account(self.region), stored)
         return Response.empty(204)
 
     # -- tasks ---------------------------------------------------------------------------
@@ -313,9 +327,20 @@ class ImagesApi:
     def schema(self, request: Request) -> Response:
         self.cloud.caller(request)
         name = request.params["name"]
-        if name not in SCHEMAS:
+        schemas = GLANCE_SCHEMAS if self._glance else SCHEMAS
+        if name not in schemas:
             raise HttpError(404, f"No schema named {name}")
-        return Response.json(200, SCHEMAS[name])
+        return Response.json(200, schemas[name])
+
+
+def _check_glance_patch(changes: list[Change]) -> None:
+    """Today's Glance also keeps its hashes read-only and its ``os_glance`` namespace reserved
+    (imports record their state there)."""
+    for change in changes:
+        if change.name in ("os_hash_algo", "os_hash_value"):
+            raise HttpError(403, f"Attribute '{change.name}' is read-only.")
+        if change.name.startswith("os_glance"):
+            raise HttpError(403, f"Attribute '{change.name}' is reserved.")
 
 
 def _task_request(body: Any) -> tuple[str, dict[str, Any]]:

@@ -21,6 +21,7 @@ import requests
 
 from imagehop_sandbox.cloud import Cloud
 from imagehop_sandbox.content import open_content, store_content
+from imagehop_sandbox.glance_import import GlanceImports
 from imagehop_sandbox.models import MAX_NAME, ImageRecord, TaskRecord
 from imagehop_sandbox.swift_io import SwiftAccount, SwiftFailure, stream_body, write_parts
 from imagehop_sandbox.vhd import (
@@ -85,6 +86,7 @@ class Jobs:
             if image.status in ("queued", "saving") and image.origin.get("kind") == "disk":
                 log.info("resuming snapshot %s", image.id)
                 self.start_snapshot(image.id)
+        GlanceImports(self.cloud).resume_all()
 
     # -- tasks ---------------------------------------------------------------------------
 

@@ -143,7 +143,12 @@ class KeystoneV3Api:
         else:
             raise HttpError(401, f"Attempted to authenticate with an unsupported method: {methods}")
         lifetime = self.cloud.options.token_lifetime_seconds
-        token, expires = issue(self.cloud.secret, account.tenant_id, account.username, lifetime)
+        scope_regions = (
+            tuple(region.name for region in regions) if request.params.get("region") else None
+        )
+        token, expires = issue(
+            self.cloud.secret, account.tenant_id, account.username, lifetime, scope_regions
+        )
         document = self._token(request, account, method, expires, regions)
         return Response.json(201, {"token": document}, {"X-Subject-Token": token})
 

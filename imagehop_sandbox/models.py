@@ -63,8 +63,9 @@ class ImageContent:
     size: int
     md5: str
     checksum: str
-    layout: str  # "plain" or "slo"
+    layout: str  # "plain", "slo" or "dlo"
     parts: int = 1
+    sha512: str | None = None  # None for bytes stored before the sandbox computed it
 
 
 # Longest image name, property value or tag: the image schema's maxLength.
@@ -91,6 +92,12 @@ class ImageRecord(Record):
     content: dict[str, Any] | None = None
     # How the bytes are made, e.g. {"kind": "disk", "seed": ..., "disk_bytes": ...}.
     origin: dict[str, Any] = field(default_factory=dict)
+    # Glance regions only: bytes of ``PUT .../stage`` waiting for a glance-direct import
+    # (an ImageContent), the ``os_hidden`` attribute, and ``virtual_size`` as Glance's format
+    # inspection found it (:mod:`imagehop_sandbox.formats`).
+    staged: dict[str, Any] | None = None
+    os_hidden: bool = False
+    virtual_size: int | None = None
 
     def visible_to(self, tenant: str) -> bool:
         return self.visibility == "public" or self.owner == tenant
@@ -98,6 +105,10 @@ class ImageRecord(Record):
     @property
     def stored(self) -> ImageContent | None:
         return None if self.content is None else ImageContent(**self.content)
+
+    @property
+    def staged_content(self) -> ImageContent | None:
+        return None if self.staged is None else ImageContent(**self.staged)
 
 
 @dataclass
@@ -119,6 +130,34 @@ class TaskRecord(Record):
     fault: dict[str, Any] | None = None
     # Progress that must survive a restart (e.g. the new image id of an import).
     work: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("success", "failure")
+
+
+@dataclass
+class ImageTaskRecord(Record):
+    """A Glance ``api_image_import`` task (``GET /v2/images/{id}/tasks``), apart from the
+    Cloud Images tasks of ``/v2/tasks``."""
+
+    KIND = "image_task"
+
+    image_id: str = ""
+    type: str = "api_image_import"
+    status: str = "pending"
+    owner: str = ""
+    user_id: str = ""
+    request_id: str = ""
+    input: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    message: str = ""
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    expires_at: float | None = None
+    # The caller's token, which glance-download reuses as Glance does (never shown).
+    token: str = ""
+    fault: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:

@@ -1,4 +1,6 @@
-"""Knobs of the local cloud: sizes, durations, lifetimes (test scale or demo scale).
+"""Knobs of the local cloud: sizes, durations, lifetimes (test scale or demo scale), and the
+generic-OpenStack mode's Glance regions (``glance_regions``, ``import_methods``,
+``import_filtering``).
 
 ``SandboxOptions`` is saved as ``<state_dir>/options.json`` by ``up``. Most options can also be
 changed while the cloud runs (admin API, ``PATCH /_sandbox/options``); the two that shape the
@@ -19,6 +21,20 @@ GB = 1000**3
 
 #: The service types the local cloud's catalog publishes (each in every region).
 CATALOG_SERVICE_TYPES = ("object-store", "image", "compute")
+#: Interoperable-import methods a Glance region can enable (``copy-image`` needs several
+#: stores; the sandbox's Glance has one, so it is not offered).
+IMPORT_METHODS = ("glance-direct", "web-download", "glance-download")
+#: Glance's ``enabled_import_methods`` default, less ``copy-image`` (see above).
+DEFAULT_IMPORT_METHODS = ("glance-direct", "web-download")
+#: Glance's ``[import_filtering_opts]`` and their upstream defaults.
+IMPORT_FILTERING_DEFAULTS: dict[str, list[Any]] = {
+    "allowed_schemes": ["http", "https"],
+    "disallowed_schemes": [],
+    "allowed_hosts": [],
+    "disallowed_hosts": [],
+    "allowed_ports": [80, 443],
+    "disallowed_ports": [],
+}
 
 # Fixed once the Swift clusters exist (their configuration is written at creation).
 CLUSTER_OPTIONS = frozenset({"max_file_size", "max_manifest_segments"})
@@ -62,6 +78,16 @@ class SandboxOptions:
     #: ``{"IAD": ["image"]}``: service types the catalog leaves out for a region, as a real
     #: catalog does for a product the account does not have there (the service still runs).
     catalog_missing_services: dict[str, list[str]] = field(default_factory=dict)
+    #: ``{"IAD": ["glance-direct", "web-download", "glance-download"]}``: a Glance region's
+    #: ``enabled_import_methods`` (``GET /v2/info/import``); a Glance region not named here
+    #: has Glance's default, :data:`DEFAULT_IMPORT_METHODS`; ``[]`` disables import there.
+    import_methods: dict[str, list[str]] = field(default_factory=dict)
+    #: Glance's ``[import_filtering_opts]`` for ``web-download`` URIs and the endpoint
+    #: ``glance-download`` reads, in every Glance region: keys of
+    #: :data:`IMPORT_FILTERING_DEFAULTS`, each replacing Glance's default. One difference from
+    #: upstream: unless ``allowed_ports`` is given, the ports of this cloud's own Swift proxies
+    #: and Images APIs are allowed beside 80 and 443 (they all listen on loopback ports).
+    import_filtering: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
@@ -91,10 +117,37 @@ class SandboxOptions:
                 )
         if not isinstance(self.glance_regions, str):
             raise ValueError("glance_regions must be a string such as 'IAD' or 'DFW,IAD'")
+        for region, methods in self.import_methods.items():
+            unknown = sorted(set(methods) - set(IMPORT_METHODS))
+            if unknown:
+                raise ValueError(
+                    f"import_methods[{region!r}]: unknown method(s) {', '.join(unknown)} "
+                    f"(the sandbox's Glance offers {', '.join(IMPORT_METHODS)})"
+                )
+        unknown_keys = sorted(set(self.import_filtering) - set(IMPORT_FILTERING_DEFAULTS))
+        if unknown_keys:
+            raise ValueError(
+                f"import_filtering: no option {', '.join(unknown_keys)} "
+                f"(Glance's are {', '.join(IMPORT_FILTERING_DEFAULTS)})"
+            )
 
     def is_glance_region(self, region: str) -> bool:
         """Whether ``region``'s Images API serves Glance's image data API."""
         return region.upper() in {r.strip().upper() for r in self.glance_regions.split(",")}
+
+    def enabled_import_methods(self, region: str) -> list[str]:
+        """The import methods ``region``'s Glance offers (none where it is Cloud Images)."""
+        if not self.is_glance_region(region):
+            return []
+        return list(self.import_methods.get(region.upper(), DEFAULT_IMPORT_METHODS))
+
+    def filtering(self, own_ports: list[int]) -> dict[str, list[Any]]:
+        """Glance's import filtering options in effect; ``own_ports``: the cloud's endpoints."""
+        options = {name: list(value) for name, value in IMPORT_FILTERING_DEFAULTS.items()}
+        if "allowed_ports" not in self.import_filtering:
+            options["allowed_ports"] += own_ports
+        options.update(self.import_filtering)
+        return options
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +188,27 @@ def _coerce(name: str, value: Any) -> Any:
         ):
             raise ValueError(f"{name} must be an object of region: [service type] (got {value!r})")
         return {str(region).upper(): [str(t) for t in types] for region, types in value.items()}
+    if name == "import_methods":
+        if not isinstance(value, dict) or not all(
+            isinstance(methods, list | tuple) for methods in value.values()
+        ):
+            raise ValueError(
+                f"{name} must be an object of region: [method], e.g. "
+                f'{{"IAD": ["glance-direct", "web-download"]}} (got {value!r})'
+            )
+        return {str(region).upper(): [str(m) for m in methods] for region, methods in value.items()}
+    if name == "import_filtering":
+        if not isinstance(value, dict) or not all(
+            isinstance(items, list | tuple) for items in value.values()
+        ):
+            raise ValueError(
+                f'{name} must be an object of option: [value], e.g. {{"allowed_ports": [80]}} '
+                f"(got {value!r})"
+            )
+        return {
+            str(key): [int(v) if key.endswith("_ports") else str(v) for v in items]
+            for key, items in value.items()
+        }
     if name.endswith("_seconds"):
         return float(value)
     if name.endswith(("_bytes", "_size", "_segments")):

@@ -8,6 +8,12 @@ images; ``task`` and ``tasks`` are the minimal forms, task summaries without ``i
 absent until a task succeeds and ``size``/``checksum`` until an image has bytes: every answer
 of the Images API validates against these schemas. Only properties the local cloud shows or
 checks are declared, with the enums its PATCH enforces.
+
+A region switched to upstream Glance (option ``glance_regions``) serves today's Glance schemas
+instead (:data:`GLANCE_SCHEMAS`): the image schema of ``glance/api/v2/images.py``
+(``get_base_properties``, Glance's default disk and container formats), where attributes
+without a value are ``null`` (``size``, ``checksum``, ``os_hash_algo``, ...) rather than left
+out, statuses include ``uploading`` and ``importing``, and visibility is one of four.
 """
 
 from __future__ import annotations
@@ -111,6 +117,117 @@ SCHEMAS: dict[str, Any] = {
             "schema": _string(),
         },
         "links": [_link("describedby", "schema")],
+    },
+}
+
+
+GLANCE_IMAGE_STATUSES = (
+    "queued",
+    "saving",
+    "active",
+    "killed",
+    "deleted",
+    "uploading",
+    "importing",
+    "pending_delete",
+    "deactivated",
+)
+GLANCE_VISIBILITIES = ("community", "public", "private", "shared")
+# glance/common/config.py [image_format] defaults.
+GLANCE_DISK_FORMATS = (
+    "ami",
+    "ari",
+    "aki",
+    "vhd",
+    "vhdx",
+    "vmdk",
+    "raw",
+    "qcow2",
+    "vdi",
+    "iso",
+    "ploop",
+)
+GLANCE_CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
+
+
+def _nullable(kind: str, description: str, **rules: Any) -> dict[str, Any]:
+    return {"type": ["null", kind], "description": description, **rules}
+
+
+def _read_only(prop: dict[str, Any]) -> dict[str, Any]:
+    return {**prop, "readOnly": True}
+
+
+GLANCE_IMAGE_PROPERTIES: dict[str, Any] = {
+    "id": _string("An identifier for the image", pattern=UUID_PATTERN),
+    "name": _nullable("string", "Descriptive name for the image", maxLength=MAX_NAME),
+    "status": _read_only(
+        _string("Status of the image", enum=list(GLANCE_IMAGE_STATUSES)),
+    ),
+    "visibility": _string("Scope of image accessibility", enum=list(GLANCE_VISIBILITIES)),
+    "protected": {"type": "boolean", "description": "If true, image will not be deletable."},
+    "os_hidden": {
+        "type": "boolean",
+        "description": "If true, image will not appear in default image list response.",
+    },
+    "checksum": _read_only(_nullable("string", "md5 hash of image contents.", maxLength=32)),
+    "os_hash_algo": _read_only(
+        _nullable("string", "Algorithm to calculate the os_hash_value", maxLength=64)
+    ),
+    "os_hash_value": _read_only(
+        _nullable(
+            "string",
+            "Hexdigest of the image contents using the algorithm specified by the os_hash_algo",
+            maxLength=128,
+        )
+    ),
+    "owner": _nullable("string", "Owner of the image", maxLength=255),
+    "size": _read_only(_nullable("integer", "Size of image file in bytes")),
+    "virtual_size": _read_only(_nullable("integer", "Virtual size of image in bytes")),
+    "container_format": _nullable(
+        "string", "Format of the container", enum=[None, *GLANCE_CONTAINER_FORMATS]
+    ),
+    "disk_format": _nullable("string", "Format of the disk", enum=[None, *GLANCE_DISK_FORMATS]),
+    "created_at": _read_only(_string("Date and time of image registration")),
+    "updated_at": _read_only(_string("Date and time of the last image modification")),
+    "tags": {
+        "type": "array",
+        "description": "List of strings related to the image",
+        "items": {"type": "string", "maxLength": MAX_NAME},
+    },
+    "direct_url": _read_only(
+        _string("URL to access the image file kept in external store"),
+    ),
+    "min_ram": {"type": "integer", "description": "Amount of ram (in MB) required to boot image."},
+    "min_disk": {
+        "type": "integer",
+        "description": "Amount of disk space (in GB) required to boot image.",
+    },
+    "self": _read_only(_string("An image self url")),
+    "file": _read_only(_string("An image file url")),
+    "stores": _read_only(
+        _string(
+            "Store in which image data resides.  Only present when the operator has enabled "
+            "multiple stores.  May be a comma-separated list of store identifiers."
+        )
+    ),
+    "schema": _read_only(_string("An image schema url")),
+}
+GLANCE_IMAGE_SCHEMA: dict[str, Any] = {
+    "name": "image",
+    "properties": GLANCE_IMAGE_PROPERTIES,
+    "additionalProperties": {"type": "string"},
+    "links": IMAGE_SCHEMA["links"],
+}
+GLANCE_SCHEMAS: dict[str, Any] = {
+    **SCHEMAS,
+    "image": GLANCE_IMAGE_SCHEMA,
+    "images": {
+        **SCHEMAS["images"],
+        "properties": {
+            **SCHEMAS["images"]["properties"],
+            "images": {"type": "array", "items": GLANCE_IMAGE_SCHEMA},
+        },
     },
 }
 

@@ -2,7 +2,10 @@
 
 A request to ``/v1/<account>/...`` needs ``X-Auth-Token`` with a valid signature, not expired,
 whose tenant owns ``<account>`` (``MossoCloudFS_<tenant>``): 401 otherwise, 403 for another
-tenant's account. ``/info`` and ``/healthcheck`` stay public, as on Cloud Files.
+tenant's account. ``/info`` and ``/healthcheck`` stay public, as on Cloud Files. A request
+that Swift's ``tempurl`` middleware (before this filter in the pipeline) has already accepted,
+or a sub-request of an authorized one, carries ``swift.authorize_override`` and passes as it
+is, which is how a temporary URL works without a token.
 
 Paste config::
 

@@ -5,7 +5,11 @@ regions are as independent as Cloud Files regions are. The proxy accepts the loc
 tokens (:mod:`imagehop_sandbox.swift_auth`), has SLO, DLO and bulk delete with read throttling
 off, the account/container info cache a production proxy keeps in memcache
 (:mod:`imagehop_sandbox.swift_cache`), and an optional single-object size cap standing in for
-Cloud Files' 5 GiB limit.
+Cloud Files' 5 GiB limit. Swift's own ``tempurl`` middleware sits before the auth filter: once
+an account owner sets a key (``X-Account-Meta-Temp-URL-Key`` or a container's
+``X-Container-Meta-Temp-URL-Key``), a URL made with ``swiftclient.utils.generate_temp_url``
+reads (GET/HEAD) or writes an object without a token until it expires, SLO and DLO manifests
+included (the whole concatenated bytes).
 
 The configuration is written once into ``root``; :meth:`SwiftCluster.start` can then be called
 again after a stop (same ports, same data), which is what "restart the local cloud" means.
@@ -219,7 +223,8 @@ class SwiftCluster:
         cap = " sizelimit" if self.config.max_file_size else ""
         text = self._default_section("proxy") + (
             "\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging "
-            f"imagehop_cache listing_formats bulk imagehop_auth copy slo dlo versioned_writes{cap} "
+            f"imagehop_cache listing_formats bulk tempurl imagehop_auth copy slo dlo "
+            f"versioned_writes{cap} "
             "proxy-logging proxy-server\n\n"
             "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
             "allow_account_management = true\nnode_timeout = 60\nconn_timeout = 5\n"
@@ -235,6 +240,7 @@ class SwiftCluster:
         for plain in ("catch_errors", "gatekeeper", "healthcheck", "listing_formats", "bulk"):
             text += f"[filter:{plain}]\nuse = egg:swift#{plain}\n\n"
         text += "[filter:copy]\nuse = egg:swift#copy\n\n"
+        text += "[filter:tempurl]\nuse = egg:swift#tempurl\n\n"
         text += "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\n\n"
         if self.config.max_file_size:
             text += (

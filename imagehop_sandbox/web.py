@@ -3,6 +3,10 @@
 Each API of the local cloud (Identity, Images per region, Servers per region) is one
 :class:`App` bound to its own port, as the real services live on their own hosts. Errors are
 raised as :class:`HttpError` and rendered by the app in its service's own error format.
+
+Request bodies are read whole (at most :data:`MAX_BODY`), except on the routes an app lists in
+:attr:`App.streamed` (e.g. Glance's ``PUT /v2/images/{id}/file``): there the handler reads
+``request.stream`` (:class:`BodyReader`), a ``Content-Length`` or ``chunked`` body of any size.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +44,68 @@ REASONS = {
     503: "Service Unavailable",
 }
 MAX_BODY = 1024 * 1024
+STREAM_CHUNK = 1024 * 1024
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+class ClientDisconnected(OSError):
+    """The client closed the connection before the end of its request body."""
+
+
+class BodyReader:
+    """A request body read as it arrives: ``Content-Length`` bytes, or ``chunked`` encoding."""
+
+    def __init__(self, rfile: Any, length: int | None) -> None:
+        self.rfile = rfile
+        self.length = length  # None: chunked
+        self.read_bytes = 0
+        self.finished = length == 0
+
+    def drain(self, limit: int) -> bool:
+        """Read and drop what is left of the body, up to ``limit`` bytes; True if it ended."""
+        if self.finished:
+            return True
+        start = self.read_bytes
+        try:
+            for _ in self:
+                if self.read_bytes - start > limit:
+                    return False
+        except (ClientDisconnected, OSError, ValueError):
+            return False
+        return self.finished
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.length is not None:
+            while self.read_bytes < self.length:
+                chunk = self.rfile.read(min(STREAM_CHUNK, self.length - self.read_bytes))
+                if not chunk:
+                    raise ClientDisconnected("request body ended early")
+                self.read_bytes += len(chunk)
+                yield chunk
+            self.finished = True
+            return
+        while not self.finished:
+            line = self.rfile.readline(1024)
+            if not line:
+                raise ClientDisconnected("chunked request body ended early")
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise ClientDisconnected("malformed chunked request body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields
+                self.finished = True
+                return
+            left = size
+            while left:
+                chunk = self.rfile.read(min(STREAM_CHUNK, left))
+                if not chunk:
+                    raise ClientDisconnected("chunked request body ended early")
+                left -= len(chunk)
+                self.read_bytes += len(chunk)
+                yield chunk
+            self.rfile.readline(1024)  # the CRLF after each chunk
 
 
 class HttpError(Exception):
@@ -68,6 +134,8 @@ class Request:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4()}")
+    #: The body as it arrives, on the routes of :attr:`App.streamed` (``body`` is then empty).
+    stream: BodyReader | None = None
 
     @property
     def content_type(self) -> str:
@@ -125,6 +193,11 @@ class App:
         self.request_id_header = request_id_header
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.before: list[Hook] = []
+        #: ``(method, regex searched in the path)`` of requests whose body is streamed.
+        self.streamed: list[tuple[str, re.Pattern[str]]] = []
+
+    def streams_body(self, method: str, path: str) -> bool:
+        return any(m == method and regex.search(path) for m, regex in self.streamed)
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "/?$")
@@ -178,6 +251,9 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             split = urlsplit(self.path)
+            if app.streams_body(self.command, split.path):
+                self._serve_streamed(split)
+                return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
                 self.close_connection = True
@@ -190,6 +266,28 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
             response = app.handle(request)
             if app.request_id_header:
                 response.headers.setdefault(app.request_id_header, request.request_id)
+            self._send(response)
+
+        def _serve_streamed(self, split: Any) -> None:
+            chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+            length = None if chunked else int(self.headers.get("Content-Length") or 0)
+            reader = BodyReader(self.rfile, length)
+            request = Request(
+                self.command,
+                split.path,
+                parse_qsl(split.query, True),
+                self.headers,
+                b"",
+                stream=reader,
+            )
+            response = app.handle(request)
+            if app.request_id_header:
+                response.headers.setdefault(app.request_id_header, request.request_id)
+            # An answer given before the whole body was read (a refusal): read the rest, so
+            # the client, still sending, gets the answer; hang up after when there is too much.
+            if not reader.drain(DRAIN_LIMIT):
+                self.close_connection = True
+                response.headers["Connection"] = "close"
             self._send(response)
 
         def _send(self, response: Response) -> None:

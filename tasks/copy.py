@@ -17,7 +17,7 @@ layer retried, e.g. the listing) resumes the same way.
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.runtime import task_run
 
 from imagehop.procedure.request import segments_container, staged_object
@@ -47,8 +47,10 @@ def plan_copy(
     location: str,
     source_image_id: str,
     import_container: str,
+    segments_in: str | None = None,
 ) -> TransferPlan:
-    """List the exported VHD's segments and plan the target SLO (pure data, no secrets).
+    """List the exported VHD's segments and plan the target SLO (pure data, no secrets);
+    its segments go to ``segments_in`` (default: the import container's ``_segments``).
 
     Raises:
         SourceIncompleteError: the DLO listing has not caught up (retried).
@@ -66,13 +68,17 @@ def plan_copy(
         import_container,
         staged_object(source_image_id),
         c.settings().segment_size_bytes,
-        segments_container(import_container),
+        segments_in or segments_container(import_container),
     )
 
 
 @task(name="copy-segments", task_run_name="copy-segments-{target_region}", **FRESH)
 def copy_segments(
-    plan: TransferPlan, source_region: str, target_region: str, transfer: str, concurrency: int
+    plan: TransferPlan,
+    source_region: str,
+    target_region: str,
+    transfer: str,
+    concurrency: int | None = None,
 ) -> TransferReport:
     """Copy the plan's missing segments with ``concurrency`` streams, write the SLO manifest
     and verify it against the plan (size, segments, ETags), holding a slot of the region
@@ -80,15 +86,21 @@ def copy_segments(
 
     Args:
         transfer: the run key (names the progress artifact and the progress events).
+        concurrency: streams at once; None: adaptive, capped by the settings' per-region
+            stream caps (and memory); the run log says what it settled on.
 
     Raises:
         IntegrityError: bytes or the written object did not verify (not retried).
         ImagehopError: the first segment error, once the segments in flight are done.
     """
     c = clients()
-    source, target = c.objects("source", source_region), c.objects("target", target_region)
+    target = c.objects("target", target_region)
+    # a Glance image's data (``.../file``), else the exported VHD in the source's Swift
+    glance = plan.source.kind == "glance"
+    source = c.glance("source", source_region) if glance else c.objects("source", source_region)
     with limits.copy_slot(source_region, target_region):
-        finished = find_finished_segments(target, plan, concurrency)
+        settings = c.settings()
+        finished = find_finished_segments(target, plan, concurrency or 4)
         run_id = str(task_run.id)
         in_place = _in_place_at_first_try.setdefault(run_id, {r.index for r in finished})
         in_place_bytes = sum(result.size for result in finished)
@@ -101,11 +113,28 @@ def copy_segments(
                 plan,
                 concurrency,
                 progress=watch.on_progress,
-                chunk_size=c.settings().chunk_size_bytes,
+                chunk_size=settings.chunk_size_bytes,
                 sleep=clock().sleep,
                 finished=finished,
+                stream_cap=settings.stream_cap(source_region, target_region),
             )
             watch.finished(report)
+        _log_streams(report)
         _in_place_at_first_try.pop(run_id, None)
         copied_by_earlier_tries = {r.index for r in finished} - in_place
         return report.counting_as_copied(copied_by_earlier_tries)
+
+
+def _log_streams(report: TransferReport) -> None:
+    """One run-log line: the stream count the copy ran with (and how an adaptive one got
+    there)."""
+    if not report.streams_adaptive:
+        get_run_logger().info("copied with %d streams (fixed)", report.streams)
+        return
+    path = " -> ".join(str(change.streams) for change in report.stream_changes)
+    get_run_logger().info(
+        "copied with %d streams (adaptive: %s; %s)",
+        report.streams,
+        path,
+        report.stream_changes[-1].reason if report.stream_changes else "no samples",
+    )

@@ -159,12 +159,13 @@ class CopyWatch:
         self._lock = threading.Lock()
         self._bytes, self._segments = bytes_done, segments_done  # in place before the copy
         self._first: tuple[float, int] | None = None  # (time, bytes) of the first report
-        self._sent: tuple[int, int] | None = None
+        self._sent: tuple[int, int, str] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._keep_updated, name="imagehop-progress", daemon=True
         )
         self._artifact: UUID | None = None
+        self._streams = ""  # "8 streams (adaptive)", once the copy is done
 
     def __enter__(self) -> CopyWatch:
         created = create_progress_artifact(
@@ -212,9 +213,13 @@ class CopyWatch:
         """Every segment is in place (copied now or before)."""
         with self._lock:
             self._bytes, self._segments = self._bytes_total, self._segments_total
+            if report.streams:
+                how = "adaptive" if report.streams_adaptive else "fixed"
+                self._streams = f", {report.streams} streams ({how})"
 
     def describe(self) -> str:
-        """``412.0 MiB of 1.0 GiB, 7/16 segments, 115.0 MiB/s, about 0:05 left``."""
+        """``412.0 MiB of 1.0 GiB, 7/16 segments, 115.0 MiB/s, about 0:05 left``; once done,
+        ``1.0 GiB of 1.0 GiB, 16/16 segments, 8 streams (adaptive)``."""
         with self._lock:
             done, segments, first = self._bytes, self._segments, self._first
         text = (
@@ -222,7 +227,7 @@ class CopyWatch:
             f"{segments}/{self._segments_total} segments"
         )
         if first is None or done >= self._bytes_total:
-            return text
+            return text + self._streams
         seconds = time.monotonic() - first[0]
         rate = (done - first[1]) / seconds if seconds > 0 else 0.0
         if rate <= 0:
@@ -240,7 +245,7 @@ class CopyWatch:
 
     def _send(self) -> None:
         with self._lock:
-            now = (self._bytes, self._segments)
+            now = (self._bytes, self._segments, self._streams)
         if self._artifact is None or now == self._sent:
             return
         try:

@@ -13,9 +13,9 @@ from imagehop.procedure.request import (
     TransferRequest,
     exported_object,
     import_location,
-    segments_container,
 )
 from imagehop.procedure.result import DryRunPlan
+from imagehop.procedure.transport import TransportChoice, segments_for
 
 MB = 1000**2
 POLL_SECONDS = 30.0
@@ -38,11 +38,14 @@ def estimate_segments(nbytes: int, segment_size: int, limits: ClusterLimits) -> 
     return min(max(1, math.ceil(nbytes / size)), limits.max_manifest_segments)
 
 
-def estimate_seconds(nbytes: int, concurrency: int, snapshot: bool, boot: bool) -> float:
-    """Seconds the whole transfer may take under :func:`assumptions`."""
+def estimate_seconds(
+    nbytes: int, concurrency: int, snapshot: bool, boot: bool, export: bool = True
+) -> float:
+    """Seconds the whole transfer may take under :func:`assumptions` (``export``: the source
+    exports with a task first; a Glance source's bytes are read as they are)."""
     megabytes = nbytes / MB
     copy_rate = min(STREAM_MB_PER_S * concurrency, COPY_CAP_MB_PER_S)
-    seconds = _polled(megabytes / EXPORT_MB_PER_S) + megabytes / copy_rate
+    seconds = (_polled(megabytes / EXPORT_MB_PER_S) if export else 0.0) + megabytes / copy_rate
     seconds += _polled(megabytes / IMPORT_MB_PER_S)
     if snapshot:
         seconds += megabytes / SNAPSHOT_MB_PER_S
@@ -68,27 +71,84 @@ def assumptions(concurrency: int) -> tuple[str, ...]:
     )
 
 
-def plan_steps(request: TransferRequest, identity: TransferIdentity, source_id: str) -> list[str]:
-    """The runbook steps this request would run, with the names it would use."""
+def plan_steps(
+    request: TransferRequest,
+    identity: TransferIdentity,
+    source_id: str,
+    transport: TransportChoice | None = None,
+) -> list[str]:
+    """The runbook steps this request would run, with the names it would use (``transport``:
+    pre-flight's choice; None: Rackspace's tasks)."""
     src, dst = request.source_region, request.target_region
-    segments = segments_container(request.import_container)
+    segments = segments_for(request.import_container, transport)
+    staged = import_location(request.import_container, source_id)
     steps = []
     if request.server_id is not None:
         steps.append(f"image server {request.server_id} in {src} (reused if run key exists)")
     coordinating = f"{identity.coordinating_key}={identity.coordinating_value}"
+    steps.append(f"tag the source image with {coordinating}")
+    if transport is None or transport.source_export:
+        steps += [
+            f"export it to {src} {request.export_container}/{exported_object(source_id)}",
+            f"copy the VHD to {dst} as an SLO (segments in {segments})",
+        ]
+    elif transport.stages_segments:
+        steps.append(
+            f"copy its image data to {dst} as an SLO {staged} (ranged reads in parallel, "
+            f"segments in {segments})"
+        )
+    steps += _import_steps(request, transport, staged)
     steps += [
-        f"tag the source image with {coordinating}",
-        f"export it to {src} {request.export_container}/{exported_object(source_id)}",
-        f"copy the VHD to {dst} as an SLO (segments in {segments})",
-        f"import {import_location(request.import_container, source_id)} in {dst}",
         f"copy properties {', '.join(request.properties_to_copy) or '(none)'} and the tag",
         f"find the new image by {coordinating}",
     ]
     if request.boot is not None:
         steps.append(f"boot a server from it in {dst}")
     if request.cleanup == "delete-intermediates":
-        steps.append("delete the exported VHD and the staged copy")
+        steps.append(_cleanup_step(transport))
     return steps
+
+
+def _import_steps(
+    request: TransferRequest, transport: TransportChoice | None, staged: str
+) -> list[str]:
+    dst = request.target_region
+    if transport is None or transport.target_import == "import-task":
+        return [f"import {staged} in {dst}"]
+    snapshots = "as the snapshot's"
+    disk = transport.disk_format or snapshots
+    container = transport.container_format or snapshots
+    formats = f"disk_format {disk}, container_format {container}"
+    how = {
+        "glance-download": f"import it by glance-download from {request.source_region}",
+        "web-download": f"import {staged} by web-download of a temporary URL",
+        "glance-direct": f"stage {staged} in one stream and import it by glance-direct",
+        "put-file": f"upload {staged} in one stream (PUT .../file)",
+    }[transport.target_import]
+    return [
+        f"create an image in {dst} ({formats}); {how}; wait until it is active",
+        _verify_step(transport),
+    ]
+
+
+def _verify_step(transport: TransportChoice) -> str:
+    if transport.source_export:
+        return (
+            "check the new image's size (a Rackspace export has no image hash to compare: "
+            "its segments were verified by MD5 as they were copied)"
+        )
+    return (
+        "compare its checksum and os_hash_value with the source's (a mismatch: the new image "
+        "is deleted, or deactivated if the cloud refuses the delete)"
+    )
+
+
+def _cleanup_step(transport: TransportChoice | None) -> str:
+    if transport is None or transport.source_export:
+        return "delete the exported VHD and the staged copy"
+    if transport.stages_segments:
+        return "delete the staged copy (the SLO and its segments imagehop wrote)"
+    return "nothing to delete (glance-download stages nothing imagehop wrote)"
 
 
 def dry_run_plan(
@@ -110,13 +170,20 @@ def dry_run_plan(
         target_region=request.target_region,
         source=f"{what} ({source.name})",
         checks=report.checks,
-        steps=tuple(plan_steps(request, identity, source_id)),
+        steps=tuple(plan_steps(request, identity, source_id, report.transport)),
+        transport=report.transport.transport,
+        transport_reason=report.transport.reason,
+        notes=report.transport.notes,
         bytes=nbytes,
         bytes_exact=source.bytes_exact,
         segments=estimate_segments(nbytes, segment_size, limits),
         segment_size=effective_segment_size(segment_size, limits),
         estimated_seconds=estimate_seconds(
-            nbytes, concurrency, request.server_id is not None, request.boot is not None
+            nbytes,
+            concurrency,
+            request.server_id is not None,
+            request.boot is not None,
+            export=report.transport.source_export,
         ),
         assumptions=assumptions(concurrency),
         boot_flavor=report.boot_flavor.name if report.boot_flavor else None,

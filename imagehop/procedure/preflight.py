@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict
 from imagehop.access import ServiceCatalog, User
 from imagehop.compute import Flavor, Server, pick_flavor
 from imagehop.errors import (
+    ForbiddenError,
     ImageNotTransferableError,
     NotFoundError,
     PreflightError,
     RunKeyInUseError,
     UnknownRegionError,
 )
+from imagehop.glance import GlanceImages
 from imagehop.image import Image, ImageClient, check_container_name, format_size
 from imagehop.procedure.registry import CloudClients, Side
 from imagehop.procedure.request import (
@@ -38,6 +40,8 @@ from imagehop.procedure.steps import (
     is_copy_for,
     is_snapshot_of,
 )
+from imagehop.procedure.transport import SideOffer, TransportChoice, choose_transport
+from imagehop.settings import Settings
 
 GB = 1000**3
 EXPORT_OPTIONS_PROPERTY = "com.rackspace__1__options"
@@ -74,6 +78,8 @@ class PreflightReport(BaseModel):
     target_tenant: str
     source: SourceSummary
     boot_flavor: Flavor | None = None
+    #: How the bytes move, and why (:func:`~imagehop.procedure.transport.choose_transport`).
+    transport: TransportChoice
     checks: tuple[str, ...]
 
 
@@ -145,8 +151,9 @@ def check_task_role(user: User, who: str) -> str:
     )
 
 
-def check_image(image: Image, tenant: str, region: str, limit_bytes: int) -> str:
-    """The image can be exported from ``region`` by ``tenant`` and imported elsewhere."""
+def check_image(image: Image, tenant: str, region: str, limit_bytes: int | None) -> str:
+    """The image can be exported from ``region`` by ``tenant`` and imported elsewhere
+    (``limit_bytes``: the target's import limit; None for a target without one)."""
     where = f"image {image.id} in {region}"
     if image.owner != tenant:
         raise ImageNotTransferableError(
@@ -160,7 +167,8 @@ def check_image(image: Image, tenant: str, region: str, limit_bytes: int) -> str
             "another image"
         )
     check_exportable(image, where)
-    check_size(image.size or 0, image.min_disk or 0, limit_bytes, where)
+    if limit_bytes is not None:
+        check_size(image.size or 0, image.min_disk or 0, limit_bytes, where)
     return f"{where} is owned, active and exportable, {image.size or 0} bytes"
 
 
@@ -303,11 +311,24 @@ def run_preflight(
     target_tenant = _tenant(target_tokens.tenant_id, "target")
     checks.append(check_distinct(request, source_tenant, target_tenant))
     checks.append(check_containers(request))
-    checks.append(check_task_role(source_tokens.user, "source"))
-    checks.append(check_task_role(target_tokens.user, "target"))
-    limit = clients.settings().import_size_limit_bytes
+    source_methods = clients.glance("source", src).import_methods()
+    target_methods = clients.glance("target", dst).import_methods()
+    if source_methods is None:  # Rackspace's export task
+        checks.append(check_task_role(source_tokens.user, "source"))
+    if target_methods is None:  # Rackspace's import task and its size limit
+        checks.append(check_task_role(target_tokens.user, "target"))
+    settings = clients.settings()
+    limit = settings.import_size_limit_bytes if target_methods is None else None
     source, source_checks = inspect_source(clients, request, identity, source_tenant, limit)
     checks += source_checks
+    target_tempurl = target_methods is not None and clients.objects("target", dst).limits().tempurl
+    downloads = source_methods is None or may_download(clients.glance("source", src), source)
+    transport = choose_transport(
+        source_offer(src, source_methods, source, downloads),
+        target_offer(dst, target_methods, target_tempurl, settings.target_allows_image_upload),
+        shared_identity=shares_identity(settings),
+    )
+    checks.append(f"transport {transport.transport}: {transport.reason}")
     in_source = find_run_images(clients.images("source", src), identity.run_key, source_tenant)
     in_target = find_run_images(clients.images("target", dst), identity.run_key, target_tenant)
     checks.append(check_run_key(request, identity, in_source, in_target))
@@ -321,8 +342,62 @@ def run_preflight(
         target_tenant=target_tenant,
         source=source,
         boot_flavor=flavor,
+        transport=transport,
         checks=tuple(checks),
     )
+
+
+def source_offer(
+    region: str, methods: frozenset[str] | None, source: SourceSummary, downloads: bool = True
+) -> SideOffer:
+    """What the source side offers: its import methods (None: Rackspace legacy), whether the
+    image's data downloads, and its formats (a server's snapshot does not exist yet: unknown)."""
+    image = source.image
+    return SideOffer(
+        region=region,
+        import_methods=methods,
+        image_download=downloads,
+        disk_format=image.disk_format if image is not None else None,
+        container_format=image.container_format if image is not None else None,
+    )
+
+
+def may_download(glance: GlanceImages, source: SourceSummary) -> bool:
+    """The source image's data can be read: a one-byte ranged ``GET .../file`` is answered
+    (False on 403, the cloud's download policy). A server's snapshot does not exist yet: True."""
+    image = source.image
+    if image is None or not image.size:
+        return True
+    try:
+        reader = glance.open_range(image.id, 0, 1)
+    except ForbiddenError:
+        return False
+    try:
+        reader.read()
+    finally:
+        reader.close()
+    return True
+
+
+def target_offer(
+    region: str, methods: frozenset[str] | None, tempurl: bool, image_upload: bool
+) -> SideOffer:
+    """What the target side offers: import methods, Swift's tempurl, the upload setting."""
+    return SideOffer(
+        region=region, import_methods=methods, tempurl=tempurl, image_upload=image_upload
+    )
+
+
+def shares_identity(settings: Settings) -> bool:
+    """Both sides log in at one Identity (same URL, ``/v3`` or not) with one account: what
+    ``glance-download`` needs (the target Glance reuses the caller's token at the source)."""
+
+    def base(url: str) -> str:
+        url = url.rstrip("/")
+        return url.removesuffix("/v3").removesuffix("/v2.0")
+
+    same_url = base(settings.identity_url) == base(settings.target_identity)
+    return same_url and settings.source_credentials() == settings.target_credentials()
 
 
 def inspect_source(
@@ -330,7 +405,7 @@ def inspect_source(
     request: TransferRequest,
     identity: TransferIdentity,
     tenant: str,
-    limit: int,
+    limit: int | None,
 ) -> tuple[SourceSummary, list[str]]:
     """The source image (or server) and the checks it passed."""
     region = request.source_region
@@ -363,7 +438,7 @@ def get_image(images: ImageClient, image_id: str, region: str) -> Image:
 
 
 def _inspect_server(
-    clients: CloudClients, server_id: str, region: str, limit: int
+    clients: CloudClients, server_id: str, region: str, limit: int | None
 ) -> tuple[SourceSummary, list[str]]:
     compute = clients.compute("source", region)
     try:
@@ -381,7 +456,8 @@ def _inspect_server(
         checks.append(f"the server's image {base.id} is exportable")
     flavor = next((f for f in compute.list_flavors() if f.id == server.flavor_id), None)
     disk_gb = flavor.disk if flavor is not None else (base.min_disk or 0) if base else 0
-    check_size(disk_gb * GB, disk_gb, limit, f"server {server_id}'s disk")
+    if limit is not None:
+        check_size(disk_gb * GB, disk_gb, limit, f"server {server_id}'s disk")
     summary = SourceSummary(
         server=server,
         base_image=base,

@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.compute import ComputeClient
+from imagehop.glance import GlanceImages
 from imagehop.http import HttpClient
 from imagehop.identity import TokenManager
 from imagehop.image import ImageClient
@@ -22,7 +23,7 @@ from imagehop.retries import REQUEST_RETRY, RetryPolicy
 from imagehop.settings import AccountCredentials, Settings
 
 Side = Literal["source", "target"]
-C = TypeVar("C", ImageClient, ComputeClient)
+C = TypeVar("C", ImageClient, GlanceImages, ComputeClient)
 
 
 class CloudClients:
@@ -73,6 +74,11 @@ class CloudClients:
         """This thread's Images client of ``side``'s account in ``region``."""
         return self._regional(ImageClient, side, region)
 
+    def glance(self, side: Side, region: str) -> GlanceImages:
+        """This thread's upstream-Glance client (import methods, image data) of ``side``'s
+        account in ``region``: the same Images endpoint as :meth:`images`."""
+        return self._regional(GlanceImages, side, region)
+
     def compute(self, side: Side, region: str) -> ComputeClient:
         """This thread's Servers client of ``side``'s account in ``region``."""
         return self._regional(ComputeClient, side, region)
@@ -80,7 +86,7 @@ class CloudClients:
     def _regional(self, kind: type[C], side: Side, region: str) -> C:
         tokens = self.tokens(side)
         return self._per_thread(
-            (kind.service_type, id(tokens), region.upper()),
+            (kind.__name__, id(tokens), region.upper()),
             lambda settings: kind(
                 tokens.endpoint(kind.service_type, region),
                 tokens,

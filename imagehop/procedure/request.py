@@ -228,7 +228,9 @@ class TransferRequest(BaseModel):
         ge=1,
         le=64,
         description="Segments copied at once, 1 to 64. Default: the worker's "
-        "IMAGEHOP_TRANSFER_CONCURRENCY (8).",
+        "IMAGEHOP_TRANSFER_CONCURRENCY; unset or auto there, the count adapts to the link "
+        "(grows while the copy gets faster, halves on 429/503) and the result says what it "
+        "settled on.",
     )
     dry_run: bool = Field(
         default=False,

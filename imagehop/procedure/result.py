@@ -80,6 +80,9 @@ class TransferResult(BaseModel):
     source_image_id: str
     target_image_id: str
     coordinating_property: dict[str, str]
+    transport: str = Field(
+        default="rackspace-tasks", description="How the bytes moved (pre-flight's choice)."
+    )
     snapshot_created: bool = False
     export_task_id: str | None = None
     import_task_id: str | None = None
@@ -106,6 +109,7 @@ class TransferResult(BaseModel):
             ("source image", f"{self.source_region} {self.source_image_id or SOURCE_GONE}"),
             ("target image", f"{self.target_region} {self.target_image_id}"),
             ("coordinating property", _pairs(self.coordinating_property)),
+            ("transport", self.transport),
             ("snapshot created", "yes" if self.snapshot_created else "no"),
             ("export task", self.export_task_id or NOTHING),
             ("import task", self.import_task_id or NOTHING),
@@ -151,6 +155,13 @@ class DryRunPlan(BaseModel):
     estimated_seconds: float
     assumptions: tuple[str, ...]
     boot_flavor: str | None = None
+    transport: str = Field(
+        default="rackspace-tasks", description="How the bytes would move (pre-flight's choice)."
+    )
+    transport_reason: str = Field(default="", description="Why that transport.")
+    notes: tuple[str, ...] = Field(
+        default=(), description="What the target needs to boot the image (stated, not checked)."
+    )
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
@@ -163,7 +174,11 @@ class DryRunPlan(BaseModel):
             ("segments (estimate)", f"{self.segments} of at most {human_bytes(self.segment_size)}"),
             ("estimated duration", f"{self.estimated_seconds / 60:.0f} min"),
             ("boot flavor", self.boot_flavor or NOTHING),
+            ("transport", self.transport),
         ]
+        if self.transport_reason:
+            rows.append(("why this transport", self.transport_reason))
+        rows += [("to boot it", note) for note in self.notes]
         rows += [(f"step {n}", step) for n, step in enumerate(self.steps, 1)]
         rows += [("check", check) for check in self.checks]
         rows += [("assumption", text) for text in self.assumptions]

@@ -387,10 +387,13 @@ def delete_export(store: ObjectStore, container: str, image_id: str) -> int:
 
 
 def delete_staged(store: ObjectStore, container: str, source_image_id: str) -> int:
-    """Bulk-delete the staged SLO's manifest and every staged segment of that image."""
-    segments = segments_container(container)
+    """Bulk-delete the staged SLO's manifest and every staged segment of that image (in the
+    ``_segments`` container, or beside the manifest as for a temporary URL)."""
+    prefix = staged_segments_prefix(source_image_id)
     objects = [
-        (segments, n) for n in _names(store, segments, staged_segments_prefix(source_image_id))
+        (where, n)
+        for where in (segments_container(container), container)
+        for n in _names(store, where, prefix)
     ]
     if _exists(store, container, staged_object(source_image_id)):
         objects.append((container, staged_object(source_image_id)))
@@ -427,11 +430,13 @@ def intermediates(
     export_container: str,
     import_container: str,
     source_image_id: str,
+    segments_in: str | None = None,
 ) -> list[str]:
-    """What a transfer leaves in Cloud Files until cleanup, and how to remove each by hand."""
+    """What a transfer leaves in Cloud Files until cleanup, and how to remove each by hand
+    (``segments_in``: the staged segments' container, default the ``_segments`` one)."""
     exported = exported_object(source_image_id)
     staged = staged_object(source_image_id)
-    segments = segments_container(import_container)
+    segments = segments_in or segments_container(import_container)
     prefix = staged_segments_prefix(source_image_id)
     return [
         f"{source_region}: {export_container}/{exported} and its segments {exported}-* "

@@ -14,6 +14,15 @@ Usable in one call (:func:`transfer_object`), or as the two halves the Prefect t
 :func:`copy_plan` is the one copy orchestrator: the CLI, the flows, the tests and the
 benchmark all copy through it.
 
+**Sources.** The source is a region's Swift (a DLO, SLO or plain object, above) or a Glance
+image (``discover_glance_source(images, image_id)`` instead of ``discover_source``, then
+``copy_plan(images, ...)`` with the source region's
+:class:`~imagehop.glance.GlanceImages`): the workers read their pieces through one small seam,
+:mod:`imagehop.transfer.ranges`, so this loop, its verification, resume and retries are the
+same for both. A Glance image is one source segment keyed on its ``checksum``; the identity
+each ranged GET is checked against is the ``Content-MD5`` Glance sends (the checksum). A plan
+whose source kind does not match the source passed is refused before anything is created.
+
 **Streaming.** Each worker thread copies one target segment at a time: ranged GETs of its
 source pieces feed one PUT through a file-like reader, ``chunk_size`` bytes per read. No
 segment is ever held whole in memory and nothing touches local disk.
@@ -30,15 +39,26 @@ size. Measured by ``benchmarks/transfer_bench.py`` (peak RSS of the copier proce
 with 1 worker, 60 MiB with 8, the same for 1 GiB and 4 GiB objects, i.e. about 2 chunks per
 worker in practice.
 
+**Streams.** ``concurrency=N`` copies N segments at once, always. ``concurrency=None`` (the
+default of the settings and the CLI) lets the count adapt to the link: it grows while the
+aggregate rate still grows, halves on 429/503, and stays within what the memory bound above
+allows for 96 MiB (16 streams of 1 MiB chunks) and the per-region cap; the same worker loop
+runs, a gate decides how many of its threads may start a segment
+(:mod:`imagehop.transfer.streams`). The report says what it settled on (``streams``).
+
 **Verification.** A target segment that is exactly one whole source object is PUT with the
 listed MD5 as its ``ETag``: Swift recomputes it and answers 422 (IntegrityError) on any
 difference, which verifies the bytes end to end. Other segments (a split or merged range, a
-plain source object) are checked on the way: each ranged GET must answer exactly the requested
-range of an object whose ETag still equals the listed one, and the MD5 computed while sending
-must equal the ETag Swift returns. Only then is the segment marked verified with the metadata
+plain source object, a range of a Glance image) are checked on the way: each ranged GET must
+answer exactly the requested range of an object whose ETag (for Glance: ``Content-MD5``) still
+equals the listed one, and the MD5 computed while sending must equal the ETag Swift returns.
+Only then is the segment marked verified with the metadata
 ``X-Object-Meta-Imagehop-Verified: <source_key> <md5>``, which is what a later run's resume
 check trusts. The SLO manifest PUT makes Swift check every segment's size and ETag, and
-:func:`verify_target` compares the result with the plan.
+:func:`verify_target` compares the result with the plan. The range checks cannot see bytes
+altered in flight from the source (they are what is sent and stored); for a Glance image the
+hash check of the imported copy (:func:`~imagehop.glance.check_same_image`) is the end-to-end
+proof.
 
 **Stopping and resuming.** After a failed segment, an exception from ``progress`` or Ctrl-C,
 no new segment starts and the ones in flight are finished, so a later run (same plan, same
@@ -67,7 +87,16 @@ from imagehop.errors import ImagehopError, IntegrityError, NotFoundError
 from imagehop.object_store import VERIFIED_META, MiB, ObjectInfo, ObjectStore, RangeReader
 from imagehop.retries import SEGMENT, SEGMENT_RETRY, Backoff, give_up, may_retry, retry_delay
 from imagehop.transfer.plan import Piece, SegmentSpec, TransferPlan, plan_transfer
+from imagehop.transfer.ranges import Source, opened, range_source
 from imagehop.transfer.source import LISTING_ATTEMPTS, LISTING_DELAY_SECONDS, discover_source
+from imagehop.transfer.streams import (
+    DEFAULT_START,
+    MAX_STREAMS,
+    StreamChange,
+    StreamController,
+    StreamGate,
+    memory_stream_cap,
+)
 
 #: ``progress(bytes_done, bytes_total, segments_done, segments_total)``. Called from the worker
 #: threads (serialized by a lock, so values never go backwards except when a failed attempt's
@@ -104,6 +133,11 @@ class TransferReport(BaseModel):
     results: tuple[SegmentResult, ...]
     manifest_etag: str
     seconds: float
+    #: Streams the copy ran with: the fixed ``concurrency``, or the count the adaptive
+    #: controller settled on (``streams_adaptive``; how it got there: ``stream_changes``).
+    streams: int = 0
+    streams_adaptive: bool = False
+    stream_changes: tuple[StreamChange, ...] = ()
 
     @property
     def bytes_copied(self) -> int:
@@ -141,13 +175,13 @@ class SegmentReader:
 
     def __init__(
         self,
-        source: ObjectStore,
+        source: Source,
         spec: SegmentSpec,
         chunk_size: int,
         on_bytes: Callable[[int], None] | None = None,
         abort: threading.Event | None = None,
     ) -> None:
-        self._source = source
+        self._source = range_source(source)
         self._pieces = list(spec.pieces)
         self._chunk_size = chunk_size
         self._check_source = spec.expected_md5 is None  # else the target verifies the bytes
@@ -178,14 +212,7 @@ class SegmentReader:
         return data
 
     def _open(self, piece: Piece) -> RangeReader:
-        return self._source.open_range(
-            piece.container,
-            piece.name,
-            piece.offset,
-            piece.length,
-            self._chunk_size,
-            expect_etag=piece.source_etag if self._check_source else None,
-        )
+        return self._source.open_piece(piece, self._chunk_size, self._check_source)
 
     def md5(self) -> str | None:
         return self._md5.hexdigest() if self._md5 is not None else None
@@ -197,7 +224,7 @@ class SegmentReader:
 
 
 def copy_segment(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
     spec: SegmentSpec,
@@ -207,11 +234,14 @@ def copy_segment(
     sleep: Sleep = time.sleep,
     on_bytes: Callable[[int], None] | None = None,
     abort: threading.Event | None = None,
+    on_retry: Callable[[ImagehopError], None] | None = None,
 ) -> SegmentResult:
     """Copy one target segment and verify it; retry it from its source on retryable errors.
 
     Args:
-        source, target: the two regions' stores.
+        source, target: the two regions' stores (the source: the source region's
+            :class:`~imagehop.glance.GlanceImages` for a Glance image's plan, see
+            :mod:`imagehop.transfer.ranges`).
         plan: the transfer plan ``spec`` belongs to.
         spec: the segment to copy.
         chunk_size: bytes per read (the memory bound's unit).
@@ -222,6 +252,8 @@ def copy_segment(
         sleep: injectable sleep.
         on_bytes: called with each chunk's size (negative to take back a failed attempt's).
         abort: when set, the copy stops at the next chunk.
+        on_retry: called with each error that is retried (the adaptive stream count
+            backs off on them).
 
     Returns:
         The verified segment.
@@ -245,6 +277,8 @@ def copy_segment(
                 if attempts > 1:
                     give_up(error, SEGMENT)  # this layer owned the retries: none above
                 raise
+            if on_retry is not None:
+                on_retry(error)
             sleep(_delay(error, attempt, backoff))
             continue
         finally:
@@ -330,22 +364,28 @@ class _Tracker:
 
 
 def copy_segments(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
-    concurrency: int = 8,
+    concurrency: int | None = 8,
     progress: Progress | None = None,
     finished: Iterable[SegmentResult] = (),
     chunk_size: int = MiB,
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: float = DEFAULT_BACKOFF_SECONDS,
     sleep: Sleep = time.sleep,
+    streams: StreamGate | None = None,
 ) -> list[SegmentResult]:
     """Copy every segment of ``plan`` not in ``finished`` with ``concurrency`` worker threads.
 
     Args:
+        concurrency: streams at once; None: adaptive (``streams``, or a gate capped by
+            :func:`~imagehop.transfer.streams.memory_stream_cap`), see
+            :mod:`imagehop.transfer.streams`.
         progress: see :data:`Progress`; called from the worker threads.
         finished: segments already in place (from :func:`find_finished_segments`).
+        streams: the adaptive gate to use when ``concurrency`` is None (the caller reads the
+            settled count from it).
         Others: as for :func:`copy_segment`.
 
     Returns:
@@ -364,13 +404,18 @@ def copy_segments(
     tracker = _Tracker(progress, plan, list(done.values()))
     abort = threading.Event()  # stop the segments in flight at their next chunk
     stopping = threading.Event()  # start no new segment
+    gate, workers = None, concurrency or 1
+    if concurrency is None:
+        gate = streams or adaptive_gate(chunk_size, None, len(todo))
+        workers = gate.controller.cap
+    on_bytes = tracker.add_bytes if gate is None else _both(tracker.add_bytes, gate.on_bytes)
 
     def work(spec: SegmentSpec) -> SegmentResult | None:
-        if stopping.is_set():
+        if stopping.is_set() or (gate is not None and not gate.enter(stopping)):
             return None
         try:
             result = copy_segment(
-                source,
+                reader,  # the workers' source, opened below
                 target,
                 plan,
                 spec,
@@ -378,16 +423,23 @@ def copy_segments(
                 attempts,
                 backoff,
                 sleep,
-                tracker.add_bytes,
+                on_bytes,
                 abort,
+                None if gate is None else gate.on_error,
             )
             tracker.add_segment()
         except BaseException:
             stopping.set()
             raise
+        finally:
+            if gate is not None:
+                gate.leave()
         return result
 
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="imagehop-copy") as pool:
+    with (
+        opened(source, plan.source.kind) as reader,
+        ThreadPoolExecutor(max(1, workers), thread_name_prefix="imagehop-copy") as pool,
+    ):
         futures = [pool.submit(work, spec) for spec in todo]
         try:
             failure = _collect(futures, done)
@@ -398,6 +450,21 @@ def copy_segments(
     if failure is not None:
         raise failure
     return [done[index] for index in sorted(done)]
+
+
+def adaptive_gate(chunk_size: int, stream_cap: int | None, segments: int) -> StreamGate:
+    """The adaptive stream count for a copy of ``segments`` segments: capped by memory
+    (``chunk_size``), by ``stream_cap`` (per-region settings) and by the segments."""
+    cap = min(memory_stream_cap(chunk_size), stream_cap or MAX_STREAMS, max(1, segments))
+    return StreamGate(StreamController(cap))
+
+
+def _both(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+    def both(count: int) -> None:
+        first(count)
+        second(count)
+
+    return both
 
 
 def _collect(
@@ -428,10 +495,11 @@ def _finish_in_flight(futures: list[Future[SegmentResult | None]], abort: thread
 
 
 def prepare_target(target: ObjectStore, plan: TransferPlan) -> None:
-    """Make sure the target container and the segments container exist."""
-    target.ensure_container(plan.target_container)
+    """Make sure the target container and the segments container exist; the ones created
+    here are marked as imagehop's (``owned``, see :mod:`imagehop.transfer.tempurl`)."""
+    target.ensure_container(plan.target_container, owned=True)
     if plan.segments:
-        target.ensure_container(plan.segments_container)
+        target.ensure_container(plan.segments_container, owned=True)
 
 
 def find_finished_segments(
@@ -575,19 +643,23 @@ def delete_segments(target: ObjectStore, plan: TransferPlan) -> int:
 
 
 def copy_plan(
-    source: ObjectStore,
+    source: Source,
     target: ObjectStore,
     plan: TransferPlan,
-    concurrency: int = 8,
+    concurrency: int | None = 8,
     progress: Progress | None = None,
     chunk_size: int = MiB,
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: float = DEFAULT_BACKOFF_SECONDS,
     sleep: Sleep = time.sleep,
     finished: Sequence[SegmentResult] | None = None,
+    stream_cap: int | None = None,
 ) -> TransferReport:
     """Put the plan's target object in place: the containers, every segment not verified in
     place yet (copied by ``concurrency`` workers), the SLO manifest, and the final check.
+
+    ``concurrency`` None: the stream count adapts to the link (:mod:`imagehop.transfer.streams`),
+    at most ``stream_cap`` (and what memory allows); the report says what it settled on.
 
     ``finished``: the resume check's answer if the caller already has it (else it is read
     from the target, :func:`find_finished_segments`).
@@ -600,12 +672,17 @@ def copy_plan(
         ImagehopError: the first segment error once the segments in flight are done.
     """
     started = time.monotonic()
+    range_source(source, plan.source.kind)  # the right kind of source, before any side effect
     prepare_target(target, plan)
     if finished is None:
-        finished = find_finished_segments(target, plan, concurrency)
+        finished = find_finished_segments(target, plan, concurrency or DEFAULT_START)
+    gate = None
+    if concurrency is None:
+        gate = adaptive_gate(chunk_size, stream_cap, len(plan.segments) - len(finished))
     results = copy_segments(
-        source, target, plan, concurrency, progress, finished, chunk_size, attempts, backoff, sleep
-    )
+        source, target, plan, concurrency, progress, finished, chunk_size, attempts, backoff,
+        sleep, gate,
+    )  # fmt: skip
     etag = _existing_manifest(target, plan) if len(finished) == len(results) else None
     if etag is None:
         etag = write_manifest(target, plan, results)
@@ -615,6 +692,9 @@ def copy_plan(
         results=tuple(results),
         manifest_etag=etag,
         seconds=time.monotonic() - started,
+        streams=concurrency or (gate.controller.reported if gate else 0),
+        streams_adaptive=gate is not None,
+        stream_changes=tuple(gate.controller.changes) if gate else (),
     )
 
 
@@ -637,7 +717,7 @@ def transfer_object(
     target_container: str,
     target_object: str,
     segment_size: int = 256 * MiB,
-    concurrency: int = 8,
+    concurrency: int | None = 8,
     chunk_size: int = MiB,
     progress: Progress | None = None,
     attempts: int = DEFAULT_ATTEMPTS,
@@ -645,16 +725,19 @@ def transfer_object(
     listing_attempts: int = LISTING_ATTEMPTS,
     listing_delay: float = LISTING_DELAY_SECONDS,
     sleep: Sleep = time.sleep,
+    stream_cap: int | None = None,
 ) -> TransferReport:
     """Copy ``source_container/source_object`` to ``target_container/target_object``.
 
     Discovers the source, plans against the target's limits and copies the plan
-    (:func:`copy_plan`). Arguments as for the step functions this chains.
+    (:func:`copy_plan`; ``concurrency`` None: adaptive streams, at most ``stream_cap``).
+    Arguments as for the step functions this chains.
     """
     layout = discover_source(
         source, source_container, source_object, listing_attempts, listing_delay, sleep
     )
     plan = plan_transfer(layout, target.limits(), target_container, target_object, segment_size)
     return copy_plan(
-        source, target, plan, concurrency, progress, chunk_size, attempts, backoff, sleep
-    )
+        source, target, plan, concurrency, progress, chunk_size, attempts, backoff, sleep,
+        stream_cap=stream_cap,
+    )  # fmt: skip

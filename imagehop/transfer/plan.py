@@ -99,6 +99,34 @@ class TransferPlan(BaseModel):
         return cls.model_validate_json(text)
 
 
+#: The smallest target segment :func:`segment_size_for_streams` goes down to: a split segment
+#: costs the copier an MD5 (about 2 ms of CPU per MiB here) and one more request (its verified
+#: marker), which smaller segments pay more often.
+MIN_SPLIT_SEGMENT = 32 * 1024 * 1024
+
+
+def segment_size_for_streams(
+    layout: SourceLayout,
+    segment_size: int,
+    streams: int,
+    waves: int = 3,
+    smallest: int = MIN_SPLIT_SEGMENT,
+) -> int:
+    """A target segment size that gives ``streams`` streams at least ``waves`` segments each,
+    where the source's own segments are too few (a few large segments cannot feed many
+    streams, and the last wave runs half empty); ``segment_size`` itself otherwise.
+
+    Never below ``smallest``, never above ``segment_size``. Not applied by default: split
+    segments lose the source's MD5 (see the module docstring and benchmarks/README.md for
+    what that costs); ``benchmarks.transfer_bench --split-for-streams`` measures it.
+    """
+    pieces = sum(1 for segment in layout.segments if segment.length)
+    if layout.size == 0 or streams < 1 or pieces >= waves * streams:
+        return segment_size
+    wanted = -(-layout.size // (waves * streams))
+    return min(segment_size, max(smallest, wanted))
+
+
 def segment_prefix(target_object: str, source: SourceLayout, segment_size: int) -> str:
     return f"{target_object}/imagehop/{source.etag}/{source.size}/{segment_size}/"
 

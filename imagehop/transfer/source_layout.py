@@ -6,7 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SourceKind = Literal["dlo", "slo", "plain"]
+#: ``glance``: a Glance image's data (``GET /v2/images/{id}/file``), from
+#: :func:`.glance_source.discover_glance_source`; the others are Swift objects.
+SourceKind = Literal["dlo", "slo", "plain", "glance"]
+#: The ``container`` of a Glance image's layout and pieces (no Swift container is empty).
+GLANCE_CONTAINER = ""
 
 
 class SourceSegment(BaseModel):
@@ -30,7 +34,8 @@ class SourceLayout(BaseModel):
     """A source object and its segments (a plain object is its own single segment).
 
     ``etag`` identifies the content: the object's MD5 for a plain object, the MD5 of the
-    segments' MD5s for a DLO or an SLO (what Swift reports as their ETag).
+    segments' MD5s for a DLO or an SLO (what Swift reports as their ETag), the image's
+    ``checksum`` (MD5 of its data) for a Glance image, whose ``name`` is the image id.
     """
 
     model_config = ConfigDict(frozen=True)

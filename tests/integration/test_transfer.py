@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from swiftclient import client as swift
 
-from imagehop.errors import IntegrityError, NotFoundError, SourceIncompleteError
+from imagehop.errors import IntegrityError, NotFoundError, RateLimitedError, SourceIncompleteError
 from imagehop.object_store import VERIFIED_META, ObjectStore
 from imagehop.transfer import (
     Progress,
@@ -422,3 +423,74 @@ def test_after_a_failure_the_segments_in_flight_are_finished_for_the_next_run(
     assert sum(r.size for r in results if r.copied) == len(content) - len(finished) * MiB
     write_manifest(iad, plan, results)
     assert read_all(swift_pair.raw("IAD"), dst, "img.vhd") == content
+
+
+def _count_puts_in_flight(monkeypatch: pytest.MonkeyPatch, store: ObjectStore) -> list[int]:
+    """Wrap ``store.put_stream``: returns [in flight now, most in flight so far]."""
+    counts, lock, put_stream = [0, 0], threading.Lock(), store.put_stream
+
+    def counting_put_stream(*args: Any, **kwargs: Any) -> str:
+        with lock:
+            counts[0] += 1
+            counts[1] = max(counts)
+        try:
+            return put_stream(*args, **kwargs)
+        finally:
+            with lock:
+                counts[0] -= 1
+
+    monkeypatch.setattr(store, "put_stream", counting_put_stream)
+    return counts
+
+
+def test_without_a_concurrency_the_stream_count_adapts_and_is_reported(
+    swift_pair: SwiftPair, dfw: ObjectStore, iad: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No concurrency: the copy is the same verified SLO; the report names the adaptive
+    count it settled on, and no more segments were in flight than the count allowed."""
+    src, dst = swift_pair.new_container("DFW"), swift_pair.new_container("IAD")
+    content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 12)
+    counts = _count_puts_in_flight(monkeypatch, iad)
+
+    report = transfer_object(dfw, iad, src, "img.vhd", dst, "img.vhd", concurrency=None, **FAST)
+
+    assert read_all(swift_pair.raw("IAD"), dst, "img.vhd") == content
+    assert report.streams_adaptive
+    assert report.stream_changes[0].streams == 8  # starts with 8 of at most 12 (segments)
+    assert 1 <= report.streams <= 12
+    assert counts[1] <= max(change.streams for change in report.stream_changes)
+
+
+def test_a_fixed_concurrency_is_reported_as_such(
+    swift_pair: SwiftPair, dfw: ObjectStore, iad: ObjectStore
+) -> None:
+    src, dst = swift_pair.new_container("DFW"), swift_pair.new_container("IAD")
+    put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 3)
+    report = transfer_object(dfw, iad, src, "img.vhd", dst, "img.vhd", concurrency=3, **FAST)
+    assert (report.streams, report.streams_adaptive, report.stream_changes) == (3, False, ())
+
+
+def test_a_429_halves_the_adaptive_stream_count_and_the_copy_still_completes(
+    swift_pair: SwiftPair, dfw: ObjectStore, iad: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target answers one segment PUT with 429: that segment is retried, the count is
+    halved (8 -> 4) and stays there; the object arrives whole."""
+    src, dst = swift_pair.new_container("DFW"), swift_pair.new_container("IAD")
+    content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 12)
+    put_stream, refused = iad.put_stream, []
+
+    def throttled_once(container: str, name: str, *args: Any, **kwargs: Any) -> str:
+        if not refused:
+            refused.append(name)
+            raise RateLimitedError("429 Too Many Requests", status=429, retry_after=0.01)
+        return put_stream(container, name, *args, **kwargs)
+
+    monkeypatch.setattr(iad, "put_stream", throttled_once)
+
+    report = transfer_object(dfw, iad, src, "img.vhd", dst, "img.vhd", concurrency=None, **FAST)
+
+    assert read_all(swift_pair.raw("IAD"), dst, "img.vhd") == content
+    assert refused
+    throttles = [c for c in report.stream_changes if "throttled" in c.reason]
+    assert len(throttles) == 1
+    assert report.streams == throttles[0].streams == 4

@@ -4,35 +4,14 @@ and IAD's import task turns it into an image with the same bytes."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from imagehop.object_store import ObjectStore
 from imagehop.transfer import transfer_object
 from imagehop_sandbox.handle import LocalCloud
+from tests.support.minted_tokens import MintedTokens
 
 pytestmark = pytest.mark.cloud
-
-
-class MintedTokens:
-    """TokenProvider minting the local cloud's signed tokens (stands in for Identity)."""
-
-    def __init__(self, cloud: LocalCloud) -> None:
-        self._cloud = cloud
-        self._lock = threading.Lock()
-        self._token: str | None = None
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._token = self._cloud.mint_token(self._cloud.main)
-            return self._token
-
-    def invalidate(self, stale: str) -> None:
-        with self._lock:
-            if stale == self._token:
-                self._token = None
 
 
 def test_an_exported_image_copied_by_the_engine_imports_with_the_same_bytes(

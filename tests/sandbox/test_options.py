@@ -1,9 +1,11 @@
-"""Options of the local cloud: sizes, validation, the export segment clamp."""
+"""Options of the local cloud: sizes, validation, the export segment clamp, Glance mode's
+import methods and URI filtering."""
 
 from __future__ import annotations
 
 import pytest
 
+from imagehop_sandbox.__main__ import build_parser
 from imagehop_sandbox.options import GB, KiB, MiB, SandboxOptions, parse_size
 
 
@@ -62,3 +64,33 @@ def test_catalog_missing_services_name_known_service_types_per_region() -> None:
     for bad in ({"IAD": ["images"]}, {"IAD": "image"}, ["image"]):
         with pytest.raises(ValueError, match="catalog_missing_services"):
             SandboxOptions().updated({"catalog_missing_services": bad})
+
+
+def test_import_methods_default_to_glances_in_glance_regions_only() -> None:
+    options = SandboxOptions().updated({"glance_regions": "IAD"})
+    assert options.enabled_import_methods("IAD") == ["glance-direct", "web-download"]
+    assert options.enabled_import_methods("DFW") == []  # Cloud Images: no interoperable import
+    chosen = options.updated({"import_methods": {"iad": ["web-download", "glance-download"]}})
+    assert chosen.enabled_import_methods("IAD") == ["web-download", "glance-download"]
+    assert options.updated({"import_methods": {"IAD": []}}).enabled_import_methods("IAD") == []
+    with pytest.raises(ValueError, match="unknown method"):
+        options.updated({"import_methods": {"IAD": ["copy-image"]}})
+    with pytest.raises(ValueError, match="region: \\[method\\]"):
+        options.updated({"import_methods": ["glance-direct"]})
+
+
+def test_import_filtering_keeps_glances_defaults_plus_the_clouds_own_ports() -> None:
+    options = SandboxOptions()
+    assert options.filtering([8080])["allowed_ports"] == [80, 443, 8080]
+    assert options.filtering([8080])["allowed_schemes"] == ["http", "https"]
+    strict = options.updated({"import_filtering": {"allowed_ports": ["443"]}})
+    assert strict.filtering([8080])["allowed_ports"] == [443]
+    with pytest.raises(ValueError, match="no option allowed_port"):
+        options.updated({"import_filtering": {"allowed_port": [80]}})
+
+
+def test_cli_flags_for_glance_mode() -> None:
+    args = build_parser().parse_args(
+        ["up", "--glance-regions", "IAD", "--import-methods", '{"IAD": ["glance-direct"]}']
+    )
+    assert (args.glance_regions, args.import_methods) == ("IAD", {"IAD": ["glance-direct"]})

@@ -9,7 +9,7 @@ import pytest
 
 from imagehop.errors import PreflightError
 from imagehop.object_store import ClusterLimits
-from imagehop.transfer.plan import TransferPlan, cut_points, plan_transfer
+from imagehop.transfer.plan import TransferPlan, cut_points, plan_transfer, segment_size_for_streams
 from imagehop.transfer.source_layout import SourceLayout, SourceSegment
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
@@ -245,3 +245,17 @@ def test_cut_points(
     boundaries: list[int], total: int, size: int, floor: int, ends: list[int]
 ) -> None:
     assert cut_points(boundaries, total, size, floor) == ends
+
+
+def test_few_large_source_segments_are_split_to_feed_the_streams() -> None:
+    """16 x 64 MiB for 16 streams: 32 MiB target segments (32 of them, the floor); 1000
+    segments already feed them; never above the configured size or below the floor."""
+    sixteen = dlo(*[64 * MiB] * 16)
+    size = segment_size_for_streams(sixteen, 256 * MiB, streams=16)
+    assert size == 32 * MiB
+    plan = plan_transfer(sixteen, CLOUD_FILES, "t", "img.vhd", size)
+    assert len(plan.segments) == 32 and not any(s.expected_md5 for s in plan.segments)
+    assert segment_size_for_streams(sixteen, 256 * MiB, streams=2) == 256 * MiB
+    assert segment_size_for_streams(dlo(*[MiB] * 1000), 256 * MiB, streams=16) == 256 * MiB
+    assert segment_size_for_streams(dlo(4 * GiB), 256 * MiB, streams=8) == -(-4 * GiB // 24)
+    assert segment_size_for_streams(dlo(4 * GiB), 100 * MiB, streams=8) == 100 * MiB

@@ -108,3 +108,45 @@ def test_two_refused_variables_are_both_named(monkeypatch: pytest.MonkeyPatch) -
     assert "IMAGEHOP_POLL_INTERVAL_SECONDS=1" in str(caught.value)
     assert "IMAGEHOP_TRANSFER_CONCURRENCY=65" in str(caught.value)
     assert "\n" not in str(caught.value) and "pydantic" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["auto", "AUTO", " Auto ", ""])
+def test_transfer_concurrency_auto_means_the_adaptive_stream_count(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("IMAGEHOP_TRANSFER_CONCURRENCY", value)
+    assert Settings().transfer_concurrency is None
+
+
+def test_transfer_concurrency_is_adaptive_by_default() -> None:
+    assert Settings().transfer_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [("0", "from 1 to 64"), ("65", "from 1 to 64"), ("many", "a whole number from 1 to 64")],
+)
+def test_bad_transfer_concurrency_is_refused_with_the_range(
+    monkeypatch: pytest.MonkeyPatch, value: str, rule: str
+) -> None:
+    monkeypatch.setenv("IMAGEHOP_TRANSFER_CONCURRENCY", value)
+    with pytest.raises(ConfigurationError, match=f"IMAGEHOP_TRANSFER_CONCURRENCY={value} .*{rule}"):
+        read_settings()
+
+
+def test_stream_cap_is_the_smallest_of_the_settings_region_and_memory_caps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMAGEHOP_REGION_MAX_STREAMS", '{"syd": 6, "IAD": 12}')
+    settings = Settings()
+    assert settings.stream_cap("DFW", "SYD") == 6
+    assert settings.stream_cap("iad", "ORD") == 12
+    assert settings.stream_cap("DFW", "ORD") == 16  # 1 MiB chunks: memory allows 16
+    assert Settings(chunk_size_bytes=256 * 1024).stream_cap("DFW", "ORD") == 32  # the setting
+    assert Settings(transfer_max_streams=3).stream_cap("DFW", "ORD") == 3
+
+
+def test_a_region_stream_cap_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEHOP_REGION_MAX_STREAMS", '{"SYD": 0}')
+    with pytest.raises(ConfigurationError, match=r"IMAGEHOP_REGION_MAX_STREAMS.*from 1 to 64"):
+        read_settings()

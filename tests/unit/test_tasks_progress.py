@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from imagehop.tasks import progress
@@ -64,3 +66,10 @@ def test_the_copy_watch_says_bytes_segments_rate_and_time_left(
         "copy-progress", 40 * MiB, 4,
     )  # fmt: skip
     assert watch.fraction() == 0.4
+
+
+def test_the_finished_copy_watch_names_the_stream_count_it_ran_with() -> None:
+    watch = progress.CopyWatch("run-1", 100 * MiB, 10)
+    report = SimpleNamespace(streams=12, streams_adaptive=True)
+    watch.finished(report)  # type: ignore[arg-type]  # the fields CopyWatch reads
+    assert watch.describe() == "100.0 MiB of 100.0 MiB, 10/10 segments, 12 streams (adaptive)"
