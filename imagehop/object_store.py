@@ -35,6 +35,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -80,6 +81,10 @@ DEFAULT_MAX_DELETES_PER_REQUEST = 10000
 #: Bytes handed to the socket per send. urllib3's default is 16 KiB; larger blocks save CPU.
 DEFAULT_BLOCK_SIZE = MiB
 VERIFIED_META = "x-object-meta-imagehop-verified"
+#: Bulk deletes sent at once by :meth:`ObjectStore.bulk_delete` (Swift works through each
+#: request's objects two at a time), and the fewest objects worth a request of their own.
+BULK_DELETE_STREAMS = 4
+BULK_DELETE_MIN_BATCH = 100
 #: Set on the containers imagehop creates (:meth:`ObjectStore.ensure_container` with
 #: ``owned=True``, as the engine's target containers are): only those may carry imagehop's
 #: temporary-URL key (:mod:`imagehop.transfer.tempurl`). The value is the creation time.
@@ -514,18 +519,34 @@ class ObjectStore:
             lambda c: c.post_object(container, name, headers=dict(metadata)),
         )
 
-    def bulk_delete(self, objects: Iterable[tuple[str, str]]) -> BulkDeleteResult:
-        """Delete (container, name) pairs with the bulk middleware, in batches of the cluster's
-        maximum. Swift answers 200 even when some deletions failed; any error inside the body
-        raises."""
+    def bulk_delete(
+        self, objects: Iterable[tuple[str, str]], streams: int = BULK_DELETE_STREAMS
+    ) -> BulkDeleteResult:
+        """Delete (container, name) pairs with the bulk middleware. Swift answers 200 even when
+        some deletions failed; any error inside the body raises.
+
+        Swift deletes a request's objects one by one (two at a time), so a large delete is
+        split into up to ``streams`` requests sent at once, each of at least
+        :data:`BULK_DELETE_MIN_BATCH` objects and at most the cluster's maximum per request.
+        After a failed batch the others still run; the first error is raised once all ended.
+        """
         paths = [f"/{container}/{name}" for container, name in objects]
-        batch = self.limits().max_deletes_per_request
-        deleted = not_found = 0
-        for start in range(0, len(paths), batch):
-            result = self._bulk_delete_batch(paths[start : start + batch])
-            deleted += result.deleted
-            not_found += result.not_found
-        return BulkDeleteResult(deleted, not_found)
+        requests = max(1, min(streams, len(paths) // BULK_DELETE_MIN_BATCH))
+        batch = min(self.limits().max_deletes_per_request, -(-len(paths) // requests) or 1)
+        batches = [paths[start : start + batch] for start in range(0, len(paths), batch)]
+        if len(batches) <= 1:
+            results = [self._bulk_delete_batch(part) for part in batches]
+        else:
+            with ThreadPoolExecutor(
+                min(len(batches), max(1, streams)), thread_name_prefix="imagehop-delete"
+            ) as pool:
+                futures = [pool.submit(self._bulk_delete_batch, part) for part in batches]
+                wait(futures)
+            results = [future.result() for future in futures]
+        return BulkDeleteResult(
+            sum(result.deleted for result in results),
+            sum(result.not_found for result in results),
+        )
 
     def _bulk_delete_batch(self, paths: list[str]) -> BulkDeleteResult:
         """One batch. Swift's bulk middleware deletes each object with the request's token, so

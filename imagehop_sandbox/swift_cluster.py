@@ -3,11 +3,13 @@
 Each sandbox region is one such cluster with its own rings, hash prefix and disk folder, so the
 regions are as independent as Cloud Files regions are. The proxy accepts the local Identity's
 tokens (:mod:`imagehop_sandbox.swift_auth`), has SLO, DLO and bulk delete with read throttling
-off, and an optional single-object size cap standing in for Cloud Files' 5 GiB limit. Swift's
-own ``tempurl`` middleware sits before the auth filter: once an account owner sets a key
-(``X-Account-Meta-Temp-URL-Key`` or a container's ``X-Container-Meta-Temp-URL-Key``), a URL
-made with ``swiftclient.utils.generate_temp_url`` reads (GET/HEAD) or writes an object without
-a token until it expires, SLO and DLO manifests included (the whole concatenated bytes).
+off, the account/container info cache a production proxy keeps in memcache
+(:mod:`imagehop_sandbox.swift_cache`), and an optional single-object size cap standing in for
+Cloud Files' 5 GiB limit. Swift's own ``tempurl`` middleware sits before the auth filter: once
+an account owner sets a key (``X-Account-Meta-Temp-URL-Key`` or a container's
+``X-Container-Meta-Temp-URL-Key``), a URL made with ``swiftclient.utils.generate_temp_url``
+reads (GET/HEAD) or writes an object without a token until it expires, SLO and DLO manifests
+included (the whole concatenated bytes).
 
 The configuration is written once into ``root``; :meth:`SwiftCluster.start` can then be called
 again after a stop (same ports, same data), which is what "restart the local cloud" means.
@@ -221,7 +223,8 @@ class SwiftCluster:
         cap = " sizelimit" if self.config.max_file_size else ""
         text = self._default_section("proxy") + (
             "\n[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging "
-            f"listing_formats bulk tempurl imagehop_auth copy slo dlo versioned_writes{cap} "
+            f"imagehop_cache listing_formats bulk tempurl imagehop_auth copy slo dlo "
+            f"versioned_writes{cap} "
             "proxy-logging proxy-server\n\n"
             "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
             "allow_account_management = true\nnode_timeout = 60\nconn_timeout = 5\n"
@@ -229,6 +232,7 @@ class SwiftCluster:
             "[filter:imagehop_auth]\nuse = call:imagehop_sandbox.swift_auth:filter_factory\n"
             f"token_secret_file = {token_secret_file}\n\n"
             "[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n"
+            "[filter:imagehop_cache]\nuse = call:imagehop_sandbox.swift_cache:filter_factory\n\n"
             "[filter:slo]\nuse = egg:swift#slo\nrate_limit_segments_per_sec = 0\n"
             f"max_manifest_segments = {self.config.max_manifest_segments}\n\n"
             "[filter:dlo]\nuse = egg:swift#dlo\nrate_limit_segments_per_sec = 0\n\n"

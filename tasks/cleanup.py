@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from imagehop.procedure.request import exported_object, staged_object
-from imagehop.procedure.steps import delete_export, delete_staged
+from imagehop.procedure.steps import delete_copies
 from imagehop.tasks.cloud import clients
 from imagehop.tasks.policy import FRESH
 
@@ -18,7 +18,7 @@ def delete_intermediates(
     import_container: str,
     source_image_id: str,
 ) -> tuple[str, ...]:
-    """Bulk-delete the exported DLO (source) and the staged SLO (target).
+    """Bulk-delete the exported DLO (source) and the staged SLO (target), both at once.
 
     Only call this once the import succeeded: a re-run after a failure needs both. Deleting
     what is already gone is not an error, so the step can be repeated.
@@ -27,8 +27,13 @@ def delete_intermediates(
         One line per region saying what was deleted.
     """
     c = clients()
-    exported = delete_export(c.objects("source", source_region), export_container, source_image_id)
-    staged = delete_staged(c.objects("target", target_region), import_container, source_image_id)
+    exported, staged = delete_copies(
+        c.objects("source", source_region),
+        c.objects("target", target_region),
+        export_container,
+        import_container,
+        source_image_id,
+    )
     done = (
         f"{source_region}: {export_container}/{exported_object(source_image_id)} "
         f"({exported} objects)",

@@ -24,6 +24,7 @@ Every function takes the clients it needs and returns a small picklable record.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from pydantic import BaseModel, ConfigDict
 
@@ -397,6 +398,23 @@ def delete_staged(store: ObjectStore, container: str, source_image_id: str) -> i
     if _exists(store, container, staged_object(source_image_id)):
         objects.append((container, staged_object(source_image_id)))
     return store.bulk_delete(objects).deleted if objects else 0
+
+
+def delete_copies(
+    source: ObjectStore,
+    target: ObjectStore,
+    export_container: str,
+    import_container: str,
+    source_image_id: str,
+) -> tuple[int, int]:
+    """:func:`delete_export` in the source and :func:`delete_staged` in the target at the same
+    time (two regions' clusters: neither waits for the other). Returns how many objects each
+    deleted; an error of either is raised once both ended."""
+    with ThreadPoolExecutor(2, thread_name_prefix="imagehop-cleanup") as pool:
+        exported = pool.submit(delete_export, source, export_container, source_image_id)
+        staged = pool.submit(delete_staged, target, import_container, source_image_id)
+        wait((exported, staged))
+    return exported.result(), staged.result()
 
 
 def _names(store: ObjectStore, container: str, prefix: str) -> list[str]:

@@ -88,6 +88,38 @@ def test_bulk_delete_counts_deleted_and_missing(swift_pair: SwiftPair) -> None:
     assert store.list_objects(container) == []
 
 
+def test_a_bulk_delete_split_into_requests_at_once_deletes_every_object(
+    swift_pair: SwiftPair,
+) -> None:
+    container = swift_pair.new_container("IAD")
+    store = swift_pair.store("IAD")
+    for n in range(250):
+        store.put_bytes(container, f"seg/{n:05d}", b"x")
+
+    result = store.bulk_delete([(container, f"seg/{n:05d}") for n in range(251)], streams=3)
+
+    assert (result.deleted, result.not_found) == (250, 1)
+    assert store.list_objects(container) == []
+
+
+def test_a_container_deleted_through_the_proxy_is_gone_for_the_next_request(
+    swift_pair: SwiftPair,
+) -> None:
+    """The local proxies cache account and container info as production proxies do in
+    memcache; their own changes invalidate it, so a deleted container refuses the next PUT
+    and a re-created one takes it."""
+    container = swift_pair.new_container("IAD")
+    store = swift_pair.store("IAD")
+    store.put_bytes(container, "o", b"x")  # the container's info is cached now
+    store.bulk_delete([(container, "o"), (container, "")])
+
+    with pytest.raises(NotFoundError):
+        store.put_bytes(container, "o", b"x")
+    store.ensure_container(container)
+    store.put_bytes(container, "o", b"y")
+    assert [item.name for item in store.list_objects(container)] == ["o"]
+
+
 def test_bulk_delete_raises_on_an_error_inside_a_200(swift_pair: SwiftPair) -> None:
     """Deleting a non-empty container fails inside Swift's 200 answer; that must raise."""
     container = swift_pair.new_container("IAD")

@@ -175,3 +175,51 @@ def test_a_bulk_delete_with_other_failures_besides_401_is_not_renewed(
         ObjectStore("http://127.0.0.1:9/v1/AUTH_t", tokens).bulk_delete([("c", "a"), ("c", "")])
     assert not isinstance(caught.value, errors.UnauthorizedError | errors.AuthenticationError)
     assert len(bodies) == 1 and tokens.invalidated == []
+
+
+def counting_bulk(monkeypatch: pytest.MonkeyPatch, conflict: str | None = None) -> list[list[str]]:
+    """A bulk-delete POST that deletes what it is sent (answering 409 for ``conflict``);
+    returns the object paths each POST carried (from several threads)."""
+    bodies: list[list[str]] = []
+
+    def post_account(self: _TokenConnection, headers: Any, **kwargs: Any) -> Any:
+        paths = kwargs["data"].decode().split()
+        bodies.append(paths)
+        failed = [[path, "409 Conflict"] for path in paths if path == conflict]
+        return bulk_answer(len(paths) - len(failed), failed)
+
+    monkeypatch.setattr(_TokenConnection, "post_account", post_account)
+    monkeypatch.setattr(ObjectStore, "limits", lambda self: ClusterLimits())
+    return bodies
+
+
+def test_a_large_bulk_delete_is_split_into_requests_sent_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Swift deletes a request's objects one after another: 901 segments go as 4 requests of
+    at most 226 objects, every object in exactly one of them."""
+    bodies = counting_bulk(monkeypatch)
+    objects = [("c", f"seg {n:05d}") for n in range(901)]
+    result = ObjectStore("http://127.0.0.1:9/v1/AUTH_t", StaticTokens()).bulk_delete(objects)
+    assert (result.deleted, result.not_found) == (901, 0)
+    assert sorted(len(body) for body in bodies) == [223, 226, 226, 226]
+    assert sorted(path for body in bodies for path in body) == sorted(
+        f"/c/seg%20{n:05d}" for n in range(901)
+    )
+
+
+def test_a_small_bulk_delete_stays_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    bodies = counting_bulk(monkeypatch)
+    objects = [("c", f"o{n}") for n in range(150)]
+    result = ObjectStore("http://127.0.0.1:9/v1/AUTH_t", StaticTokens()).bulk_delete(objects)
+    assert result.deleted == 150 and len(bodies) == 1
+
+
+def test_a_failed_batch_of_a_split_bulk_delete_lets_the_others_finish_then_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bodies = counting_bulk(monkeypatch, conflict="/c/o0")
+    objects = [("c", f"o{n}") for n in range(400)]
+    with pytest.raises(errors.ApiError, match="409 Conflict"):
+        ObjectStore("http://127.0.0.1:9/v1/AUTH_t", StaticTokens()).bulk_delete(objects)
+    assert sum(len(body) for body in bodies) == 400 and len(bodies) == 4
