@@ -2,6 +2,11 @@
 
 A *fixed* VHD is the raw disk followed by a 512-byte footer. The images the local cloud keeps
 (seeded, snapshots, admin-made) are fixed VHDs: ``disk bytes + footer(current_size=len(disk))``.
+That is a choice: they are ``container_format: ovf`` (Cloud Images packages what it stores, so
+Glance's format check never inspects them), their bytes are seen only through an export, and
+their ``size`` stays ``disk + 512``. Real Rackspace keeps snapshots as VHD chains and *coalesces*
+them into one dynamic VHD on export, rewriting headers and footers; the export task does the
+same here, turning the stored fixed VHD into a dynamic one (:func:`export_chunks`).
 
 A *dynamic* VHD, what a Rackspace export is (creator application ``tap``, as XenServer writes
 it), is laid out as the VHD specification says::
