@@ -34,6 +34,7 @@ from imagehop_sandbox.vhd import (
     check_dynamic_head,
     export_chunks,
     image_chunks,
+    image_size,
     parse_footer,
 )
 
@@ -308,7 +309,7 @@ class Jobs:
                 self.cloud.service_account(image.region),
                 image_id,
                 image_chunks(origin["seed"], origin["disk_bytes"], image_id, image.created_at),
-                origin["disk_bytes"] + FOOTER_SIZE,
+                image_size(origin["disk_bytes"]),
                 self.cloud.options,
             )
         except (SwiftFailure, requests.RequestException, OSError):

@@ -1,12 +1,6 @@
-"""Image bytes of the local cloud: deterministic server disks, as fixed or dynamic VHDs.
+"""Image bytes of the local cloud: deterministic server disks, as dynamic VHDs.
 
-A *fixed* VHD is the raw disk followed by a 512-byte footer. The images the local cloud keeps
-(seeded, snapshots, admin-made) are fixed VHDs: ``disk bytes + footer(current_size=len(disk))``.
-That is a choice: they are ``container_format: ovf`` (Cloud Images packages what it stores, so
-Glance's format check never inspects them), their bytes are seen only through an export, and
-their ``size`` stays ``disk + 512``. Real Rackspace keeps snapshots as VHD chains and *coalesces*
-them into one dynamic VHD on export, rewriting headers and footers; the export task does the
-same here, turning the stored fixed VHD into a dynamic one (:func:`export_chunks`).
+A *fixed* VHD is the raw disk followed by a 512-byte footer (:func:`build_footer`).
 
 A *dynamic* VHD, what a Rackspace export is (creator application ``tap``, as XenServer writes
 it), is laid out as the VHD specification says::
@@ -18,7 +12,16 @@ it), is laid out as the VHD specification says::
 at a time) and deterministically; every block is allocated (a 2 MiB block of zeros included),
 so the physical size (:func:`dynamic_size`) always exceeds the virtual size. The virtual size is
 the disk size rounded up to whole 512-byte sectors (the tail of the last sector is zeros), as a
-disk is made of sectors. Glance's format inspector (oslo.utils ``VHDInspector``) recognises a
+disk is made of sectors.
+
+Every image the local cloud makes (seeded, snapshots, admin-made: :func:`image_chunks`) is such
+a dynamic VHD, so an export (a copy of the stored bytes into Cloud Files) is one, as Rackspace's
+exports are, and a transfer's target holds the very bytes of the source. Real Rackspace keeps a
+snapshot as a VHD chain and coalesces it into one dynamic VHD on export; a chain of one is what
+is stored here. An image imported from a fixed VHD keeps those bytes, and its export is
+converted to a dynamic VHD (:func:`export_chunks`), as Rackspace rewrites headers on export.
+
+Glance's format inspector (oslo.utils ``VHDInspector``) recognises a
 dynamic VHD by ``conectix`` at offset 0 and reads the virtual size at offset 40 of that copy.
 
 The import task reads the footer at the end to validate what it is given (cookie ``conectix``,
@@ -162,9 +165,16 @@ def disk_chunks(seed: str, size: int, chunk: int = CHUNK) -> Iterator[bytes]:
 
 
 def image_chunks(seed: str, disk_size: int, image_id: str, timestamp: float) -> Iterator[bytes]:
-    """The content of an image of a disk: the disk's bytes, then a fixed-VHD footer."""
-    yield from disk_chunks(seed, disk_size)
-    yield build_footer(disk_size, uuid.UUID(image_id).bytes, timestamp)
+    """The content of an image of a disk: the dynamic VHD of the disk's bytes (its length is
+    :func:`image_size`), the image id as the VHD's unique id."""
+    return dynamic_chunks(
+        disk_chunks(seed, disk_size), disk_size, uuid.UUID(image_id).bytes, timestamp
+    )
+
+
+def image_size(disk_size: int) -> int:
+    """The length of :func:`image_chunks` for a disk of ``disk_size`` bytes."""
+    return dynamic_size(disk_size)
 
 
 def sector_size(disk_size: int) -> int:

@@ -113,6 +113,7 @@ def test_export_writes_the_image_bytes_as_a_dlo(
     assert exported.virtual_size == 3 * MiB + 4608  # whole sectors
     disk = b"".join(disk_chunks(f"admin:{image_id}", 3 * MiB + 4567))
     assert exported.disk == disk + bytes(4608 - 4567)
+    assert hashlib.md5(body).hexdigest() == local_cloud.admin.image_content_md5(image_id)
 
 
 def test_an_export_imports_back_and_exports_again_unchanged(

@@ -26,6 +26,7 @@ from imagehop_sandbox.vhd import (
     dynamic_size,
     export_chunks,
     image_chunks,
+    image_size,
     parse_footer,
 )
 from tests.sandbox.vhd_reader import read_dynamic
@@ -76,14 +77,20 @@ def test_disk_bytes_are_deterministic_per_seed_and_exactly_sized() -> None:
     assert first != b"".join(disk_chunks("server:b", size))
 
 
-def test_an_image_is_the_disk_followed_by_its_footer() -> None:
+def test_an_image_is_the_dynamic_vhd_of_its_disk() -> None:
     image_id = str(uuid.uuid4())
     content = b"".join(image_chunks("server:a", 70_000, image_id, 1_700_000_000))
-    assert content[:-FOOTER_SIZE] == b"".join(disk_chunks("server:a", 70_000))
+    assert len(content) == image_size(70_000)
+    parsed = read_dynamic(content)
+    assert parsed.disk[:70_000] == b"".join(disk_chunks("server:a", 70_000))
+    assert parsed.unique_id == uuid.UUID(image_id).bytes
     footer = parse_footer(content)
     assert footer is not None
-    assert footer.current_size == 70_000
-    assert footer.unique_id == uuid.UUID(image_id).bytes
+    assert (footer.current_size, footer.disk_type, footer.timestamp) == (
+        70_144,
+        DISK_DYNAMIC,
+        1_700_000_000,
+    )
 
 
 def dynamic_of(seed: str, size: int, unique: bytes) -> bytes:
@@ -138,13 +145,15 @@ def test_glances_vhd_inspector_recognises_a_dynamic_vhd_not_a_fixed_one() -> Non
     dynamic = dynamic_of("s", 70_000, uuid.UUID(image_id).bytes)
     assert dynamic.startswith(b"conectix")
     assert struct.unpack(">Q", dynamic[40:48])[0] == 70_144
-    fixed = b"".join(image_chunks("s", 70_000, image_id, 0))
+    assert b"".join(image_chunks("s", 70_000, image_id, 0)).startswith(b"conectix")
+    fixed = b"".join(disk_chunks("s", 70_000)) + build_footer(70_000, uuid.UUID(image_id).bytes)
     assert not fixed.startswith(b"conectix")
 
 
 def test_an_export_of_a_fixed_vhd_is_the_dynamic_vhd_of_its_disk() -> None:
     image_id = str(uuid.uuid4())
-    fixed = b"".join(image_chunks("s", 3 * MiB + 7, image_id, 1_700_000_000))
+    disk = b"".join(disk_chunks("s", 3 * MiB + 7))
+    fixed = disk + build_footer(len(disk), uuid.UUID(image_id).bytes, 1_700_000_000)
     exported = b"".join(
         export_chunks(iter([fixed]), len(fixed), fixed[:512], fixed[-512:], image_id, 5)
     )
