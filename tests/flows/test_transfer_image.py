@@ -256,7 +256,7 @@ def test_dry_run_touches_nothing(on_cloud: LocalCloud) -> None:
 
     assert isinstance(plan, DryRunPlan)
     assert plan.bytes == properties["size"] and plan.bytes_exact
-    assert plan.segments == 3  # 2 MiB segments (the target's object cap) for about 6 MiB
+    assert plan.segments == 4  # 2 MiB segments (the target's object cap) for 6 MiB + 4 KiB
     assert plan.estimated_seconds > 0 and plan.assumptions
     assert any("export" in step for step in plan.steps) and plan.boot_flavor
     assert created(on_cloud) == before

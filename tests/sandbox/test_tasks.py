@@ -137,6 +137,24 @@ def test_an_export_imports_back_and_exports_again_unchanged(
     assert session.storage("DFW", "GET", f"/{again['result']['export_location']}").content == body
 
 
+def test_an_image_imported_from_a_fixed_vhd_exports_as_a_dynamic_one(
+    session: CloudSession,
+) -> None:
+    data = vhd(150_000)
+    container = session.new_container("IAD", "fixed")
+    upload(session, container, "fixed.vhd", data, "plain")
+    imported = session.import_("IAD", f"{container}/fixed.vhd", "from-fixed")
+    assert imported["status"] == "success", imported["message"]
+    exports = session.new_container("IAD", "fixed-export")
+    task = session.export("IAD", imported["result"]["image_id"], exports)
+    assert task["status"] == "success", task["message"]
+    body = session.storage("IAD", "GET", f"/{task['result']['export_location']}").content
+    exported = read_dynamic(body)
+    assert exported.disk[:150_000] == data[:-512]
+    assert exported.unique_id == data[-512:][68:84]  # the VHD's own unique id is kept
+    assert len(body) == dynamic_size(150_000)
+
+
 def test_a_glance_region_accepts_an_export_as_a_bare_vhd(
     local_cloud: LocalCloud, session: CloudSession
 ) -> None:
