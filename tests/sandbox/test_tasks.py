@@ -420,7 +420,9 @@ def test_import_validates_the_vhd(session: CloudSession, data: bytes, code: str)
 
 
 @pytest.mark.usefixtures("limit_options")
-def test_import_accepts_a_small_sparse_dynamic_vhd(session: CloudSession) -> None:
+def test_import_accepts_a_small_sparse_dynamic_vhd(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
     data = sparse_vhd(200 * 1024)
     container = session.new_container("IAD")
     upload(session, container, "d.vhd", data, "plain")
@@ -428,6 +430,8 @@ def test_import_accepts_a_small_sparse_dynamic_vhd(session: CloudSession) -> Non
     assert task["status"] == "success", task["message"]
     image = session.images("IAD", "GET", f"/images/{task['result']['image_id']}").json()
     assert image["size"] == len(data)
+    record = local_cloud.admin.image_record(task["result"]["image_id"])
+    assert record["content"]["layout"] == "plain"  # under the object cap: one object
 
 
 def test_users_without_the_admin_role_cannot_create_tasks(local_cloud: LocalCloud) -> None:
