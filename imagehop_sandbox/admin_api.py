@@ -36,7 +36,7 @@ from imagehop_sandbox.cloud import Cloud
 from imagehop_sandbox.content import store_content
 from imagehop_sandbox.models import ImageRecord, TaskRecord
 from imagehop_sandbox.seed import SEED_KEY
-from imagehop_sandbox.vhd import FOOTER_SIZE, image_chunks
+from imagehop_sandbox.vhd import image_chunks, image_size
 from imagehop_sandbox.web import App, HttpError, Request, Response
 
 TASK_FAULT_FIELDS = {"region", "type", "message", "extra_seconds", "count"}
@@ -161,7 +161,7 @@ class AdminApi:
         return Response.json(200, image.to_doc())
 
     def create_image(self, request: Request) -> Response:
-        """A ready ``active`` image with real bytes (a valid fixed VHD), made synchronously."""
+        """A ready ``active`` image with real bytes (a valid dynamic VHD), made synchronously."""
         spec = _object(request)
         region = self._region(spec.get("region"))
         owner = spec.get("owner")
@@ -177,7 +177,7 @@ class AdminApi:
             self.cloud.service_account(region),
             image_id,
             image_chunks(f"admin:{image_id}", disk_bytes, image_id, now),
-            disk_bytes + FOOTER_SIZE,
+            image_size(disk_bytes),
             self.cloud.options,
         )
         image = ImageRecord(

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +30,11 @@ from imagehop_sandbox.vhd import (
     DISK_DYNAMIC,
     DISK_FIXED,
     FOOTER_SIZE,
+    TABLE_OFFSET,
+    check_dynamic_head,
+    export_chunks,
     image_chunks,
+    image_size,
     parse_footer,
 )
 
@@ -156,18 +161,29 @@ class Jobs:
                     f"Swift already has an object with id '{manifest}' in container '{container}'"
                 )
             self._update_task(task.id, work={**task.work, "checked": True})
-        stored = image.stored
-        assert stored is not None
         write_parts(
             account,
             container,
             lambda n: f"{manifest}-{n:05d}",
-            open_content(self.cloud.service_account(task.region), stored),
+            self._export_chunks(task, image),
             self.cloud.options.effective_segment_bytes,
         )
         prefix = f"{quote(container, safe='')}/{quote(manifest)}-"
         account.put(container, manifest, b"", {"X-Object-Manifest": prefix})
         return {"export_location": f"{container}/{manifest}"}
+
+    def _export_chunks(self, task: TaskRecord, image: ImageRecord) -> Iterator[bytes]:
+        """The image's bytes as the dynamic VHD an export writes (streamed from Swift)."""
+        stored = image.stored
+        assert stored is not None
+        service = self.cloud.service_account(task.region)
+        head = tail = b""
+        if stored.size > 0:
+            head = _read_range(service, stored.container, stored.name, f"bytes=0-{FOOTER_SIZE - 1}")
+            tail = _read_range(service, stored.container, stored.name, f"bytes=-{FOOTER_SIZE}")
+        return export_chunks(
+            open_content(service, stored), stored.size, head, tail, image.id, image.created_at
+        )
 
     def _exportable_image(self, task: TaskRecord, image_id: str) -> ImageRecord:
         image = ImageRecord.load(self.store, image_id)
@@ -251,12 +267,7 @@ class Jobs:
         """Validate the VHD footer; returns the disk's virtual size."""
         if size < FOOTER_SIZE:
             raise import_failure("396")
-        response = account.open(container, obj, f"bytes=-{FOOTER_SIZE}")
-        try:
-            tail = response.content
-        finally:
-            response.close()
-        footer = parse_footer(tail)
+        footer = parse_footer(_read_range(account, container, obj, f"bytes=-{FOOTER_SIZE}"))
         if footer is None:
             raise import_failure("396")
         if footer.disk_type == DISK_DIFFERENCING:
@@ -265,6 +276,11 @@ class Jobs:
             raise import_failure("523")
         if footer.has_zero_id:
             raise import_failure("614")
+        if footer.disk_type == DISK_DYNAMIC:
+            head = _read_range(account, container, obj, f"bytes=0-{TABLE_OFFSET - 1}")
+            problem = check_dynamic_head(head, footer)
+            if problem is not None:
+                raise import_failure("111", f"The VHD failed validation checks: {problem}.")
         if footer.current_size > limit:
             raise import_failure(
                 "413",
@@ -293,7 +309,7 @@ class Jobs:
                 self.cloud.service_account(image.region),
                 image_id,
                 image_chunks(origin["seed"], origin["disk_bytes"], image_id, image.created_at),
-                origin["disk_bytes"] + FOOTER_SIZE,
+                image_size(origin["disk_bytes"]),
                 self.cloud.options,
             )
         except (SwiftFailure, requests.RequestException, OSError):
@@ -309,6 +325,14 @@ class Jobs:
 
         doc = self.store.update(ImageRecord.KIND, image_id, change)
         return None if doc is None else ImageRecord.from_doc(doc)
+
+
+def _read_range(account: SwiftAccount, container: str, obj: str, byte_range: str) -> bytes:
+    response = account.open(container, obj, byte_range)
+    try:
+        return response.content
+    finally:
+        response.close()
 
 
 def _required(values: dict[str, Any], key: str) -> str:

@@ -15,7 +15,7 @@ from imagehop_sandbox.cloud import Cloud, user_id
 from imagehop_sandbox.content import store_content
 from imagehop_sandbox.info import REGIONS
 from imagehop_sandbox.models import ImageRecord, ServerRecord
-from imagehop_sandbox.vhd import FOOTER_SIZE, image_chunks
+from imagehop_sandbox.vhd import image_chunks, image_size
 
 SEED_KEY = "seed"
 CLOUD_OWNER = "rackspace"
@@ -90,7 +90,7 @@ def _image(
         cloud.service_account(region),
         image_id,
         image_chunks(f"seed:{image_id}", SEED_DISK_BYTES, image_id, now),
-        SEED_DISK_BYTES + FOOTER_SIZE,
+        image_size(SEED_DISK_BYTES),
         cloud.options,
     )
     image = ImageRecord(

@@ -22,7 +22,8 @@ EXPORTABLE = {
 
 def new_image(cloud: LocalCloud, disk_bytes: int = 5 * MiB + 4321, **properties: str) -> str:
     """A fresh active, exportable image of the main account in DFW (1 MiB export segments:
-    ``disk_bytes`` of about 5 MiB export as six segments, the last one short)."""
+    ``disk_bytes`` of about 5 MiB export as seven segments, the last one short: the image
+    is a dynamic VHD of the disk, 6 MiB + 4096 bytes)."""
     image = cloud.admin.create_image(
         "DFW",
         cloud.main.tenant_id,

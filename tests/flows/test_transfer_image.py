@@ -45,7 +45,7 @@ from tests.flows.helpers import RecordingClock, created, image, new_image, objec
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
 
-SEGMENTS = 6  # new_image(): 5 MiB + a bit, exported in 1 MiB segments
+SEGMENTS = 7  # new_image(): a dynamic VHD of 5 MiB + a bit (6 MiB + 4096), 1 MiB segments
 JITTER = 0.5  # seconds of request latency variation tolerated in server-side poll times
 
 
@@ -256,7 +256,7 @@ def test_dry_run_touches_nothing(on_cloud: LocalCloud) -> None:
 
     assert isinstance(plan, DryRunPlan)
     assert plan.bytes == properties["size"] and plan.bytes_exact
-    assert plan.segments == 3  # 2 MiB segments (the target's object cap) for about 6 MiB
+    assert plan.segments == 4  # 2 MiB segments (the target's object cap) for 6 MiB + 4 KiB
     assert plan.estimated_seconds > 0 and plan.assumptions
     assert any("export" in step for step in plan.steps) and plan.boot_flavor
     assert created(on_cloud) == before
@@ -405,5 +405,5 @@ def test_a_transient_failure_is_retried_by_the_task_without_recopying(
     result = transfer_image(request_for(new_image(on_cloud), concurrency=1))
 
     assert isinstance(result, TransferResult)
-    assert copied == [0, 1, 2, 3, 3, 4, 5]
+    assert copied == [0, 1, 2, 3, 3, 4, 5, 6]
     assert result.segments_copied == SEGMENTS and result.bytes_copied == result.bytes_total

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from imagehop_sandbox.handle import CloudSession, LocalCloud
+from imagehop_sandbox.vhd import image_size
+from tests.sandbox.vhd_reader import read_dynamic
 
 pytestmark = pytest.mark.cloud
 
@@ -100,7 +102,7 @@ def test_snapshots_inherit_the_server_image_properties(
         session.tenant,
     )
     disk = local_cloud.admin.options()["server_disk_bytes"]
-    assert image["size"] == disk + 512
+    assert image["size"] == image_size(disk)  # the dynamic VHD of the server's disk
 
 
 def test_two_snapshots_of_one_server_hold_the_same_disk(
@@ -110,16 +112,16 @@ def test_two_snapshots_of_one_server_hold_the_same_disk(
     second = session.snapshot("DFW", demo_server, "two")
     size = local_cloud.admin.options()["server_disk_bytes"]
     base = local_cloud.storage_url("DFW", local_cloud.info.service_tenant)
-    headers = {
-        "X-Auth-Token": local_cloud.mint_token(local_cloud.info.service_tenant),
-        "Range": f"bytes=0-{size - 1}",
-    }
-    disks = [
-        session.http.get(f"{base}/images/{image_id}", headers=headers, timeout=30).content
+    headers = {"X-Auth-Token": local_cloud.mint_token(local_cloud.info.service_tenant)}
+    vhds = [
+        read_dynamic(
+            session.http.get(f"{base}/images/{image_id}", headers=headers, timeout=30).content
+        )
         for image_id in (first, second)
     ]
-    assert len(disks[0]) == size
-    assert disks[0] == disks[1]
+    assert len(vhds[0].disk) == vhds[0].virtual_size == -(-size // 512) * 512
+    assert vhds[0].disk == vhds[1].disk
+    assert vhds[0].unique_id != vhds[1].unique_id  # each image is its own VHD
     assert local_cloud.admin.image_content_md5(first) != local_cloud.admin.image_content_md5(second)
 
 

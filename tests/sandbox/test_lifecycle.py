@@ -12,6 +12,7 @@ import pytest
 from imagehop_sandbox import control
 from imagehop_sandbox.control import processes_of
 from imagehop_sandbox.handle import LocalCloud
+from imagehop_sandbox.vhd import image_size
 from tests.conftest import TEST_OPTIONS
 
 pytestmark = pytest.mark.cloud
@@ -82,7 +83,9 @@ def test_down_leaves_no_process_and_up_brings_the_same_cloud_back(local_cloud: L
         before.regions,
     )
     # Same database, same Swift data: the image and its bytes are still there.
-    assert session.images("IAD", "GET", f"/images/{image['id']}").json()["size"] == 3_000_512
+    assert session.images("IAD", "GET", f"/images/{image['id']}").json()["size"] == image_size(
+        3_000_000
+    )
     content = local_cloud.admin.image_record(image["id"])["content"]
     assert _md5_of_stored_bytes(local_cloud, "IAD", image["id"]) == content["md5"]
 
@@ -116,7 +119,9 @@ def test_a_moved_state_folder_starts_with_its_images_and_bytes(
     cloud = LocalCloud(control.up(moved, timeout=120, stop_with_pid=os.getpid()))
     try:
         session = cloud.session()
-        assert session.images("DFW", "GET", f"/images/{image['id']}").json()["size"] == 1_500_512
+        assert session.images("DFW", "GET", f"/images/{image['id']}").json()["size"] == image_size(
+            1_500_000
+        )
         assert _md5_of_stored_bytes(cloud, "DFW", image["id"]) == image["content"]["md5"]
     finally:
         control.down(moved)

@@ -96,7 +96,7 @@ def copy_with_swift_cli(
         "upload",
         "--use-slo",
         "--segment-size",
-        str(size // 2 + 1),
+        str(1024 * 1024),  # under the clusters' 2 MiB object cap
         "imported-files",
         f"{image}.vhd",
         cwd=workdir,

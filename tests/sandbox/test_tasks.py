@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from imagehop_sandbox.handle import CloudSession, LocalCloud
-from imagehop_sandbox.vhd import DISK_DIFFERENCING, build_footer
+from imagehop_sandbox.vhd import (
+    DISK_DIFFERENCING,
+    DISK_DYNAMIC,
+    build_dynamic_header,
+    build_footer,
+    disk_chunks,
+    dynamic_chunks,
+    dynamic_size,
+)
+from tests.sandbox.vhd_reader import read_dynamic
 
 pytestmark = pytest.mark.cloud
 
@@ -45,6 +54,26 @@ def vhd(disk_bytes: int, **footer: Any) -> bytes:
     )
 
 
+def dynamic_vhd(disk_bytes: int) -> bytes:
+    disk = random.Random(disk_bytes).randbytes(disk_bytes)
+    return b"".join(dynamic_chunks([disk], disk_bytes, uuid.uuid4().bytes, 0))
+
+
+def sparse_vhd(virtual: int, uid: bytes | None = None) -> bytes:
+    """A dynamic VHD with no block allocated: physically small, virtually ``virtual`` bytes."""
+    entries = -(-virtual // (2 * MiB))
+    unique = uuid.uuid4().bytes if uid is None else uid
+    footer = build_footer(virtual, unique, disk_type=DISK_DYNAMIC)
+    table = (b"\xff" * 4 * entries).ljust(-(-(4 * entries) // 512) * 512, b"\xff")
+    return footer + build_dynamic_header(entries) + table + footer
+
+
+def corrupt_header(data: bytes) -> bytes:
+    broken = bytearray(data)
+    broken[512 + 30] ^= 0x01  # inside the dynamic header: its checksum no longer matches
+    return bytes(broken)
+
+
 @pytest.fixture
 def session(local_cloud: LocalCloud) -> CloudSession:
     return local_cloud.session()
@@ -67,16 +96,91 @@ def test_export_writes_the_image_bytes_as_a_dlo(
     manifest = f"/{container}/{image_id}.vhd"
     head = session.storage("DFW", "HEAD", manifest)
     assert head.headers["X-Object-Manifest"] == f"{container}/{image_id}.vhd-"
-    assert int(head.headers["Content-Length"]) == 3 * MiB + 4567 + 512
+    physical = dynamic_size(3 * MiB + 4567)  # a dynamic VHD: two 2 MiB blocks and metadata
+    assert int(head.headers["Content-Length"]) == physical > 4 * MiB
     raw = session.storage("DFW", "GET", manifest + "?multipart-manifest=get")
     assert raw.content == b""
     listing = session.storage(
         "DFW", "GET", f"/{container}?prefix={image_id}.vhd-&format=json"
     ).json()
-    assert [o["name"] for o in listing] == [f"{image_id}.vhd-{n:05d}" for n in range(1, 5)]
-    assert [o["bytes"] for o in listing] == [MiB, MiB, MiB, 4567 + 512]
+    count = -(-physical // MiB)
+    assert [o["name"] for o in listing] == [f"{image_id}.vhd-{n:05d}" for n in range(1, count + 1)]
+    assert [o["bytes"] for o in listing] == [MiB] * (count - 1) + [physical - (count - 1) * MiB]
     body = session.storage("DFW", "GET", manifest).content
+    exported = read_dynamic(body)
+    assert exported.creator == b"tap\0"
+    assert exported.unique_id == uuid.UUID(image_id).bytes
+    assert exported.virtual_size == 3 * MiB + 4608  # whole sectors
+    disk = b"".join(disk_chunks(f"admin:{image_id}", 3 * MiB + 4567))
+    assert exported.disk == disk + bytes(4608 - 4567)
     assert hashlib.md5(body).hexdigest() == local_cloud.admin.image_content_md5(image_id)
+
+
+def test_an_export_imports_back_and_exports_again_unchanged(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    image_id = exportable_image(local_cloud, disk_bytes=2 * MiB + 99)
+    container = session.new_container("DFW", "round-trip")
+    first = session.export("DFW", image_id, container)
+    assert first["status"] == "success", first["message"]
+    body = session.storage("DFW", "GET", f"/{first['result']['export_location']}").content
+    imported = session.import_("DFW", first["result"]["export_location"], "round-trip")
+    assert imported["status"] == "success", imported["message"]
+    new_id = imported["result"]["image_id"]
+    image = session.images("DFW", "GET", f"/images/{new_id}").json()
+    assert image["size"] == len(body) == dynamic_size(2 * MiB + 99)
+    assert image["min_disk"] == 1
+    assert local_cloud.admin.image_content_md5(new_id) == hashlib.md5(body).hexdigest()
+    again_container = session.new_container("DFW", "round-trip-again")
+    again = session.export("DFW", new_id, again_container)
+    assert again["status"] == "success", again["message"]
+    assert session.storage("DFW", "GET", f"/{again['result']['export_location']}").content == body
+
+
+def test_an_image_imported_from_a_fixed_vhd_exports_as_a_dynamic_one(
+    session: CloudSession,
+) -> None:
+    data = vhd(150_000)
+    container = session.new_container("IAD", "fixed")
+    upload(session, container, "fixed.vhd", data, "plain")
+    imported = session.import_("IAD", f"{container}/fixed.vhd", "from-fixed")
+    assert imported["status"] == "success", imported["message"]
+    exports = session.new_container("IAD", "fixed-export")
+    task = session.export("IAD", imported["result"]["image_id"], exports)
+    assert task["status"] == "success", task["message"]
+    body = session.storage("IAD", "GET", f"/{task['result']['export_location']}").content
+    exported = read_dynamic(body)
+    assert exported.disk[:150_000] == data[:-512]
+    assert exported.unique_id == data[-512:][68:84]  # the VHD's own unique id is kept
+    assert len(body) == dynamic_size(150_000)
+
+
+def test_a_glance_region_accepts_an_export_as_a_bare_vhd(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    image_id = exportable_image(local_cloud, disk_bytes=MiB + 1000)
+    container = session.new_container("DFW", "to-glance")
+    task = session.export("DFW", image_id, container)
+    assert task["status"] == "success", task["message"]
+    body = session.storage("DFW", "GET", f"/{task['result']['export_location']}").content
+    octet = {"Content-Type": "application/octet-stream"}
+    fields = {"name": "exported", "disk_format": "vhd", "container_format": "bare"}
+    with local_cloud.admin.temporary_options(glance_regions="IAD"):
+        created = session.images("IAD", "POST", "/images", json=fields)
+        assert created.status_code == 201, created.text
+        new_id = created.json()["id"]
+        put = session.images("IAD", "PUT", f"/images/{new_id}/file", data=body, headers=octet)
+        assert put.status_code == 204, put.text
+        image = session.images("IAD", "GET", f"/images/{new_id}").json()
+        assert (image["status"], image["disk_format"]) == ("active", "vhd")
+        assert image["virtual_size"] == MiB + 1024
+        assert image["size"] == len(body)
+        fixed = session.images("IAD", "POST", "/images", json=fields).json()["id"]
+        refused = session.images(
+            "IAD", "PUT", f"/images/{fixed}/file", data=vhd(MiB), headers=octet
+        )
+        assert refused.status_code == 415  # a fixed VHD has no header at offset 0: raw
+        assert "does not match stream data raw" in refused.text
 
 
 def test_task_document_through_its_life(local_cloud: LocalCloud, session: CloudSession) -> None:
@@ -287,15 +391,47 @@ def test_import_from_a_missing_location_fails(session: CloudSession) -> None:
         (vhd(4096, disk_type=5), "523"),
         (vhd(4096, size=10 * MiB), "413"),
         (vhd(300 * 1024), "609"),
+        (dynamic_vhd(100_000), "609"),  # a dynamic VHD is physically larger than its disk
+        (sparse_vhd(10 * MiB), "413"),
+        (sparse_vhd(200 * 1024, uid=bytes(16)), "614"),
+        (corrupt_header(sparse_vhd(200 * 1024)), "111"),
+        (bytes(512) + sparse_vhd(200 * 1024)[512:], "111"),
     ],
-    ids=["not-vhd", "zero-id", "parent", "disk-type", "virtual-size", "physical-size"],
+    ids=[
+        "not-vhd",
+        "zero-id",
+        "parent",
+        "disk-type",
+        "virtual-size",
+        "physical-size",
+        "dynamic-physical-size",
+        "dynamic-virtual-size",
+        "dynamic-zero-id",
+        "dynamic-header-checksum",
+        "dynamic-no-footer-copy",
+    ],
 )
 @pytest.mark.usefixtures("limit_options")
 def test_import_validates_the_vhd(session: CloudSession, data: bytes, code: str) -> None:
     container = session.new_container("IAD")
-    upload(session, container, "d.vhd", data, "plain")
+    upload(session, container, "d.vhd", data, "plain" if len(data) <= MiB else "dlo")
     message = import_failure(session, f"{container}/d.vhd")
     assert message.startswith(f"Image cannot be imported. Error code: '{code}'")
+
+
+@pytest.mark.usefixtures("limit_options")
+def test_import_accepts_a_small_sparse_dynamic_vhd(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    data = sparse_vhd(200 * 1024)
+    container = session.new_container("IAD")
+    upload(session, container, "d.vhd", data, "plain")
+    task = session.import_("IAD", f"{container}/d.vhd", "sparse")
+    assert task["status"] == "success", task["message"]
+    image = session.images("IAD", "GET", f"/images/{task['result']['image_id']}").json()
+    assert image["size"] == len(data)
+    record = local_cloud.admin.image_record(task["result"]["image_id"])
+    assert record["content"]["layout"] == "plain"  # under the object cap: one object
 
 
 def test_users_without_the_admin_role_cannot_create_tasks(local_cloud: LocalCloud) -> None:
