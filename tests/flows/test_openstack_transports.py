@@ -185,14 +185,6 @@ def test_rackspace_dfw_to_a_flex_like_region_is_planned_as_export_then_stream(
         assert any("does not know whether IAD's compute boots VHD images" in n for n in plan.notes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the local cloud exports FIXED VHDs (footer at the end only), which its Glance "
-    "mode's format check (require_image_format_match) reads as raw and refuses as vhd; real "
-    "Rackspace exports are dynamic VHDs (cloud-api-facts.md: 'images previously exported "
-    "from Rackspace already qualify'), which Glance recognises. Remove once the sandbox "
-    "exports dynamic VHDs.",
-)
 def test_rackspace_dfw_to_a_flex_like_region(flex_like_target: LocalCloud) -> None:
     """The legacy source exports a VHD; its segments stream into IAD's Swift, which IAD's
     Glance imports by web-download as vhd/bare; the allow-listed properties follow."""
