@@ -3,7 +3,7 @@
 A side is Rackspace's legacy cloud when its Images API serves no ``GET /v2/info/import``
 (Cloud Images: export and import *tasks* are its only data path); any other side is upstream
 Glance and says which interoperable import methods it takes. :func:`choose_transport` picks,
-in this order (``../shared/reference/openstack-generic-facts.md``, ``cloud-api-facts.md`` §4):
+in this order (Glance's interoperable image import and image data API references):
 
 * ``rackspace-tasks``: both sides legacy; export task, parallel segment copy, import task;
 * ``glance-download``: the target advertises it and both sides log in through one Identity
