@@ -6,6 +6,7 @@ Build a :class:`Settings` at the edge (CLI, flow entry point), never at import. 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -406,11 +407,22 @@ def setting_problem(error: Any) -> str:
         return str(error.get("msg", "invalid settings"))
     variable = ENV_PREFIX + name.upper()
     secret = field.annotation is not None and "SecretStr" in str(field.annotation)
-    shown = variable if secret else f"{variable}={error.get('input')!s}"
+    shown = variable if secret else f"{variable}={_as_typed(error.get('input'))}"
     rule = value_rule(field.metadata, _KIND_OF_VALUE.get(str(error.get("type")), ""))
     if not rule:
-        rule = str(error.get("msg", "")).removeprefix("Value error, ").lower()
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        rule = message[:1].lower() + message[1:]
+    rule += _ALSO_ACCEPTED.get(name, "")
     return f"{shown} is refused: it must be {rule}; fix it or unset it{_default_of(field.default)}"
+
+
+#: What a field takes beside what its constraints say (its validators turn it into None).
+_ALSO_ACCEPTED = {"transfer_concurrency": ", or auto"}
+
+
+def _as_typed(value: Any) -> str:
+    """A refused value as the user wrote it: JSON settings arrive here already parsed."""
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 def _default_of(default: Any) -> str:
