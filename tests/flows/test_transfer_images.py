@@ -11,6 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
+    ArtifactFilterFlowRunId,
     ArtifactFilterKey,
     LogFilter,
     LogFilterFlowRunId,
@@ -90,7 +91,8 @@ def test_batch_with_one_failing_image(on_cloud: LocalCloud) -> None:
         max_parallel_transfers=3,
     )
 
-    result = transfer_images(batch)
+    state = transfer_images(batch, return_state=True)
+    result = state.result()
 
     assert [o.source for o in result.outcomes] == [good[0], licensed, good[1]]
     assert [o.status for o in result.outcomes] == ["succeeded", "failed", "succeeded"]
@@ -105,10 +107,14 @@ def test_batch_with_one_failing_image(on_cloud: LocalCloud) -> None:
             on_cloud.admin.image_content_md5(source)
         )
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["batch-dfw-to-iad"]))
+        artifacts = client.read_artifacts(  # this batch's (other tests' batches share the key)
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["batch-dfw-to-iad"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
         )
-    table = str(artifacts[-1].data)
+    assert len(artifacts) == 1
+    table = str(artifacts[0].data)
     assert licensed in table and "failed" in table and "cannot be exported" in table
     assert runs[1][1] in table  # the flow run of each image
 
