@@ -26,6 +26,7 @@ from imagehop.tasks.cloud import clients, clock
 from imagehop.tasks.policy import FRESH
 from imagehop.tasks.progress import CopyWatch
 from imagehop.transfer import (
+    SourceLayout,
     TransferPlan,
     TransferReport,
     copy_plan,
@@ -61,10 +62,22 @@ def plan_copy(
     layout = discover_source(
         c.objects("source", source_region), container, name, sleep=clock().sleep
     )
-    target = c.objects("target", target_region)
+    return plan_staged_copy(layout, target_region, import_container, source_image_id, segments_in)
+
+
+def plan_staged_copy(
+    layout: SourceLayout,
+    target_region: str,
+    import_container: str,
+    source_image_id: str,
+    segments_in: str | None = None,
+) -> TransferPlan:
+    """The plan of ``layout``'s copy to the staged object of ``source_image_id`` in the
+    target's import container (segments in ``segments_in``, default its ``_segments``)."""
+    c = clients()
     return plan_transfer(
         layout,
-        target.limits(),
+        c.objects("target", target_region).limits(),
         import_container,
         staged_object(source_image_id),
         c.settings().segment_size_bytes,

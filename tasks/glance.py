@@ -19,12 +19,13 @@ from imagehop.procedure.glance_steps import (
     start_import,
     verify_copy,
 )
-from imagehop.procedure.request import TransferIdentity, segments_container, staged_object
+from imagehop.procedure.request import TransferIdentity
 from imagehop.procedure.transport import TargetImport
 from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients
+from imagehop.tasks.copy import plan_staged_copy
 from imagehop.tasks.policy import FRESH, WAITING
-from imagehop.transfer import TransferPlan, plan_transfer
+from imagehop.transfer import TransferPlan
 from imagehop.transfer.glance_source import discover_glance_source
 from imagehop.transfer.tempurl import MAX_SECONDS, temporary_url
 
@@ -39,16 +40,8 @@ def plan_copy_from_image(
 ) -> TransferPlan:
     """Plan the target SLO of a Glance image's data (ranged reads of ``.../file``); its
     segments go to ``segments_in`` (default: the import container's ``_segments``)."""
-    c = clients()
-    layout = discover_glance_source(c.glance("source", source_region), source_image_id)
-    return plan_transfer(
-        layout,
-        c.objects("target", target_region).limits(),
-        import_container,
-        staged_object(source_image_id),
-        c.settings().segment_size_bytes,
-        segments_in or segments_container(import_container),
-    )
+    layout = discover_glance_source(clients().glance("source", source_region), source_image_id)
+    return plan_staged_copy(layout, target_region, import_container, source_image_id, segments_in)
 
 
 @task(name="create-target-image", task_run_name="create-image-in-{region}", **FRESH)
