@@ -23,7 +23,7 @@ from pathlib import Path
 
 from imagehop_sandbox.info import REGIONS, AccountInfo, write_private_json
 from imagehop_sandbox.options import SandboxOptions
-from imagehop_sandbox.swift_cluster import free_ports
+from imagehop_sandbox.swift_cluster import claim_ports, free_ports
 
 OPTIONS = "options.json"
 SECRET = "token_secret"
@@ -98,7 +98,9 @@ def _account(username: str, tenant: str, admin: bool, region: str = "DFW") -> Ac
 def ensure_ports(state_dir: Path) -> dict[str, int]:
     path = state_dir / PORTS
     if path.exists():
-        return {k: int(v) for k, v in json.loads(path.read_text()).items()}
+        ports = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+        claim_ports(ports.values())
+        return ports
     ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     path.write_text(json.dumps(ports, indent=2))
     return ports

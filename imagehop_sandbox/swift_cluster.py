@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
@@ -65,14 +66,21 @@ PORT_RANGE_VARIABLE = "IMAGEHOP_SANDBOX_PORTS"
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
+#: Ports this process has handed out or loaded from a state folder: free now, bound later.
+_HANDED_OUT: set[int] = set()
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` different ports free on 127.0.0.1 now, for servers that bind them later.
 
     They are drawn below the kernel's ephemeral range: a port from that range (what binding
     port 0 gives) can be taken by any process's outgoing connection before the server binds
-    it, which failed the API service's start with EADDRINUSE now and then.
+    it, which failed the API service's start with EADDRINUSE now and then. A port this
+    process already handed out (or loaded, see :func:`claim_ports`) is never handed out
+    again: one cloud picks its clusters' and its API's ports one after the other, before any
+    is bound, and a Swift server given an API port would take it first (SO_REUSEPORT).
     """
-    pool = _port_pool(count)
+    pool = [port for port in _port_pool(count) if port not in _HANDED_OUT]
     random.shuffle(pool)
     sockets: list[socket.socket] = []
     try:
@@ -89,11 +97,21 @@ def free_ports(count: int) -> list[int]:
         while len(sockets) < count:  # no room below the ephemeral range: any free port
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] in _HANDED_OUT:
+                sock.close()
+                continue
             sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
+        ports = [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
+    claim_ports(ports)
+    return ports
+
+
+def claim_ports(ports: Iterable[int]) -> None:
+    """Keep :func:`free_ports` from handing out ``ports`` (recorded in a state folder)."""
+    _HANDED_OUT.update(ports)
 
 
 def _port_pool(count: int) -> list[int]:
@@ -159,6 +177,7 @@ class SwiftCluster:
         saved = root / "cluster.json"
         if saved.exists():
             loaded = cls(root, ClusterConfig(**json.loads(saved.read_text())))
+            claim_ports(loaded.config.ports.values())
             loaded._write_configs(token_secret_file)
             return loaded
         config = ClusterConfig(

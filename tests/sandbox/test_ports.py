@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from pathlib import Path
 
 import pytest
 
-from imagehop_sandbox import swift_cluster
+from imagehop_sandbox import state_files, swift_cluster
 from imagehop_sandbox.swift_cluster import PORT_FLOOR, _ephemeral_floor, free_ports
 
 
@@ -49,3 +51,27 @@ def test_a_bad_port_range_says_how_to_write_one(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv(swift_cluster.PORT_RANGE_VARIABLE, "lots")
     with pytest.raises(ValueError, match=r"e\.g\. 20000-25999"):
         free_ports(1)
+
+
+def test_ports_handed_out_once_are_not_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cloud picks its two clusters' ports and its API's ports one after the other, none
+    bound yet: a Swift server given an API port took it first and the API failed with
+    EADDRINUSE (CI, twice)."""
+    monkeypatch.setattr(swift_cluster, "_HANDED_OUT", set())
+    monkeypatch.setenv(swift_cluster.PORT_RANGE_VARIABLE, f"{PORT_FLOOR + 200}-{PORT_FLOOR + 231}")
+    dfw, iad, api = free_ports(8), free_ports(8), free_ports(8)
+    assert len(set(dfw) | set(iad) | set(api)) == 24
+
+
+def test_ports_recorded_in_a_state_folder_are_not_handed_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A state folder started again keeps its ports; new ones picked beside them avoid them."""
+    monkeypatch.setattr(swift_cluster, "_HANDED_OUT", set())
+    low = PORT_FLOOR + 300
+    monkeypatch.setenv(swift_cluster.PORT_RANGE_VARIABLE, f"{low}-{low + 9}")
+    recorded = {name: low + i for i, name in enumerate(state_files.PORT_NAMES)}
+    (tmp_path / state_files.PORTS).write_text(json.dumps(recorded))
+    assert state_files.ensure_ports(tmp_path) == recorded
+    fresh = free_ports(10 - len(recorded))
+    assert not set(fresh) & set(recorded.values())
