@@ -165,7 +165,7 @@ class CopyWatch:
             target=self._keep_updated, name="imagehop-progress", daemon=True
         )
         self._artifact: UUID | None = None
-        self._streams = ""  # "8 streams (adaptive)", once the copy is done
+        self._streams = ""  # ", 8 streams (adaptive)", once the copy is done
 
     def __enter__(self) -> CopyWatch:
         created = create_progress_artifact(
@@ -218,22 +218,23 @@ class CopyWatch:
                 self._streams = f", {report.streams} streams ({how})"
 
     def describe(self) -> str:
-        """``412.0 MiB of 1.0 GiB, 7/16 segments, 115.0 MiB/s, about 0:05 left``; once done,
-        ``1.0 GiB of 1.0 GiB, 16/16 segments, 8 streams (adaptive)``."""
+        """``412.0 MiB of 1.0 GiB, 115.0 MiB/s, about 0:05 left, 7/16 segments``; once done,
+        ``1.0 GiB copied, 8 streams (adaptive), 16/16 segments``. What matters comes first:
+        the UI's artifact card shows only the first forty characters or so."""
         with self._lock:
             done, segments, first = self._bytes, self._segments, self._first
-        text = (
-            f"{human_bytes(done)} of {human_bytes(self._bytes_total)}, "
-            f"{segments}/{self._segments_total} segments"
-        )
+        count = f"{segments}/{self._segments_total} segments"
+        if done >= self._bytes_total and self._streams:
+            return f"{human_bytes(done)} copied{self._streams}, {count}"
+        text = f"{human_bytes(done)} of {human_bytes(self._bytes_total)}"
         if first is None or done >= self._bytes_total:
-            return text + self._streams
+            return f"{text}, {count}"
         seconds = time.monotonic() - first[0]
         rate = (done - first[1]) / seconds if seconds > 0 else 0.0
         if rate <= 0:
-            return text
+            return f"{text}, {count}"
         left = int((self._bytes_total - done) / rate)
-        return f"{text}, {rate / MiB:.1f} MiB/s, about {left // 60}:{left % 60:02d} left"
+        return f"{text}, {rate / MiB:.1f} MiB/s, about {left // 60}:{left % 60:02d} left, {count}"
 
     def fraction(self) -> float:
         with self._lock:

@@ -15,7 +15,11 @@ its count:
   (almost) nothing, else on the new one;
 * a rate limit or an overloaded server (429, 498, 503) **halves** the count at once (once per
   ``window``, however many streams meet it), and two other retryable errors within one
-  ``window`` take a quarter off; both settle the count (no more growth in this copy);
+  ``window`` take a quarter off; both stop the growth by doubling;
+* after such a cut the count **recovers** one stream at a time, one per ``recover_after``
+  seconds (30) without a throttle or rising errors, back to the count before the first cut
+  and no further: a limit met once at the start of a two-hour copy does not halve all of it,
+  and a limit that is still there halves it again;
 * it never exceeds ``cap``: :func:`memory_stream_cap` (the copier's peak RSS stays within
   96 MiB: each stream holds about 2 to 3 chunks, see :mod:`imagehop.transfer.engine`), a
   per-region cap from the settings, and the number of segments left.
@@ -95,6 +99,7 @@ class StreamController:
         window: float = 0.7,
         warmup: float = 0.3,
         min_gain: float = 0.5,
+        recover_after: float = 30.0,
         now: float = 0.0,
     ) -> None:
         if cap < 1 or start < 1:
@@ -106,6 +111,8 @@ class StreamController:
         self._window = window
         self._warmup = warmup
         self._min_gain = min_gain
+        self._recover_after = recover_after
+        self._recover_to: int | None = None  # the count before the first cut, while below it
         self._began = now
         self._changed_at = now
         self._mark: tuple[float, int] | None = None
@@ -125,6 +132,7 @@ class StreamController:
         link and restarts the measurement).
         """
         if not self.growing:
+            self._recover(now)
             return self.target
         if not busy or now - self._changed_at < self._warmup:
             self._mark = None
@@ -164,7 +172,7 @@ class StreamController:
         if self._throttled_at is not None and now - self._throttled_at < self._window:
             return self.target
         self._throttled_at = now
-        self._settle(now, max(1, self.target // 2), "throttled by the cloud (429/503): halved")
+        self._cut(now, max(1, self.target // 2), "throttled by the cloud (429/503): halved")
         return self.target
 
     def failed(self, now: float) -> int:
@@ -173,8 +181,22 @@ class StreamController:
         if len(self._errors) >= 2:
             self._errors = []
             fewer = max(1, self.target - max(1, self.target // 4))
-            self._settle(now, fewer, "errors rising: a quarter fewer streams")
+            self._cut(now, fewer, "errors rising: a quarter fewer streams")
         return self.target
+
+    def _cut(self, now: float, streams: int, reason: str) -> None:
+        if self._recover_to is None and streams < self.target:
+            self._recover_to = self.target
+        self._settle(now, streams, reason)
+
+    def _recover(self, now: float) -> None:
+        """One stream back after ``recover_after`` s with no cut, up to the count before it."""
+        if self._recover_to is None or now - self._changed_at < self._recover_after:
+            return
+        quiet = now - self._changed_at
+        self._settle(now, self.target + 1, f"no throttle or error for {quiet:.0f} s: one more")
+        if self.target >= self._recover_to:
+            self._recover_to = None
 
     def _settle(self, now: float, streams: int, reason: str) -> None:
         self.settled = streams

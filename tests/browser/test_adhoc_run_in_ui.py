@@ -25,10 +25,10 @@ pytestmark = [pytest.mark.cloud, pytest.mark.deployment, pytest.mark.browser]
 
 RUN_TIMEOUT_SECONDS = 300
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-#: The progress artifact's text at the end: "3.1 MiB of 3.1 MiB, 4/4 segments, 4 streams
-#: (adaptive)" (the stream count the copy ran with, once it is done).
+#: The progress artifact's text at the end: "3.1 MiB copied, 4 streams (adaptive), 4/4
+#: segments" (the stream count the copy ran with, once it is done, before what the card cuts).
 COPIED_ALL = re.compile(
-    r"^([\d.]+ [KMG]iB) of \1, (\d+)/\2 segments, \d+ streams \((adaptive|fixed)\)$"
+    r"^[\d.]+ [KMG]iB copied, \d+ streams \((adaptive|fixed)\), (\d+)/\1 segments$"
 )
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: What the form says when it is submitted without the image or server id.

@@ -474,7 +474,8 @@ def test_a_429_halves_the_adaptive_stream_count_and_the_copy_still_completes(
     swift_pair: SwiftPair, dfw: ObjectStore, iad: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The target answers one segment PUT with 429: that segment is retried, the count is
-    halved (8 -> 4) and stays there; the object arrives whole."""
+    halved (8 -> 4) and stays there (a stream comes back only after 30 s without one); the
+    object arrives whole."""
     src, dst = swift_pair.new_container("DFW"), swift_pair.new_container("IAD")
     content = put_dlo(swift_pair.raw("DFW"), src, "img.vhd", [MiB] * 12)
     put_stream, refused = iad.put_stream, []

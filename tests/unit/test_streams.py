@@ -74,9 +74,44 @@ def test_halves_on_429_and_on_503_once_per_window() -> None:
     assert controller.throttled(1.2) == 8  # the other streams met the same limit
     assert controller.throttled(2.5) == 4
     assert controller.settled == 4
-    # no growth after a throttle, however good the rate
+    # no growth by doubling after a throttle, however good the rate
     run(controller, per_connection(50 * MB), seconds=10)
     assert controller.target == 4
+
+
+def test_after_a_throttle_one_stream_comes_back_per_quiet_period_up_to_the_count_before() -> None:
+    controller = StreamController(cap=16, start=16, recover_after=30.0)
+    assert controller.throttled(1.0) == 8
+    controller.sample(30.0, 0)
+    assert controller.target == 8  # 29 s: not yet
+    controller.sample(31.0, 0)
+    assert controller.target == 9
+    for second in range(32, 400):
+        controller.sample(float(second), 0)
+    assert controller.target == controller.settled == 16  # back where it was, not beyond
+    assert controller.changes[-1].reason.startswith("settled: no throttle or error for 30 s")
+
+
+def test_a_throttle_during_the_recovery_halves_again_and_restarts_the_wait() -> None:
+    controller = StreamController(cap=16, start=16, recover_after=30.0)
+    controller.throttled(1.0)
+    for second in range(2, 92):  # 3 quiet periods: 8 -> 11
+        controller.sample(float(second), 0)
+    assert controller.target == 11
+    assert controller.throttled(92.0) == 5
+    controller.sample(121.0, 0)
+    assert controller.target == 5  # the wait starts again at the new cut
+    controller.sample(122.0, 0)
+    assert controller.target == 6
+
+
+def test_rising_errors_recover_as_throttles_do() -> None:
+    controller = StreamController(cap=16, start=8, recover_after=30.0)
+    controller.failed(1.0)
+    assert controller.failed(1.2) == 6
+    for second in range(2, 200):
+        controller.sample(float(second), 0)
+    assert controller.target == 8
 
 
 def test_never_below_one_stream() -> None:

@@ -61,7 +61,7 @@ def test_the_copy_watch_says_bytes_segments_rate_and_time_left(
         watch.on_progress(20 * MiB, 100 * MiB, 2, 10)  # 2 segments found in place
         now[0] += 10.0
         watch.on_progress(40 * MiB, 100 * MiB, 4, 10)  # 20 MiB in 10 s
-    assert watch.describe() == "40.0 MiB of 100.0 MiB, 4/10 segments, 2.0 MiB/s, about 0:30 left"
+    assert watch.describe() == "40.0 MiB of 100.0 MiB, 2.0 MiB/s, about 0:30 left, 4/10 segments"
     assert (seen[-1].kind, seen[-1].bytes_done, seen[-1].segments_done) == (
         "copy-progress", 40 * MiB, 4,
     )  # fmt: skip
@@ -72,4 +72,4 @@ def test_the_finished_copy_watch_names_the_stream_count_it_ran_with() -> None:
     watch = progress.CopyWatch("run-1", 100 * MiB, 10)
     report = SimpleNamespace(streams=12, streams_adaptive=True)
     watch.finished(report)  # type: ignore[arg-type]  # the fields CopyWatch reads
-    assert watch.describe() == "100.0 MiB of 100.0 MiB, 10/10 segments, 12 streams (adaptive)"
+    assert watch.describe() == "100.0 MiB copied, 12 streams (adaptive), 10/10 segments"
