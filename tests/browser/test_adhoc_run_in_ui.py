@@ -28,7 +28,7 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 #: The progress artifact's text at the end: "3.1 MiB copied, 4 streams (adaptive), 4/4
 #: segments" (the stream count the copy ran with, once it is done, before what the card cuts).
 COPIED_ALL = re.compile(
-    r"^[\d.]+ [KMG]iB copied, \d+ streams \((adaptive|fixed)\), (\d+)/\1 segments$"
+    r"^[\d.]+ [KMG]iB copied, \d+ streams \((?:adaptive|fixed)\), (\d+)/\1 segments$"
 )
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: What the form says when it is submitted without the image or server id.
