@@ -109,7 +109,11 @@ class RunForm:
     def submit(self) -> str:
         """Submit, follow the toast's *View run* to the run's page; returns the run's id."""
         self.submit_button.click()
-        self.page.get_by_role("button", name=VIEW_RUN).click(timeout=UI_TIMEOUT_MS)
+        view_run = self.page.get_by_role("button", name=VIEW_RUN)
+        # The toast goes away after a few seconds unless the pointer is on it (as a user's
+        # would be): on a loaded machine the click's own retries outlasted it.
+        view_run.hover(timeout=UI_TIMEOUT_MS)
+        view_run.click(timeout=UI_TIMEOUT_MS)
         self.page.wait_for_url(FLOW_RUN_PATH, timeout=UI_TIMEOUT_MS)
         found = FLOW_RUN_PATH.search(self.page.url)
         assert found, self.page.url
