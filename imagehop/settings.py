@@ -482,13 +482,15 @@ class Settings(BaseSettings):
         """
         if source_cloud is None and target_cloud is None:
             return self
+        source = self.profile(source_cloud, "source_cloud") if source_cloud else None
+        target = self.profile(target_cloud, "target_cloud") if target_cloud else None
         update: dict[str, Any] = {}
-        if target_cloud is not None:
-            update.update(self.profile(target_cloud, "target_cloud").side_fields("target_"))
+        if target is not None:
+            update.update(target.side_fields("target_"))
         else:
             update.update(self._target_side_spelled_out(source_cloud))
-        if source_cloud is not None:
-            update.update(self.profile(source_cloud, "source_cloud").side_fields(""))
+        if source is not None:
+            update.update(source.side_fields(""))
         return self.model_copy(update=update)
 
     def profile(self, name: str, field: str = "cloud") -> CloudProfile:
