@@ -106,6 +106,8 @@ def _help(field: str) -> str:
 
 SourceRegion = Annotated[str, typer.Option(help=_help("source_region"))]
 TargetRegion = Annotated[str, typer.Option(help=_help("target_region"))]
+SourceCloud = Annotated[str | None, typer.Option(help=_help("source_cloud"))]
+TargetCloud = Annotated[str | None, typer.Option(help=_help("target_cloud"))]
 ImageId = Annotated[str | None, typer.Option(help=_help("image_id"))]
 ServerId = Annotated[str | None, typer.Option(help=_help("server_id"))]
 TargetImageName = Annotated[str | None, typer.Option(help=_help("target_image_name"))]
@@ -136,6 +138,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON o
 def transfer(
     source_region: SourceRegion,
     target_region: TargetRegion,
+    source_cloud: SourceCloud = None,
+    target_cloud: TargetCloud = None,
     image_id: ImageId = None,
     server_id: ServerId = None,
     target_image_name: TargetImageName = None,
@@ -162,6 +166,8 @@ def transfer(
     fields: dict[str, Any] = {
         "source_region": source_region,
         "target_region": target_region,
+        "source_cloud": source_cloud,
+        "target_cloud": target_cloud,
         "image_id": image_id,
         "server_id": server_id,
         "target_image_name": target_image_name,
@@ -189,6 +195,8 @@ def transfer(
 def plan(
     source_region: SourceRegion,
     target_region: TargetRegion,
+    source_cloud: SourceCloud = None,
+    target_cloud: TargetCloud = None,
     image_id: ImageId = None,
     server_id: ServerId = None,
     run_key: RunKey = None,
@@ -202,6 +210,8 @@ def plan(
     fields: dict[str, Any] = {
         "source_region": source_region,
         "target_region": target_region,
+        "source_cloud": source_cloud,
+        "target_cloud": target_cloud,
         "image_id": image_id,
         "server_id": server_id,
         "run_key": run_key,
@@ -369,7 +379,7 @@ def _with_options(message: str) -> str:
 def _run(request: TransferRequest, mode: Mode) -> TransferResult | DryRunPlan:
     """Check the settings and log in (before Prefect is imported: a refusal is quick), then
     run transfer-image here, showing phases and a progress bar; exit on failure."""
-    _check_before_prefect(mode)
+    _check_before_prefect(mode, request)
     _prepare_prefect(mode.debug)
     try:
         _use_prefect_api()
@@ -385,21 +395,22 @@ def _run(request: TransferRequest, mode: Mode) -> TransferResult | DryRunPlan:
         _fail(_exit_code(error), _one_line(error, mode), mode, error)
 
 
-def _check_before_prefect(mode: Mode) -> None:
-    """Settings valid and both accounts' logins accepted, or exit 4 with one line."""
+def _check_before_prefect(mode: Mode, request: TransferRequest) -> None:
+    """Settings valid, the request's clouds known (else exit 3) and both accounts' logins
+    accepted, or exit 4 with one line."""
     from imagehop.errors import ImagehopError
     from imagehop.settings import read_settings
 
     try:
-        _log_in(read_settings())
+        _log_in(read_settings().for_clouds(request.source_cloud, request.target_cloud))
     except ImagehopError as error:
         _fail(_exit_code(error), _one_line(error, mode), mode, error)
 
 
 def _log_in(settings: Settings) -> None:
     """Log both accounts in, in the registry the flow's tasks use (they reuse the tokens).
-    Skipped when a secret comes from a Prefect Secret block (loading it needs Prefect); the
-    pre-flight task logs in then."""
+    Skipped when a secret comes from a Prefect Secret block (loading it needs Prefect), as a
+    cloud profile's secrets always do; the pre-flight task logs in then."""
     from imagehop.tasks import cloud
 
     for secret, block in cloud.SECRET_BLOCK_FIELDS:

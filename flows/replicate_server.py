@@ -98,6 +98,7 @@ def _copies(request: ReplicateRequest) -> list[Image]:
         request.source.server_id,
         request.coordinating_property_key,
         request.coordinating_value,
+        clouds=request.clouds,
     )
 
 
@@ -105,11 +106,11 @@ def _deletions(request: ReplicateRequest, old: list[Image]) -> list[Deletion]:
     """What retention removes for each old copy, in the order it is removed: the
     intermediates, then the source snapshot (so a re-run still finds the intermediates by
     its id), then the copy (so a re-run still finds the snapshot by the copy's run key)."""
-    src, dst = request.source_region, request.target_region
+    src, dst, clouds = request.source_region, request.target_region, request.clouds
     deletions = []
     for copy in old:
         run_key = str(copy.value_of(RUN_KEY_PROPERTY))
-        for snapshot in find_snapshots(src, request.source.server_id, run_key):
+        for snapshot in find_snapshots(src, request.source.server_id, run_key, clouds=clouds):
             deletions += [
                 Deletion(kind="intermediates", region=f"{src}+{dst}", what=snapshot.id,
                          run_key=run_key),
@@ -124,15 +125,15 @@ def _deletions(request: ReplicateRequest, old: list[Image]) -> list[Deletion]:
 
 
 def _delete(request: ReplicateRequest, deletions: list[Deletion]) -> None:
-    src, dst = request.source_region, request.target_region
+    src, dst, clouds = request.source_region, request.target_region, request.clouds
     for deletion in deletions:
         if deletion.kind == "intermediates":
             delete_intermediates(src, dst, request.export_container, request.import_container,
-                                 deletion.what)  # fmt: skip
+                                 deletion.what, clouds=clouds)  # fmt: skip
         elif deletion.kind == "source snapshot":
-            delete_image("source", src, deletion.what)
+            delete_image("source", src, deletion.what, clouds=clouds)
         else:
-            delete_image("target", dst, deletion.what)
+            delete_image("target", dst, deletion.what, clouds=clouds)
 
 
 def _result(

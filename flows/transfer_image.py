@@ -77,7 +77,7 @@ from imagehop.tasks.target import (
     import_and_wait,
     tag_new_image,
 )
-from imagehop.transfer import TransferReport
+from imagehop.transfer import TransferPlan, TransferReport
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -193,7 +193,9 @@ def _transfer(
 ) -> TransferResult:
     """Move the image (unless an earlier run did), then the finishing steps."""
     owner = report.target_tenant
-    done = find_finished_transfer(request.target_region, identity, owner, request.image_id)
+    done = find_finished_transfer(
+        request.target_region, identity, owner, request.image_id, clouds=request.clouds
+    )
     if done is not None:
         moved = _moved_before(request, identity, report, done)
     else:
@@ -206,17 +208,17 @@ def _move(
 ) -> Moved:
     """The runbook's moving steps, source region -> between the regions -> target region."""
     src, dst, owner = request.source_region, request.target_region, report.target_tenant
-    source_id, snapshot, exporting = request.image_id, None, False
+    source_id, snapshot, exporting, clouds = request.image_id, None, False, request.clouds
     try:
         with phases("snapshot" if request.server_id else "tag source"):
             if request.server_id is not None:
                 name = snapshot_name(request, _server_name_of(report), clock().time())
                 snapshot = image_the_server(
-                    src, request.server_id, name, identity, report.source_tenant
+                    src, request.server_id, name, identity, report.source_tenant, clouds=clouds
                 )
                 source_id = snapshot.image_id
             assert source_id is not None  # a request names an image or a server
-            tag_source_image(src, source_id, identity)
+            tag_source_image(src, source_id, identity, clouds=clouds)
         if report.transport.transport != "rackspace-tasks":
             exporting = report.transport.stages_segments
             moved = _move_openstack(request, identity, report, phases, source_id)
@@ -227,15 +229,17 @@ def _move(
             )
         with phases("export"):
             exporting = True
-            ensure_container("source", src, request.export_container)
-            export = export_and_wait(src, source_id, request.export_container)
+            ensure_container("source", src, request.export_container, clouds=clouds)
+            export = export_and_wait(src, source_id, request.export_container, clouds=clouds)
         with phases("copy"):
-            plan = plan_copy(src, dst, export.location, source_id, request.import_container)
-            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+            plan = plan_copy(
+                src, dst, export.location, source_id, request.import_container, clouds=clouds
+            )
+            copy = _copy(plan, request, identity)
         with phases("import"):
             staged = import_location(request.import_container, source_id)
             name = new_image_name(request, _source_name(request, report))
-            imported = import_and_wait(dst, staged, name, identity, owner, source_id)
+            imported = import_and_wait(dst, staged, name, identity, owner, source_id, clouds=clouds)
     except Exception:
         _log_remains(request, identity, source_id if exporting else None, report.transport)
         raise
@@ -267,36 +271,42 @@ def _move_openstack(
         request.target_region,
         report.target_tenant,
     )
-    copy, export, container = None, None, request.import_container
+    copy, export, container, clouds = None, None, request.import_container, request.clouds
     segments = _segments_in(request, choice)
     if choice.source_export:
         with phases("export"):
-            ensure_container("source", src, request.export_container)
-            export = export_and_wait(src, source_id, request.export_container)
+            ensure_container("source", src, request.export_container, clouds=clouds)
+            export = export_and_wait(src, source_id, request.export_container, clouds=clouds)
         with phases("copy"):
-            plan = plan_copy(src, dst, export.location, source_id, container, segments)
-            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+            located = (export.location, source_id, container, segments)
+            plan = plan_copy(src, dst, *located, clouds=clouds)
+            copy = _copy(plan, request, identity)
     elif choice.stages_segments:
         with phases("copy"):
-            plan = plan_copy_from_image(src, dst, source_id, container, segments)
-            copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
+            plan = plan_copy_from_image(src, dst, source_id, container, segments, clouds=clouds)
+            copy = _copy(plan, request, identity)
     name = new_image_name(request, _source_name(request, report))
     size = copy.plan.size if copy is not None else None
     with phases("import"):
         if choice.target_import == "import-task":
             staged_at = import_location(request.import_container, source_id)
-            imported = import_and_wait(dst, staged_at, name, identity, owner, source_id)
+            imported = import_and_wait(
+                dst, staged_at, name, identity, owner, source_id, clouds=clouds
+            )
             return Moved(source_image_id=source_id, target_image_id=imported.image_id or "",
                          import_task_id=imported.task_id, reused=_reused(imported.reused),
                          copied=copy)  # fmt: skip
         formats = (choice.disk_format, choice.container_format)
         target = create_target_image(dst, name, identity, owner, src, source_id, formats,
-                                     report.source.min_disk, report.source.min_ram)  # fmt: skip
+                                     report.source.min_disk, report.source.min_ram,
+                                     clouds=clouds)  # fmt: skip
         staged = (request.import_container, staged_object(source_id), size or 0)
-        new_id = glance_import_and_wait(dst, target, choice.target_import, staged, (src, source_id))
+        new_id = glance_import_and_wait(
+            dst, target, choice.target_import, staged, (src, source_id), clouds=clouds
+        )
     with phases("verify"):
         compare_with = None if choice.source_export else source_id
-        verify_target_image(src, compare_with, dst, new_id, size)
+        verify_target_image(src, compare_with, dst, new_id, size, clouds=clouds)
     reused = (export.reused if export else None, target.reused)
     return Moved(source_image_id=source_id, target_image_id=new_id,
                  export_task_id=export.task_id if export else None,
@@ -322,7 +332,7 @@ def _moved_before(
         identity.run_key,
     )
     source_id = request.image_id or find_source_image(
-        request.source_region, identity, report.source_tenant
+        request.source_region, identity, report.source_tenant, clouds=request.clouds
     )
     return Moved(source_image_id=source_id, target_image_id=image_id, reused=("transferred image",))
 
@@ -336,18 +346,22 @@ def _finish(
 ) -> TransferResult:
     """The runbook's target steps after the import: tag, find, boot; then clean up."""
     src, dst, new_id = request.source_region, request.target_region, moved.target_image_id
+    clouds = request.clouds
     try:
         with phases("properties"):
             properties = PropertyReport()
             if moved.source_image_id is not None:
                 keys = request.properties_to_copy
-                properties = tag_new_image(src, moved.source_image_id, dst, new_id, keys, identity)
-            find_image_by_property(dst, new_id, identity, report.target_tenant)
+                properties = tag_new_image(
+                    src, moved.source_image_id, dst, new_id, keys, identity, clouds=clouds
+                )
+            find_image_by_property(dst, new_id, identity, report.target_tenant, clouds=clouds)
         server_id = None
         if request.boot is not None and report.boot_flavor is not None:
             with phases("boot"):
                 name = server_name(request, new_image_name(request, _source_name(request, report)))
-                server_id = boot_and_wait(dst, new_id, name, report.boot_flavor.id, identity)
+                flavor = report.boot_flavor.id
+                server_id = boot_and_wait(dst, new_id, name, flavor, identity, clouds=clouds)
         with phases("cleanup"):
             cleaned, remaining = _clean_up(request, moved.source_image_id, report.transport)
     except Exception:
@@ -387,6 +401,7 @@ def _clean_up(
         request.export_container,
         request.import_container,
         source_image_id,
+        clouds=request.clouds,
     )
     return deleted, ()
 
@@ -427,7 +442,18 @@ def _result(
         remaining=remaining,
         phases=phases.timings,
         seconds=time.perf_counter() - phases.started,
+        source_cloud=request.source_cloud,
+        target_cloud=request.target_cloud,
     )
+
+
+def _copy(
+    plan: TransferPlan, request: TransferRequest, identity: TransferIdentity
+) -> TransferReport:
+    """The copy-segments step of ``plan`` between the request's regions (and clouds)."""
+    src, dst = request.source_region, request.target_region
+    concurrency = _concurrency(request)
+    return copy_segments(plan, src, dst, identity.run_key, concurrency, clouds=request.clouds)
 
 
 def _concurrency(request: TransferRequest) -> int | None:
@@ -443,7 +469,7 @@ def _dry_run(
         request,
         identity,
         report,
-        read_target_limits(request.target_region),
+        read_target_limits(request.target_region, clouds=request.clouds),
         settings.segment_size_bytes,
         _concurrency(request) or settings.stream_cap(request.source_region, request.target_region),
     )

@@ -152,7 +152,9 @@ def transfer_images(batch: BatchRequest) -> BatchResult:
     """Transfer every image of the batch; returns one outcome per image, in order."""
     if batch.run_as == "deployment-runs":
         _check_deployment(batch.deployment)
-    image_ids = list(batch.image_ids) or list_source_images(batch.source_region, batch.image_filter)
+    image_ids = list(batch.image_ids) or list_source_images(
+        batch.source_region, batch.image_filter, clouds=batch.clouds
+    )
     get_run_logger().info("%d image(s) to transfer (%s)", len(image_ids), batch.run_as)
     outcomes = _run_windowed([batch.request_for(i) for i in image_ids], batch)
     result = BatchResult(

@@ -82,6 +82,10 @@ class UnknownRegionError(PreflightError):
     """A region is not offered by the account's service catalog."""
 
 
+class UnknownCloudError(PreflightError):
+    """A request names a cloud that is not a profile of the worker's ``IMAGEHOP_CLOUDS``."""
+
+
 class ImageNotTransferableError(PreflightError):
     """The source image is missing, not owned, not active, not exportable or too large."""
 

@@ -7,21 +7,23 @@ Build a :class:`Settings` at the edge (CLI, flow entry point), never at import. 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import annotated_types
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from imagehop.errors import ConfigurationError
+from imagehop.errors import ConfigurationError, UnknownCloudError
 
 MiB = 1024 * 1024
 GB = 1000**3
@@ -75,6 +77,143 @@ class KeystoneCredentials(BaseModel):
 
 #: Either kind of login; :func:`imagehop.identity.authenticate` picks the API from the type.
 AccountCredentials = Credentials | KeystoneCredentials
+
+
+#: A cloud's name in ``IMAGEHOP_CLOUDS`` and in a request: a lower-case slug.
+CLOUD_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+_CLOUD_NAME = re.compile(CLOUD_NAME_PATTERN)
+#: What a good ``IMAGEHOP_CLOUDS`` looks like (in refusals and the docs).
+CLOUDS_EXAMPLE = (
+    '{"legacy-dfw": {"username": "myuser", "api_key_secret_block": "rackspace-api-key"}, '
+    '"flex-sjc3": {"auth_type": "v3password", "identity_url": '
+    f'"{KEYSTONE_EXAMPLE_URL}", "username": "myuser", "user_domain_name": '
+    '"rackspace_cloud_domain", "password_secret_block": "flex-password"}}'
+)
+#: Secret fields of one side's settings: never in a profile (their block names are).
+PROFILE_SECRETS = {
+    "api_key": "api_key_secret_block",
+    "password": "password_secret_block",
+    "application_credential_secret": "application_credential_secret_block",
+}
+
+
+class CloudProfile(BaseModel):
+    """One cloud account, by name in ``IMAGEHOP_CLOUDS``: the fields of one side's settings,
+    its secrets only as names of Prefect Secret blocks (a profile holds no secret)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    auth_type: AuthType = "rackspace"
+    identity_url: str = RACKSPACE_IDENTITY_URL
+    username: str | None = None
+    user_domain_name: str | None = None
+    project_name: str | None = None
+    project_id: str | None = None
+    project_domain_name: str | None = None
+    application_credential_id: str | None = None
+    api_key_secret_block: str | None = None
+    password_secret_block: str | None = None
+    application_credential_secret_block: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for secret, block in PROFILE_SECRETS.items():
+                if secret in data:
+                    raise ValueError(
+                        f"field {secret}: a profile holds no secret; put it in a Prefect Secret "
+                        f"block and give the block's name as {block}"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        """Every field the profile's kind of login needs (the secrets' block names too)."""
+        need: list[str] = []
+        if self.auth_type == "rackspace":
+            need += [] if self.username else ["username"]
+            if not (self.api_key_secret_block or self.password_secret_block):
+                need.append("api_key_secret_block (or password_secret_block)")
+        elif self.auth_type == "v3password":
+            need += [name for name in ("username", "user_domain_name", "password_secret_block")
+                     if not getattr(self, name)]  # fmt: skip
+        else:
+            need += [
+                name
+                for name in ("application_credential_id", "application_credential_secret_block")
+                if not getattr(self, name)
+            ]
+        if need:
+            raise ValueError(f"field {need[0]}: missing, a {self.auth_type} login needs it")
+        if self.auth_type != "rackspace" and self.identity_url.rstrip("/") == (
+            RACKSPACE_IDENTITY_URL
+        ):
+            raise ValueError(
+                f"field identity_url: a {self.auth_type} login needs the cloud's Keystone "
+                f"(e.g. {KEYSTONE_EXAMPLE_URL}), not Rackspace's v2.0 Identity"
+            )
+        return self
+
+    def side_fields(self, side: str) -> dict[str, Any]:
+        """The settings fields of one side (``side`` is ``""`` or ``"target_"``) that log in
+        as this profile: every account field, the direct secrets unset (they come from the
+        profile's Secret blocks)."""
+        fields: dict[str, Any] = {
+            "identity_url": self.identity_url,
+            "auth_type": self.auth_type,
+            **{secret: None for secret in PROFILE_SECRETS},
+            **self.model_dump(exclude={"identity_url", "auth_type"}),
+        }
+        return {side + name: value for name, value in fields.items()}
+
+
+def parse_clouds(value: Any) -> dict[str, CloudProfile]:
+    """``IMAGEHOP_CLOUDS`` (JSON text, or already a dict) as profiles by name; ValueError
+    naming the profile and the field that is wrong, and an example. The value itself is
+    never repeated (someone may have pasted a secret into it)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            problem = f"not JSON: {error.msg} at character {error.pos}"
+            raise ValueError(_clouds_rule(problem)) from None
+    if not isinstance(value, dict):
+        raise ValueError(_clouds_rule(f"a JSON {type(value).__name__}, not an object"))
+    profiles: dict[str, CloudProfile] = {}
+    for name, fields in value.items():
+        if not isinstance(name, str) or not _CLOUD_NAME.fullmatch(name):
+            raise ValueError(_clouds_rule(
+                f"cloud name {name!r} is not a lower-case slug (letters, digits and '-', "
+                "e.g. flex-sjc3)"
+            ))  # fmt: skip
+        if isinstance(fields, CloudProfile):
+            profiles[name] = fields
+            continue
+        try:
+            profiles[name] = CloudProfile.model_validate(fields)
+        except ValidationError as error:
+            problem = f"profile {name!r}: {_profile_problem(error)}"
+            raise ValueError(_clouds_rule(problem)) from None
+    return profiles
+
+
+def _profile_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    message = str(first.get("msg", "")).removeprefix("Value error, ")
+    loc = [str(part) for part in first.get("loc", ())]
+    if first.get("type") == "extra_forbidden":
+        known = ", ".join(CloudProfile.model_fields)
+        return f"field {loc[-1]}: unknown (a profile has {known})"
+    if first.get("type") == "model_type":
+        return "not a JSON object of fields"
+    return f"field {loc[0]}: {message}" if loc else message
+
+
+def _clouds_rule(problem: str) -> str:
+    return f"a JSON object of cloud profiles by name ({problem}), e.g. {CLOUDS_EXAMPLE}"
 
 
 class Settings(BaseSettings):
@@ -162,6 +301,14 @@ class Settings(BaseSettings):
     )
     target_password_secret_block: str | None = Field(
         None, description="Name of a Prefect Secret block holding the target user's password."
+    )
+
+    clouds: Annotated[dict[str, CloudProfile], NoDecode] = Field(
+        {},
+        description="Cloud profiles a request may name as its source_cloud or target_cloud, "
+        "as JSON {name: profile}; a profile has one side's account fields and its secrets "
+        "only as Prefect Secret block names (api_key_secret_block, password_secret_block, "
+        "application_credential_secret_block). Names: lower-case slugs.",
     )
 
     poll_interval_seconds: float = Field(
@@ -271,6 +418,11 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("clouds", mode="before")
+    @classmethod
+    def _profiles(cls, value: Any) -> dict[str, CloudProfile]:
+        return parse_clouds(value)
+
     @field_validator("region_max_streams", mode="after")
     @classmethod
     def _region_codes(cls, value: dict[str, int]) -> dict[str, int]:
@@ -316,6 +468,66 @@ class Settings(BaseSettings):
     def target_identity(self) -> str:
         """The target's Identity URL (the source's unless ``target_identity_url`` is set)."""
         return self.target_identity_url or self.identity_url
+
+    def for_clouds(self, source_cloud: str | None, target_cloud: str | None) -> Settings:
+        """These settings with the source side and the target side logging in as the named
+        profiles of :attr:`clouds`; a side without a name keeps these settings' side (None
+        and None: these settings themselves). The secrets of a profile's side are unset here:
+        they come from its Secret blocks (the flows' tasks read them).
+
+        Raises:
+            UnknownCloudError: a name that is not in ``IMAGEHOP_CLOUDS``.
+            ConfigurationError: only the source is named and these settings have no account
+                of their own for the target.
+        """
+        if source_cloud is None and target_cloud is None:
+            return self
+        source = self.profile(source_cloud, "source_cloud") if source_cloud else None
+        target = self.profile(target_cloud, "target_cloud") if target_cloud else None
+        update: dict[str, Any] = {}
+        if target is not None:
+            update.update(target.side_fields("target_"))
+        else:
+            update.update(self._target_side_spelled_out(source_cloud))
+        if source is not None:
+            update.update(source.side_fields(""))
+        return self.model_copy(update=update)
+
+    def profile(self, name: str, field: str = "cloud") -> CloudProfile:
+        """The profile ``name`` of ``IMAGEHOP_CLOUDS``; UnknownCloudError naming the known
+        ones otherwise (``field`` is the request field that named it)."""
+        found = self.clouds.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.clouds)) or "none"
+            raise UnknownCloudError(
+                f"{field} {name!r} is not a cloud of this worker's IMAGEHOP_CLOUDS (known: "
+                f"{known}): name one of them, or add a profile {name!r} to IMAGEHOP_CLOUDS "
+                "where the flow runs"
+            )
+        return found
+
+    def _target_side_spelled_out(self, source_cloud: str | None) -> dict[str, Any]:
+        """The target side of these settings in ``target_*`` fields alone, so that it stays
+        when the source side is replaced by a profile (a target that is "the source account"
+        would otherwise follow the source to the profile)."""
+        update: dict[str, Any] = {
+            "target_identity_url": self.target_identity,
+            "target_auth_type": self.target_auth_type or self.auth_type,
+        }
+        if self.separate_target_account:
+            return update
+        if self.target_auth_type not in (None, self.auth_type):
+            self.target_credentials()  # refused as without profiles: needs its own account
+        if not (self.username or self.application_credential_id):
+            known = ", ".join(sorted(self.clouds)) or "none"
+            raise ConfigurationError(
+                f"source_cloud {source_cloud!r} is named but no target_cloud, and this worker "
+                "has no account of its own for the target (IMAGEHOP_USERNAME or "
+                f"IMAGEHOP_APPLICATION_CREDENTIAL_ID): name a target_cloud too (known: {known})"
+            )
+        for name in _SIDE_FIELDS:
+            update["target_" + name] = getattr(self, name)
+        return update
 
     def source_credentials(self) -> AccountCredentials:
         """Credentials of the source account; raises ConfigurationError if unset."""
@@ -374,6 +586,15 @@ class Settings(BaseSettings):
 
 
 ENV_PREFIX = "IMAGEHOP_"
+#: The fields of one side's account that have a ``target_`` twin (the identity URL and the
+#: auth type aside).
+_SIDE_FIELDS = (
+    "username", "api_key", "password", "user_domain_name", "project_name", "project_id",
+    "project_domain_name", "application_credential_id", "application_credential_secret",
+    "api_key_secret_block", "password_secret_block", "application_credential_secret_block",
+)  # fmt: skip
+#: Settings whose refused value is never repeated in the message (it may hold a secret).
+_VALUE_NOT_SHOWN = frozenset({"clouds"})
 #: What a value must be, by pydantic error type (when the type itself is wrong).
 _KIND_OF_VALUE = {
     "int_parsing": "a whole number",
@@ -407,7 +628,8 @@ def setting_problem(error: Any) -> str:
         return str(error.get("msg", "invalid settings"))
     variable = ENV_PREFIX + name.upper()
     secret = field.annotation is not None and "SecretStr" in str(field.annotation)
-    shown = variable if secret else f"{variable}={_as_typed(error.get('input'))}"
+    hidden = secret or name in _VALUE_NOT_SHOWN
+    shown = variable if hidden else f"{variable}={_as_typed(error.get('input'))}"
     rule = value_rule(field.metadata, _KIND_OF_VALUE.get(str(error.get("type")), ""))
     if not rule:
         message = str(error.get("msg", "")).removeprefix("Value error, ")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from imagehop.procedure.request import exported_object, staged_object
+from imagehop.procedure.request import Clouds, exported_object, staged_object
 from imagehop.procedure.steps import delete_copies
 from imagehop.tasks.cloud import clients
 from imagehop.tasks.policy import FRESH
@@ -17,6 +17,8 @@ def delete_intermediates(
     export_container: str,
     import_container: str,
     source_image_id: str,
+    *,
+    clouds: Clouds,
 ) -> tuple[str, ...]:
     """Bulk-delete the exported DLO (source) and the staged SLO (target), both at once.
 
@@ -26,7 +28,7 @@ def delete_intermediates(
     Returns:
         One line per region saying what was deleted.
     """
-    c = clients()
+    c = clients(clouds)
     exported, staged = delete_copies(
         c.objects("source", source_region),
         c.objects("target", target_region),

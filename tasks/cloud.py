@@ -9,8 +9,14 @@
   layer still renews a refused token once. The Identity client keeps its own request retries
   (a token is shared by every task); what it gives up on is marked, so no task retries it
   again. One layer per failure kind: the table is in :mod:`imagehop.retries`.
+* **Clouds**: a task that talks to the cloud takes its request's :class:`Clouds` (profile
+  names of ``IMAGEHOP_CLOUDS``, or None for the worker's own settings of a side) and asks
+  ``clients(clouds)``: the same registry read through those profiles
+  (:meth:`~imagehop.settings.Settings.for_clouds`). Nothing records a "current" request, so
+  the images of one batch, threads of one process, each use their own clouds.
 * **Credentials** come from ``IMAGEHOP_*`` variables; when a secret is unset but a Secret
-  block is named (``IMAGEHOP_API_KEY_SECRET_BLOCK`` ...), the block is loaded once per process.
+  block is named (``IMAGEHOP_API_KEY_SECRET_BLOCK`` ..., or a profile's
+  ``api_key_secret_block`` ...), the block is loaded once per process.
 * **Clock**: every wait asks :func:`clock`; tests swap in a fast-forward clock with
   :func:`use_clock` so 30 s polls cost no real time.
 """
@@ -26,6 +32,7 @@ from pydantic import SecretStr
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
 from imagehop.procedure.registry import CloudClients
+from imagehop.procedure.request import Clouds
 from imagehop.retries import NO_RETRY
 from imagehop.settings import Settings, read_settings
 
@@ -52,13 +59,18 @@ def clock() -> Clock:
     return _clock
 
 
-def clients() -> CloudClients:
-    """The process's client registry (created on first use)."""
+def clients(clouds: Clouds | None = None) -> CloudClients:
+    """The process's client registry (created on first use), read through ``clouds``: the
+    source and target sides log in as those profiles of ``IMAGEHOP_CLOUDS`` (None, or a
+    side without a name: the worker's own settings of that side)."""
     global _registry
     with _lock:
         if _registry is None:
             _registry = CloudClients(load_settings, clock=_clock, retry=TASK_REQUEST_RETRY)
-        return _registry
+        registry = _registry
+    if clouds is None or not clouds.named:
+        return registry
+    return registry.reading(lambda: load_settings(clouds))
 
 
 @contextmanager
@@ -84,10 +96,14 @@ def reset() -> None:
         registry.close()
 
 
-def load_settings() -> Settings:
-    """``Settings()`` with secrets from Prefect Secret blocks where only a block is named;
-    a refused variable is a ConfigurationError naming it (:func:`read_settings`)."""
+def load_settings(clouds: Clouds | None = None) -> Settings:
+    """``Settings()`` (its sides the profiles ``clouds`` names, if any) with secrets from
+    Prefect Secret blocks where only a block is named; a refused variable is a
+    ConfigurationError naming it (:func:`read_settings`), an unknown cloud an
+    UnknownCloudError naming the known ones."""
     settings = read_settings()
+    if clouds is not None:
+        settings = settings.for_clouds(clouds.source, clouds.target)
     updates = {
         secret: _block_secret(str(getattr(settings, block)))
         for secret, block in SECRET_BLOCK_FIELDS

@@ -20,7 +20,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.runtime import task_run
 
-from imagehop.procedure.request import segments_container, staged_object
+from imagehop.procedure.request import Clouds, segments_container, staged_object
 from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients, clock
 from imagehop.tasks.policy import FRESH
@@ -49,6 +49,8 @@ def plan_copy(
     source_image_id: str,
     import_container: str,
     segments_in: str | None = None,
+    *,
+    clouds: Clouds,
 ) -> TransferPlan:
     """List the exported VHD's segments and plan the target SLO (pure data, no secrets);
     its segments go to ``segments_in`` (default: the import container's ``_segments``).
@@ -57,12 +59,14 @@ def plan_copy(
         SourceIncompleteError: the DLO listing has not caught up (retried).
         NotFoundError: the exported VHD is not there.
     """
-    c = clients()
+    c = clients(clouds)
     container, _, name = location.partition("/")
     layout = discover_source(
         c.objects("source", source_region), container, name, sleep=clock().sleep
     )
-    return plan_staged_copy(layout, target_region, import_container, source_image_id, segments_in)
+    return plan_staged_copy(
+        layout, target_region, import_container, source_image_id, segments_in, clouds=clouds
+    )
 
 
 def plan_staged_copy(
@@ -71,10 +75,12 @@ def plan_staged_copy(
     import_container: str,
     source_image_id: str,
     segments_in: str | None = None,
+    *,
+    clouds: Clouds,
 ) -> TransferPlan:
     """The plan of ``layout``'s copy to the staged object of ``source_image_id`` in the
     target's import container (segments in ``segments_in``, default its ``_segments``)."""
-    c = clients()
+    c = clients(clouds)
     return plan_transfer(
         layout,
         c.objects("target", target_region).limits(),
@@ -92,6 +98,8 @@ def copy_segments(
     target_region: str,
     transfer: str,
     concurrency: int | None = None,
+    *,
+    clouds: Clouds,
 ) -> TransferReport:
     """Copy the plan's missing segments with ``concurrency`` streams, write the SLO manifest
     and verify it against the plan (size, segments, ETags), holding a slot of the region
@@ -106,7 +114,7 @@ def copy_segments(
         IntegrityError: bytes or the written object did not verify (not retried).
         ImagehopError: the first segment error, once the segments in flight are done.
     """
-    c = clients()
+    c = clients(clouds)
     target = c.objects("target", target_region)
     # a Glance image's data (``.../file``), else the exported VHD in the source's Swift
     glance = plan.source.kind == "glance"

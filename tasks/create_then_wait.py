@@ -34,9 +34,9 @@ def create_then_wait(pair: Callable[[bool], T], what: str) -> T:
             return pair(True)
 
 
-def run_create(step: Task[..., R], refresh: bool, *args: Any) -> tuple[R, bool]:
+def run_create(step: Task[..., R], refresh: bool, *args: Any, **kwargs: Any) -> tuple[R, bool]:
     """Run a cached create step (ignoring its cache when ``refresh``); returns its result and
     whether that came from the cache."""
     task = step.with_options(refresh_cache=True) if refresh else step
-    state = cast(State[R], task(*args, return_state=True))
+    state = cast(State[R], task(*args, return_state=True, **kwargs))
     return state.result(), state.name == "Cached"

@@ -19,7 +19,7 @@ from imagehop.procedure.glance_steps import (
     start_import,
     verify_copy,
 )
-from imagehop.procedure.request import TransferIdentity
+from imagehop.procedure.request import Clouds, TransferIdentity
 from imagehop.procedure.transport import TargetImport
 from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients
@@ -37,11 +37,16 @@ def plan_copy_from_image(
     source_image_id: str,
     import_container: str,
     segments_in: str | None = None,
+    *,
+    clouds: Clouds,
 ) -> TransferPlan:
     """Plan the target SLO of a Glance image's data (ranged reads of ``.../file``); its
     segments go to ``segments_in`` (default: the import container's ``_segments``)."""
-    layout = discover_glance_source(clients().glance("source", source_region), source_image_id)
-    return plan_staged_copy(layout, target_region, import_container, source_image_id, segments_in)
+    glance = clients(clouds).glance("source", source_region)
+    layout = discover_glance_source(glance, source_image_id)
+    return plan_staged_copy(
+        layout, target_region, import_container, source_image_id, segments_in, clouds=clouds
+    )
 
 
 @task(name="create-target-image", task_run_name="create-image-in-{region}", **FRESH)
@@ -55,11 +60,13 @@ def create_target_image(
     formats: tuple[str | None, str | None],
     min_disk: int,
     min_ram: int,
+    *,
+    clouds: Clouds,
 ) -> TargetImage:
     """The target image of this run (an earlier run's, else a new ``queued`` one) with
     ``formats`` (``disk_format``, ``container_format``; None: the source image's, e.g. a
     server's snapshot, whose format the cloud picked)."""
-    c = clients()
+    c = clients(clouds)
     disk, container = formats
     if disk is None or container is None:
         source = c.glance("source", source_region).get_image(source_image_id)
@@ -91,10 +98,12 @@ def import_image(
     how: TargetImport,
     staged: tuple[str, str, int],
     source: tuple[str, str],
+    *,
+    clouds: Clouds,
 ) -> bool:
     """Bring the data in by ``how`` (web-download of a temporary URL of the staged copy,
     glance-download from the source, glance-direct staging, or PUT file)."""
-    c = clients()
+    c = clients(clouds)
     # valid while the import may run (within what a temporary URL may live)
     seconds = min(int(c.settings().import_deadline_seconds), MAX_SECONDS)
     return start_import(
@@ -110,13 +119,13 @@ def import_image(
 
 
 @task(name="wait-for-image", task_run_name="wait-for-image-{image_id:.8}", **WAITING)
-def wait_for_target_image(region: str, image_id: str) -> str:
+def wait_for_target_image(region: str, image_id: str, *, clouds: Clouds) -> str:
     """Wait until the imported image is ``active``.
 
     Raises:
         TaskFailedError: the import failed (the cloud's reason).
     """
-    c = clients()
+    c = clients(clouds)
     image = c.glance("target", region).wait_for_import(
         image_id, c.settings().import_deadline_seconds
     )
@@ -125,14 +134,20 @@ def wait_for_target_image(region: str, image_id: str) -> str:
 
 @task(name="verify-copy", task_run_name="verify-{image_id:.8}", **FRESH)
 def verify_target_image(
-    source_region: str, source_image_id: str | None, region: str, image_id: str, size: int | None
+    source_region: str,
+    source_image_id: str | None,
+    region: str,
+    image_id: str,
+    size: int | None,
+    *,
+    clouds: Clouds,
 ) -> str:
     """Compare the new image with the source (hashes; a Rackspace export: the size).
 
     Raises:
         IntegrityError: not the same bytes; the image was deleted or deactivated.
     """
-    c = clients()
+    c = clients(clouds)
     glance = c.glance("target", region)
     source = None
     if source_image_id is not None:
@@ -148,8 +163,10 @@ def glance_import_and_wait(
     how: TargetImport,
     staged: tuple[str, str, int],
     source: tuple[str, str],
+    *,
+    clouds: Clouds,
 ) -> str:
     """Import and wait, holding one of the region's import slots meanwhile."""
     with limits.region_slot("import", region):
-        import_image(region, target, how, staged, source)
-        return wait_for_target_image(region, target.image_id)
+        import_image(region, target, how, staged, source, clouds=clouds)
+        return wait_for_target_image(region, target.image_id, clouds=clouds)

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 
 from imagehop.image import Image
 from imagehop.procedure.registry import Side
-from imagehop.procedure.request import TransferIdentity
+from imagehop.procedure.request import Clouds, TransferIdentity
 from imagehop.procedure.steps import (
     ExportOutcome,
     SnapshotOutcome,
@@ -26,28 +26,36 @@ from imagehop.tasks.policy import FRESH, WAITING, cached_by
 
 
 def image_the_server(
-    region: str, server_id: str, name: str, identity: TransferIdentity, owner: str
+    region: str,
+    server_id: str,
+    name: str,
+    identity: TransferIdentity,
+    owner: str,
+    *,
+    clouds: Clouds,
 ) -> SnapshotOutcome:
     """Runbook step 1: image the server and wait until the image is active (``created`` is
     False when an earlier run, or the cache, had made it)."""
 
     def pair(refresh: bool) -> SnapshotOutcome:
         outcome, cached = run_create(
-            snapshot_server, refresh, region, server_id, name, identity, owner
+            snapshot_server, refresh, region, server_id, name, identity, owner, clouds=clouds
         )
-        wait_for_image("source", region, outcome.image_id)
+        wait_for_image("source", region, outcome.image_id, clouds=clouds)
         return outcome.model_copy(update={"created": outcome.created and not cached})
 
     return create_then_wait(pair, "snapshot")
 
 
-def export_and_wait(region: str, image_id: str, container: str) -> ExportOutcome:
+def export_and_wait(region: str, image_id: str, container: str, *, clouds: Clouds) -> ExportOutcome:
     """Runbook steps 4 and 5: start the export task and poll it (>= 30 s apart) until the
     VHD is in the container, holding one of the region's export slots meanwhile."""
 
     def pair(refresh: bool) -> ExportOutcome:
-        outcome, cached = run_create(start_export, refresh, region, image_id, container)
-        location = wait_for_export(region, outcome)
+        outcome, cached = run_create(
+            start_export, refresh, region, image_id, container, clouds=clouds
+        )
+        location = wait_for_export(region, outcome, clouds=clouds)
         reused = outcome.reused or ("export task" if cached else None)
         return outcome.model_copy(update={"location": location, "finished": True, "reused": reused})
 
@@ -61,10 +69,16 @@ def export_and_wait(region: str, image_id: str, container: str) -> ExportOutcome
     **cached_by("snapshot", "region", "server_id", "identity.run_key"),
 )
 def snapshot_server(
-    region: str, server_id: str, name: str, identity: TransferIdentity, owner: str
+    region: str,
+    server_id: str,
+    name: str,
+    identity: TransferIdentity,
+    owner: str,
+    *,
+    clouds: Clouds,
 ) -> SnapshotOutcome:
     """Image the server, unless an image with this run key exists (then reuse it)."""
-    c = clients()
+    c = clients(clouds)
     outcome = ensure_snapshot(
         c.compute("source", region), c.images("source", region), server_id, name, identity, owner
     )
@@ -74,7 +88,7 @@ def snapshot_server(
 
 
 @task(name="wait-for-image", task_run_name="wait-for-image-{image_id:.8}", **WAITING)
-def wait_for_image(side: Side, region: str, image_id: str) -> Image:
+def wait_for_image(side: Side, region: str, image_id: str, *, clouds: Clouds) -> Image:
     """Poll until the image is ``active``.
 
     Raises:
@@ -82,22 +96,24 @@ def wait_for_image(side: Side, region: str, image_id: str) -> Image:
         ResourceFailedError: it became killed or deleted.
         WaitTimeoutError: not active within ``snapshot_deadline_seconds``.
     """
-    c = clients()
+    c = clients(clouds)
     images = c.images(side, region)
     images.get_image(image_id)  # a missing image fails here, not after a long wait
     return images.wait_for_image_active(image_id, c.settings().snapshot_deadline_seconds)
 
 
 @task(name="tag-source-image", task_run_name="tag-{image_id:.8}", **FRESH)
-def tag_source_image(region: str, image_id: str, identity: TransferIdentity) -> tuple[str, ...]:
+def tag_source_image(
+    region: str, image_id: str, identity: TransferIdentity, *, clouds: Clouds
+) -> tuple[str, ...]:
     """Put the coordinating property and the run key on the source image."""
-    return tag_image(clients().images("source", region), image_id, identity)
+    return tag_image(clients(clouds).images("source", region), image_id, identity)
 
 
 @task(name="ensure-container", task_run_name="container-{region}-{container}", **FRESH)
-def ensure_container(side: Side, region: str, container: str) -> None:
+def ensure_container(side: Side, region: str, container: str, *, clouds: Clouds) -> None:
     """Create the Cloud Files container unless it exists."""
-    clients().objects(side, region).ensure_container(container)
+    clients(clouds).objects(side, region).ensure_container(container)
 
 
 @task(
@@ -105,9 +121,9 @@ def ensure_container(side: Side, region: str, container: str) -> None:
     task_run_name="export-{image_id:.8}",
     **cached_by("export", "region", "image_id", "container"),
 )
-def start_export(region: str, image_id: str, container: str) -> ExportOutcome:
+def start_export(region: str, image_id: str, container: str, *, clouds: Clouds) -> ExportOutcome:
     """Start the export task, unless one is running or its VHD is already there."""
-    c = clients()
+    c = clients(clouds)
     outcome = ensure_export(
         c.images("source", region), c.objects("source", region), image_id, container
     )
@@ -120,7 +136,7 @@ def start_export(region: str, image_id: str, container: str) -> ExportOutcome:
 
 
 @task(name="wait-for-export", task_run_name="wait-for-export-{region}", **WAITING)
-def wait_for_export(region: str, export: ExportOutcome) -> str:
+def wait_for_export(region: str, export: ExportOutcome, *, clouds: Clouds) -> str:
     """Wait for the export task (polls >= 30 s apart), then check the VHD is there.
 
     Returns:
@@ -130,7 +146,7 @@ def wait_for_export(region: str, export: ExportOutcome) -> str:
         TaskFailedError: the export failed (the cloud's message plus advice).
         NotFoundError: no exported VHD (e.g. deleted since a cached step reported it).
     """
-    c = clients()
+    c = clients(clouds)
     if export.task_id is not None and not export.finished:
         deadline = c.settings().export_deadline_seconds
         task_record = c.images("source", region).wait_for_task(export.task_id, deadline)

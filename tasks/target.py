@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from imagehop.compute import Server
 from imagehop.errors import ApiError
 from imagehop.procedure import steps
-from imagehop.procedure.request import TransferIdentity
+from imagehop.procedure.request import Clouds, TransferIdentity
 from imagehop.procedure.result import PropertyReport
 from imagehop.procedure.steps import ImportOutcome, ensure_import, find_run_images
 from imagehop.tasks import limits
@@ -27,14 +27,16 @@ def import_and_wait(
     identity: TransferIdentity,
     owner: str,
     source_image_id: str,
+    *,
+    clouds: Clouds,
 ) -> ImportOutcome:
     """Runbook target steps 1 and 2: start the import task and poll it (>= 30 s apart)
     until the new image is there, holding one of the region's import slots meanwhile."""
 
     def pair(refresh: bool) -> ImportOutcome:
         args = (region, location, name, identity, owner, source_image_id)
-        outcome, cached = run_create(start_import, refresh, *args)
-        image_id = wait_for_import(region, outcome)
+        outcome, cached = run_create(start_import, refresh, *args, clouds=clouds)
+        image_id = wait_for_import(region, outcome, clouds=clouds)
         reused = outcome.reused or ("import task" if cached else None)
         return outcome.model_copy(update={"image_id": image_id, "finished": True, "reused": reused})
 
@@ -43,13 +45,20 @@ def import_and_wait(
 
 
 def boot_and_wait(
-    region: str, image_id: str, name: str, flavor_id: str, identity: TransferIdentity
+    region: str,
+    image_id: str,
+    name: str,
+    flavor_id: str,
+    identity: TransferIdentity,
+    *,
+    clouds: Clouds,
 ) -> str:
     """Runbook target step 4: boot a server from the new image; wait until it is ACTIVE."""
 
     def pair(refresh: bool) -> str:
-        server_id, _ = run_create(boot_server, refresh, region, image_id, name, flavor_id, identity)
-        wait_for_server(region, server_id)
+        args = (region, image_id, name, flavor_id, identity)
+        server_id, _ = run_create(boot_server, refresh, *args, clouds=clouds)
+        wait_for_server(region, server_id, clouds=clouds)
         return server_id
 
     return create_then_wait(pair, "boot")
@@ -67,11 +76,13 @@ def start_import(
     identity: TransferIdentity,
     owner: str,
     source_image_id: str,
+    *,
+    clouds: Clouds,
 ) -> ImportOutcome:
     """Start the import task, unless this transfer's image (a copy of ``source_image_id``)
     exists or an import of the same location is running (or finished with an image no other
     transfer claimed)."""
-    c = clients()
+    c = clients(clouds)
     images, store = c.images("target", region), c.objects("target", region)
     outcome = ensure_import(images, store, location, name, identity, owner, source_image_id)
     logger = get_run_logger()
@@ -83,14 +94,14 @@ def start_import(
 
 
 @task(name="wait-for-import", task_run_name="wait-for-import-{region}", **WAITING)
-def wait_for_import(region: str, outcome: ImportOutcome) -> str:
+def wait_for_import(region: str, outcome: ImportOutcome, *, clouds: Clouds) -> str:
     """Wait for the import task (polls >= 30 s apart); returns the new image's id.
 
     Raises:
         TaskFailedError: the import failed (the cloud's message, its code's advice).
         NotFoundError: the image is gone (e.g. deleted since a cached step named it).
     """
-    c = clients()
+    c = clients(clouds)
     images = c.images("target", region)
     image_id = outcome.image_id
     if outcome.task_id is not None and not outcome.finished:
@@ -111,10 +122,12 @@ def tag_new_image(
     target_image_id: str,
     keys: tuple[str, ...],
     identity: TransferIdentity,
+    *,
+    clouds: Clouds,
 ) -> PropertyReport:
     """Runbook target step 3: copy the allow-listed properties and the transfer's tags (the
     coordinating property) to the new image (the import keeps only the name)."""
-    c = clients()
+    c = clients(clouds)
     source = c.images("source", source_region).get_image(source_image_id)
     report = steps.copy_properties(
         c.images("target", target_region), source, target_image_id, keys, identity
@@ -126,14 +139,14 @@ def tag_new_image(
 
 @task(name="find-image-by-property", task_run_name="find-{image_id:.8}-by-property", **FRESH)
 def find_image_by_property(
-    region: str, image_id: str, identity: TransferIdentity, owner: str
+    region: str, image_id: str, identity: TransferIdentity, owner: str, *, clouds: Clouds
 ) -> None:
     """The runbook's last lookup: the new image must be listed by its coordinating property.
 
     Raises:
         ApiError: the images list filtered by the property does not show it.
     """
-    images = clients().images("target", region)
+    images = clients(clouds).images("target", region)
     key, value = identity.coordinating_key, identity.coordinating_value
     tagged = {image.id for image in images.find_images_by_property(key, value)}
     found = [i.id for i in find_run_images(images, identity.run_key, owner) if i.id in tagged]
@@ -150,7 +163,13 @@ def find_image_by_property(
     **cached_by("boot", "region", "image_id", "name"),
 )
 def boot_server(
-    region: str, image_id: str, name: str, flavor_id: str, identity: TransferIdentity
+    region: str,
+    image_id: str,
+    name: str,
+    flavor_id: str,
+    identity: TransferIdentity,
+    *,
+    clouds: Clouds,
 ) -> str:
     """Boot a server from the new image; returns its id.
 
@@ -158,7 +177,7 @@ def boot_server(
     cache only (keyed by image and name, kept once the server became ACTIVE).
     """
     server_id = (
-        clients()
+        clients(clouds)
         .compute("target", region)
         .boot_server(name, image_id, flavor_id, metadata=identity.tags)
     )
@@ -167,9 +186,9 @@ def boot_server(
 
 
 @task(name="wait-for-server", task_run_name="wait-for-server-{server_id:.8}", **WAITING)
-def wait_for_server(region: str, server_id: str) -> Server:
+def wait_for_server(region: str, server_id: str, *, clouds: Clouds) -> Server:
     """Poll until the server is ACTIVE (ERROR fails with the cloud's fault message)."""
-    c = clients()
+    c = clients(clouds)
     compute = c.compute("target", region)
     compute.get_server(server_id)
     return compute.wait_for_server_active(server_id, c.settings().boot_deadline_seconds)

@@ -187,4 +187,6 @@ def dry_run_plan(
         ),
         assumptions=assumptions(concurrency),
         boot_flavor=report.boot_flavor.name if report.boot_flavor else None,
+        source_cloud=request.source_cloud,
+        target_cloud=request.target_cloud,
     )

@@ -126,9 +126,14 @@ def _upper(regions: Sequence[str]) -> set[str]:
 def check_distinct(request: TransferRequest, source_tenant: str, target_tenant: str) -> str:
     """Source and target differ in region or in account."""
     if request.source_region == request.target_region and source_tenant == target_tenant:
+        fix = "(or set IMAGEHOP_TARGET_USERNAME for another account)"
+        if request.clouds.named:
+            sides = (("source", request.source_cloud), ("target", request.target_cloud))
+            named = (f"{side}_cloud {name!r}" for side, name in sides if name)
+            fix = f"or another target_cloud ({', '.join(named)} logs in as the same account)"
         raise PreflightError(
             f"source and target are both {request.source_region} in the same account: pick "
-            "another target region (or set IMAGEHOP_TARGET_USERNAME for another account)"
+            f"another target region {fix}"
         )
     return "source and target differ"
 

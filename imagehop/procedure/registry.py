@@ -8,6 +8,7 @@ ask the registry for a client by side and region.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from typing import Literal, TypeVar
@@ -55,6 +56,15 @@ class CloudClients:
 
     def settings(self) -> Settings:
         return self._settings()
+
+    def reading(self, settings: Callable[[], Settings]) -> CloudClients:
+        """This registry reading other settings, e.g. one request's clouds
+        (:meth:`Settings.for_clouds`): it shares the token managers, object stores and each
+        thread's clients (all keyed by account), so views that log in as one account use one
+        token, and views of other accounts never see each other's clients."""
+        view = copy.copy(self)
+        view._settings = settings
+        return view
 
     def tokens(self, side: Side) -> TokenManager:
         """The token manager of the source or the target account."""

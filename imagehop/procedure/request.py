@@ -16,6 +16,8 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from imagehop.settings import CLOUD_NAME_PATTERN
+
 DEFAULT_COORDINATING_KEY = "com.imagehop.image-of"
 #: Set on the snapshot, the source image and the imported image; finds them on a re-run.
 RUN_KEY_PROPERTY = "com.imagehop.run-key"
@@ -94,6 +96,55 @@ def _region(description: str) -> Any:
     )
 
 
+def _cloud(description: str) -> Any:
+    """A cloud field: a profile name of the worker's ``IMAGEHOP_CLOUDS`` (never a credential),
+    or None for the worker's own settings of that side."""
+    return Field(
+        default=None, description=description, json_schema_extra={"pattern": CLOUD_NAME_PATTERN}
+    )
+
+
+def cloud_name(value: str | None) -> str | None:
+    """A cloud name stripped and lower-cased; ValueError unless it is a lower-case slug
+    (whether the worker knows it, pre-flight says)."""
+    name = trimmed_name(value)
+    if name is None:
+        return None
+    name = name.lower()
+    if not re.fullmatch(CLOUD_NAME_PATTERN, name):
+        raise ValueError(
+            f"{value!r} is not a cloud name: a profile name of the worker's IMAGEHOP_CLOUDS is "
+            "a lower-case slug of letters, digits and '-', e.g. flex-sjc3"
+        )
+    return name
+
+
+SOURCE_CLOUD_HELP = (
+    "Cloud the source region is in: the name of a cloud profile of the worker's "
+    "IMAGEHOP_CLOUDS, e.g. legacy-dfw (a name, never a credential: its secrets are in Prefect "
+    "Secret blocks). Default: the worker's own account (IMAGEHOP_USERNAME and the like)."
+)
+TARGET_CLOUD_HELP = (
+    "Cloud the target region is in: the name of a cloud profile of the worker's "
+    "IMAGEHOP_CLOUDS, e.g. flex-sjc3. Default: the worker's target account "
+    "(IMAGEHOP_TARGET_USERNAME and the like, else the source's own account)."
+)
+
+
+class Clouds(BaseModel):
+    """Which cloud profile each side of a transfer logs in as (None: the worker's settings
+    of that side). What a task needs to pick its clients; names only, never credentials."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str | None = None
+    target: str | None = None
+
+    @property
+    def named(self) -> bool:
+        return self.source is not None or self.target is not None
+
+
 class ImageSource(BaseModel):
     """Transfer an existing image of the account."""
 
@@ -167,6 +218,8 @@ class TransferRequest(BaseModel):
     source: Source = Field(
         description="What to transfer: an existing image, or a server (imaged first)."
     )
+    source_cloud: str | None = _cloud(SOURCE_CLOUD_HELP)
+    target_cloud: str | None = _cloud(TARGET_CLOUD_HELP)
     # Shorthands for ``source`` (Python callers, the CLI); not in the form, never dumped.
     image_id: SkipJsonSchema[str | None] = Field(
         default=None,
@@ -243,6 +296,11 @@ class TransferRequest(BaseModel):
     def _region_code(cls, value: str) -> str:
         return value.strip().upper()
 
+    @field_validator("source_cloud", "target_cloud")
+    @classmethod
+    def _cloud_name(cls, value: str | None) -> str | None:
+        return cloud_name(value)
+
     @field_validator("coordinating_property_key")
     @classmethod
     def _own_namespace(cls, value: str) -> str:
@@ -289,6 +347,11 @@ class TransferRequest(BaseModel):
         if given:
             raise ValueError(f"{ONE_SOURCE}, or source instead, not both")
         return {**data, **_ids_of(source)}
+
+    @property
+    def clouds(self) -> Clouds:
+        """The cloud profile of each side (None: the worker's settings)."""
+        return Clouds(source=self.source_cloud, target=self.target_cloud)
 
     @property
     def source_kind(self) -> Literal["image", "server"]:
@@ -462,6 +525,8 @@ class BatchRequest(BaseModel):
     target_region: str = _region(
         "Region to copy them to: its code, 2 to 8 letters or digits, e.g. IAD."
     )
+    source_cloud: str | None = _cloud(SOURCE_CLOUD_HELP)
+    target_cloud: str | None = _cloud(TARGET_CLOUD_HELP)
     image_ids: tuple[str, ...] = Field(default=(), description="Images to transfer.")
     image_filter: dict[str, str] = Field(
         default_factory=dict,
@@ -530,10 +595,20 @@ class BatchRequest(BaseModel):
     def _region_code(cls, value: str) -> str:
         return value.strip().upper()
 
+    @field_validator("source_cloud", "target_cloud")
+    @classmethod
+    def _cloud_name(cls, value: str | None) -> str | None:
+        return cloud_name(value)
+
     @field_validator("coordinating_property_key")
     @classmethod
     def _own_namespace(cls, value: str) -> str:
         return check_coordinating_key(value)
+
+    @property
+    def clouds(self) -> Clouds:
+        """The cloud profile of each side (None: the worker's settings)."""
+        return Clouds(source=self.source_cloud, target=self.target_cloud)
 
     @field_validator("export_container", "import_container")
     @classmethod
@@ -552,6 +627,8 @@ class BatchRequest(BaseModel):
             source_region=self.source_region,
             target_region=self.target_region,
             source=ImageSource(image_id=image_id),
+            source_cloud=self.source_cloud,
+            target_cloud=self.target_cloud,
             coordinating_property_key=self.coordinating_property_key,
             export_container=self.export_container,
             import_container=self.import_container,

@@ -38,6 +38,9 @@ class PropertyReport(BaseModel):
 SOURCE_GONE = "not found (no image there carries the run key any more)"
 #: An empty value of a summary row (a lone "-" would render as a list bullet in the UI).
 NOTHING = "none"
+#: A side of a plan without a cloud profile: the worker's own settings of that side.
+WORKER_SOURCE = "the worker's own account (IMAGEHOP_*)"
+WORKER_TARGET = "the worker's target account (IMAGEHOP_TARGET_*, else its own)"
 #: Longest list value of one summary row: a longer list goes on several rows of that item.
 ROW_WIDTH = 60
 _UNITS = ("KiB", "MiB", "GiB", "TiB")
@@ -67,6 +70,16 @@ def list_rows(
         else:
             lines.append(value)
     return [(item, line) for line in lines or [NOTHING]]
+
+
+def cloud_rows(source_cloud: str | None, target_cloud: str | None) -> list[tuple[str, str]]:
+    """Which cloud each side is, when a request named one (else no rows: as before)."""
+    if source_cloud is None and target_cloud is None:
+        return []
+    return [
+        ("source cloud", source_cloud or WORKER_SOURCE),
+        ("target cloud", target_cloud or WORKER_TARGET),
+    ]
 
 
 class TransferResult(BaseModel):
@@ -101,6 +114,12 @@ class TransferResult(BaseModel):
     remaining: tuple[str, ...] = ()
     phases: tuple[PhaseTiming, ...] = ()
     seconds: float = 0.0
+    source_cloud: str | None = Field(
+        default=None, description="The source's cloud profile (None: the worker's settings)."
+    )
+    target_cloud: str | None = Field(
+        default=None, description="The target's cloud profile (None: the worker's settings)."
+    )
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
@@ -108,6 +127,7 @@ class TransferResult(BaseModel):
             ("run key", self.run_key),
             ("source image", f"{self.source_region} {self.source_image_id or SOURCE_GONE}"),
             ("target image", f"{self.target_region} {self.target_image_id}"),
+            *cloud_rows(self.source_cloud, self.target_cloud),
             ("coordinating property", _pairs(self.coordinating_property)),
             ("transport", self.transport),
             ("snapshot created", "yes" if self.snapshot_created else "no"),
@@ -162,6 +182,12 @@ class DryRunPlan(BaseModel):
     notes: tuple[str, ...] = Field(
         default=(), description="What the target needs to boot the image (stated, not checked)."
     )
+    source_cloud: str | None = Field(
+        default=None, description="The source's cloud profile (None: the worker's settings)."
+    )
+    target_cloud: str | None = Field(
+        default=None, description="The target's cloud profile (None: the worker's settings)."
+    )
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """Rows of ``{"item", "value"}`` for a table artifact or a terminal table."""
@@ -170,6 +196,9 @@ class DryRunPlan(BaseModel):
             ("run key", self.run_key),
             ("source", f"{self.source_region} {self.source}"),
             ("target region", self.target_region),
+        ]
+        rows += cloud_rows(self.source_cloud, self.target_cloud)
+        rows += [
             ("size", size),
             ("segments (estimate)", f"{self.segments} of at most {human_bytes(self.segment_size)}"),
             ("estimated duration", f"{self.estimated_seconds / 60:.0f} min"),

@@ -81,3 +81,44 @@ def test_failed_import_line_carries_the_cloud_message_and_advice() -> None:
     line = _one_line(error)
     assert "\n" not in line and "Error code: '609'" in line
     assert IMPORT_CODE_ADVICE["609"] in line and line.endswith("(request id: req-9)")
+
+
+def test_an_unknown_cloud_is_refused_before_prefect_starts(tmp_path: Path) -> None:
+    """The clouds a request names are checked against IMAGEHOP_CLOUDS first (exit 3), and a
+    bad profile refuses the command (exit 4), both without Prefect."""
+    code = (
+        "import sys; from imagehop.flows.cli import app; from typer.testing import CliRunner; "
+        "args = ['plan', '--source-region', 'DFW', '--target-region', 'IAD', '--image-id', "
+        "'i', '--source-cloud', 'legacy-dfw', '--target-cloud', sys.argv[1]]; "
+        "r = CliRunner().invoke(app, args); print(r.exit_code); print(r.stderr); "
+        "assert 'prefect' not in sys.modules, 'prefect was imported'"
+    )
+    env = {"PATH": "/usr/bin:/bin", "IMAGEHOP_CLOUDS": (
+        '{"legacy-dfw": {"username": "u", "api_key_secret_block": "k"}}'
+    )}  # fmt: skip
+
+    def run(target: str, clouds: str | None = None) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code, target], cwd=tmp_path, capture_output=True, text=True,
+            timeout=60, env={**env, **({"IMAGEHOP_CLOUDS": clouds} if clouds else {})},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    code_line, message = run("flex-sjc3")[:2]
+    assert code_line == "3"
+    assert message == (
+        "imagehop: error: target_cloud 'flex-sjc3' is not a cloud of this worker's "
+        "IMAGEHOP_CLOUDS (known: legacy-dfw): name one of them, or add a profile 'flex-sjc3' "
+        "to IMAGEHOP_CLOUDS where the flow runs"
+    )
+    code_line, message = run("legacy-dfw", '{"legacy-dfw": {"username": "u"}}')[:2]
+    assert code_line == "4"
+    assert message.startswith("imagehop: error: IMAGEHOP_CLOUDS is refused: it must be a JSON ")
+    assert "profile 'legacy-dfw': field api_key_secret_block (or password_secret_block)" in message
+
+
+def test_transfer_and_plan_take_the_clouds() -> None:
+    for command in ("transfer", "plan"):
+        outcome = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}, color=False)
+        assert "--source-cloud" in outcome.stdout and "--target-cloud" in outcome.stdout
