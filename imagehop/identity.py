@@ -28,7 +28,7 @@ from imagehop.errors import (
 )
 from imagehop.http import HttpClient, json_body
 from imagehop.keystone import authenticate_v3
-from imagehop.login import LoginEndpoint, post_login
+from imagehop.login import SOURCE_VARIABLES, LoginEndpoint, SettingNames, post_login, url_variable
 from imagehop.settings import AccountCredentials, Credentials, KeystoneCredentials, Settings
 
 
@@ -114,7 +114,7 @@ def authenticate(
     http: HttpClient,
     identity_url: str,
     credentials: AccountCredentials,
-    setting_prefix: str = "IMAGEHOP_",
+    names: SettingNames = SOURCE_VARIABLES,
     *,
     first: bool = False,
 ) -> Access:
@@ -123,9 +123,9 @@ def authenticate(
 
     Args:
         http: a client *without* a token provider.
-        setting_prefix: prefix of the environment variables these credentials came from,
-            named in the error so the user knows what to fix (``IMAGEHOP_TARGET_`` for a
-            separate target account).
+        names: the settings these credentials came from, named in the error so the user
+            knows what to fix (``IMAGEHOP_TARGET_*`` for a separate target account, a cloud
+            profile's fields for a side that names one).
         first: the first login of this account: a connection that cannot be made is not
             retried (:func:`~imagehop.retries.first_login`) and is a configuration
             problem.
@@ -136,12 +136,12 @@ def authenticate(
             login) cannot be reached at all.
     """
     if isinstance(credentials, KeystoneCredentials):
-        return authenticate_v3(http, identity_url, credentials, setting_prefix, first=first)
+        return authenticate_v3(http, identity_url, credentials, names, first=first)
     endpoint = LoginEndpoint(
         tokens_url(identity_url),
         "Identity",
         "an Identity v2.0",
-        "IMAGEHOP_IDENTITY_URL",
+        url_variable(names),
         "; unset it for Rackspace's",
     )
     response = post_login(
@@ -149,7 +149,7 @@ def authenticate(
         endpoint,
         auth_request_body(credentials),
         _secrets_of(credentials),
-        lambda exc: _refused(exc, credentials, setting_prefix),
+        lambda exc: _refused(exc, credentials, names),
         first=first,
     )
     try:
@@ -164,12 +164,12 @@ def _secrets_of(credentials: Credentials) -> tuple[str, ...]:
 
 
 def _refused(
-    exc: ApiError | AuthenticationError, credentials: Credentials, prefix: str
+    exc: ApiError | AuthenticationError, credentials: Credentials, names: SettingNames
 ) -> Exception:
     secret = "API_KEY" if credentials.api_key is not None else "PASSWORD"
     return AuthenticationError(
         f"Identity refused user {credentials.username!r} ({exc.message}); check "
-        f"{prefix}USERNAME and {prefix}{secret} (a 401 can also mean the account "
+        f"{names.check('USERNAME', secret)} (a 401 can also mean the account "
         "requires multi-factor authentication)",
         exc.request_id,
     )
@@ -202,14 +202,14 @@ class TokenManager:
         settings: Settings,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        setting_prefix: str = "IMAGEHOP_",
+        names: SettingNames = SOURCE_VARIABLES,
         http: HttpClient | None = None,
     ) -> None:
         self._identity_url = identity_url
         self._credentials = credentials
         self._margin = settings.token_refresh_margin_seconds
         self._clock = clock
-        self._prefix = setting_prefix
+        self._names = names
         self._http = http or HttpClient(settings, clock=clock)
         self._lock = threading.Lock()
         self._access: Access | None = None
@@ -219,16 +219,16 @@ class TokenManager:
     def for_source(cls, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> TokenManager:
         """The manager of the source account named by ``settings``."""
         credentials = settings.source_credentials()
-        return cls(settings.identity_url, credentials, settings, clock=clock)
+        names = SettingNames(cloud=settings.cloud_names[0])
+        return cls(settings.identity_url, credentials, settings, clock=clock, names=names)
 
     @classmethod
     def for_target(cls, settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> TokenManager:
         """The manager of the target account (the source account unless one is set)."""
         prefix = "IMAGEHOP_TARGET_" if settings.separate_target_account else "IMAGEHOP_"
+        names = SettingNames(prefix, settings.cloud_names[1])
         credentials = settings.target_credentials()
-        return cls(
-            settings.target_identity, credentials, settings, clock=clock, setting_prefix=prefix
-        )
+        return cls(settings.target_identity, credentials, settings, clock=clock, names=names)
 
     def __repr__(self) -> str:
         who = (
@@ -278,7 +278,7 @@ class TokenManager:
         obtained_at = self._clock.time()
         first = self._access is None
         access = authenticate(
-            self._http, self._identity_url, self._credentials, self._prefix, first=first
+            self._http, self._identity_url, self._credentials, self._names, first=first
         )
         self._access = access
         self._refresh_at = refresh_time(obtained_at, access.token.expires_at, self._margin)

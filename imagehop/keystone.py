@@ -20,7 +20,7 @@ from imagehop.errors import (
     AuthenticationError,
 )
 from imagehop.http import HttpClient, json_body
-from imagehop.login import LoginEndpoint, post_login, url_variable
+from imagehop.login import SOURCE_VARIABLES, LoginEndpoint, SettingNames, post_login, url_variable
 from imagehop.settings import KeystoneCredentials
 
 SUBJECT_TOKEN = "X-Subject-Token"
@@ -113,7 +113,7 @@ def authenticate_v3(
     http: HttpClient,
     identity_url: str,
     credentials: KeystoneCredentials,
-    setting_prefix: str = "IMAGEHOP_",
+    names: SettingNames = SOURCE_VARIABLES,
     *,
     first: bool = False,
 ) -> Access:
@@ -125,14 +125,14 @@ def authenticate_v3(
         ConfigurationError: the URL is not a Keystone v3, or (first login) cannot be reached.
     """
     endpoint = LoginEndpoint(
-        v3_tokens_url(identity_url), "Keystone", "a Keystone v3", url_variable(setting_prefix)
+        v3_tokens_url(identity_url), "Keystone", "a Keystone v3", url_variable(names)
     )
     response = post_login(
         http,
         endpoint,
         v3_auth_body(credentials),
         _secrets_of(credentials),
-        lambda exc: _refused(exc, credentials, setting_prefix),
+        lambda exc: _refused(exc, credentials, names),
         first=first,
     )
     try:
@@ -147,22 +147,20 @@ def _secrets_of(credentials: KeystoneCredentials) -> tuple[str, ...]:
 
 
 def _refused(
-    exc: ApiError | AuthenticationError, credentials: KeystoneCredentials, prefix: str
+    exc: ApiError | AuthenticationError, credentials: KeystoneCredentials, names: SettingNames
 ) -> AuthenticationError:
     if credentials.method == "application_credential":
         variables = (
-            f"{prefix}APPLICATION_CREDENTIAL_ID and {prefix}APPLICATION_CREDENTIAL_SECRET "
-            "(it may also have expired or been deleted)"
+            names.check("APPLICATION_CREDENTIAL_ID", "APPLICATION_CREDENTIAL_SECRET")
+            + " (it may also have expired or been deleted)"
         )
     else:
         project = (
-            f"{prefix}PROJECT_ID"
-            if credentials.project_id
-            else f"{prefix}PROJECT_NAME and {prefix}PROJECT_DOMAIN_NAME"
+            ("PROJECT_ID",) if credentials.project_id else ("PROJECT_NAME", "PROJECT_DOMAIN_NAME")
         )
         variables = (
-            f"{prefix}USERNAME, {prefix}PASSWORD, {prefix}USER_DOMAIN_NAME and {project} "
-            "(Keystone says 401 for any of them)"
+            names.check("USERNAME", "PASSWORD", "USER_DOMAIN_NAME", *project)
+            + " (Keystone says 401 for any of them)"
         )
     return AuthenticationError(
         f"Keystone refused {credentials.label} ({exc.message}); check {variables}",

@@ -38,11 +38,42 @@ class LoginEndpoint:
     url_hint: str = ""  # e.g. "; unset it for Rackspace's"
 
 
-def url_variable(setting_prefix: str) -> str:
-    """The variable that holds the Identity URL of the side ``setting_prefix`` names."""
-    if setting_prefix == "IMAGEHOP_TARGET_":
-        return "IMAGEHOP_TARGET_IDENTITY_URL"
-    return "IMAGEHOP_IDENTITY_URL"
+@dataclass(frozen=True)
+class SettingNames:
+    """How a login's errors name the settings its credentials came from: environment
+    variables (``IMAGEHOP_`` or ``IMAGEHOP_TARGET_`` and the field), or the fields of the
+    cloud profile ``cloud`` of ``IMAGEHOP_CLOUDS`` (a secret there is a Secret block name)."""
+
+    prefix: str = "IMAGEHOP_"
+    cloud: str | None = None
+
+    def check(self, *fields: str) -> str:
+        """``IMAGEHOP_USERNAME and IMAGEHOP_API_KEY``, or ``username and
+        api_key_secret_block of cloud 'flex' in IMAGEHOP_CLOUDS``."""
+        if self.cloud is None:
+            return _and([self.prefix + field for field in fields])
+        names = _and([_profile_field(field) for field in fields])
+        return f"{names} of cloud {self.cloud!r} in IMAGEHOP_CLOUDS"
+
+
+#: The source side's own ``IMAGEHOP_*`` variables.
+SOURCE_VARIABLES = SettingNames()
+
+
+def _profile_field(field: str) -> str:
+    name = field.lower()
+    if name.endswith("_secret"):
+        return name + "_block"
+    return name + "_secret_block" if name in ("api_key", "password") else name
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def url_variable(names: SettingNames) -> str:
+    """What holds the Identity URL of the side ``names`` names."""
+    return names.check("IDENTITY_URL")
 
 
 def post_login(

@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -225,6 +226,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
     )
+    #: The profiles the sides log in as (:meth:`for_clouds`); never read from the environment.
+    _cloud_names: tuple[str | None, str | None] = PrivateAttr((None, None))
 
     identity_url: str = Field(
         RACKSPACE_IDENTITY_URL,
@@ -491,7 +494,15 @@ class Settings(BaseSettings):
             update.update(self._target_side_spelled_out(source_cloud))
         if source is not None:
             update.update(source.side_fields(""))
-        return self.model_copy(update=update)
+        resolved = self.model_copy(update=update)
+        resolved._cloud_names = (source_cloud, target_cloud)
+        return resolved
+
+    @property
+    def cloud_names(self) -> tuple[str | None, str | None]:
+        """The profiles the source and the target log in as (:meth:`for_clouds`), for the
+        errors that say what to fix; None: the side's own ``IMAGEHOP_*`` settings."""
+        return self._cloud_names
 
     def profile(self, name: str, field: str = "cloud") -> CloudProfile:
         """The profile ``name`` of ``IMAGEHOP_CLOUDS``; UnknownCloudError naming the known

@@ -22,6 +22,7 @@ from imagehop.identity import (
     refresh_time,
     tokens_url,
 )
+from imagehop.login import SettingNames
 from imagehop.settings import Credentials
 from tests.support import scripted_bodies as bodies
 from tests.support.scripted_clock import ScriptedClock
@@ -206,7 +207,7 @@ def test_bad_credentials_say_which_setting_to_check(
         401, json={"unauthorized": {"code": 401, "message": "Username or api key is invalid."}}
     )
     with pytest.raises(errors.AuthenticationError) as caught:
-        manager(server, clock, setting_prefix="IMAGEHOP_TARGET_").token()
+        manager(server, clock, names=SettingNames("IMAGEHOP_TARGET_")).token()
     text = str(caught.value)
     assert "IMAGEHOP_TARGET_USERNAME" in text and "IMAGEHOP_TARGET_API_KEY" in text
     assert "Username or api key is invalid." in text

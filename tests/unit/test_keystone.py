@@ -217,6 +217,34 @@ def test_a_refused_v3_login_names_every_variable_that_may_be_wrong(
     assert "very-secret-password" not in text
 
 
+def test_a_refused_login_of_a_cloud_profile_names_the_profile_s_fields(
+    server: ScriptedServer, clock: ScriptedClock
+) -> None:
+    """A side that logs in as a profile of IMAGEHOP_CLOUDS is fixed there, not in
+    IMAGEHOP_TARGET_* (which this worker may not even set)."""
+    server.expect("POST", "/v3/auth/tokens").reply(
+        401, json={"error": {"code": 401, "message": "requires authentication"}}
+    )
+    profile = {
+        "auth_type": "v3password",
+        "identity_url": f"{server.url}/v3",
+        "username": "flex-user",
+        "user_domain_name": DOMAIN,
+        "project_id": "p-1",
+        "password_secret_block": "flex-password",
+    }
+    settings = bodies.make_settings(clouds={"flex-sjc3": profile}).for_clouds(None, "flex-sjc3")
+    with_secret = settings.model_copy(update={"target_password": "from-the-block"})  # as loaded
+    with pytest.raises(errors.AuthenticationError) as caught:
+        TokenManager.for_target(with_secret, clock=clock).token()
+    text = str(caught.value)
+    assert (
+        "check username, password_secret_block, user_domain_name and project_id of cloud "
+        "'flex-sjc3' in IMAGEHOP_CLOUDS"
+    ) in text
+    assert "IMAGEHOP_TARGET_" not in text and "from-the-block" not in text
+
+
 def test_an_answer_without_x_subject_token_is_an_api_error(
     server: ScriptedServer, clock: ScriptedClock
 ) -> None:
