@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from imagehop.errors import ConfigurationError, UnknownCloudError
 
@@ -378,7 +378,7 @@ class Settings(BaseSettings):
         description="Most streams the adaptive count (transfer_concurrency auto) may use; "
         "memory caps it further (16 with 1 MiB chunks, 64 with 256 KiB).",
     )
-    region_max_streams: dict[str, int] = Field(
+    region_max_streams: Annotated[dict[str, int], NoDecode] = Field(
         {},
         description='Per-region caps of the adaptive count, as JSON, e.g. {"SYD": 8}: a '
         "copy from or to a listed region uses at most that many streams.",
@@ -425,6 +425,21 @@ class Settings(BaseSettings):
     @classmethod
     def _profiles(cls, value: Any) -> dict[str, CloudProfile]:
         return parse_clouds(value)
+
+    @field_validator("region_max_streams", mode="before")
+    @classmethod
+    def _region_caps_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except ValueError as error:
+            raise ValueError(
+                f'a JSON object of region codes and caps from 1 to 64, e.g. {{"SYD": 8}} '
+                f"(not JSON: {error})"
+            ) from None
 
     @field_validator("region_max_streams", mode="after")
     @classmethod
@@ -613,6 +628,7 @@ _KIND_OF_VALUE = {
     "float_parsing": "a number",
     "bool_parsing": "true or false",
     "url_parsing": "a URL",
+    "dict_type": "a JSON object",
 }
 
 
@@ -628,6 +644,8 @@ def read_settings() -> Settings:
     except ValidationError as error:
         problems = "; ".join(setting_problem(e) for e in error.errors())
         raise ConfigurationError(problems) from None
+    except SettingsError as error:  # a value the environment source itself cannot read
+        raise ConfigurationError(f"{error}: fix it or unset it") from None
 
 
 def setting_problem(error: Any) -> str:

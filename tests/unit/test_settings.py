@@ -155,3 +155,28 @@ def test_a_region_stream_cap_out_of_range_is_refused(monkeypatch: pytest.MonkeyP
         'IMAGEHOP_REGION_MAX_STREAMS={"SYD": 0} is refused: it must be a JSON object of region '
         'codes and caps from 1 to 64, e.g. {"SYD": 8} (not SYD=0)'
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "rule"),
+    [
+        (
+            "{SYD: 8}",
+            'a JSON object of region codes and caps from 1 to 64, e.g. {"SYD": 8} (not JSON',
+        ),
+        ("[8]", "a JSON object;"),
+        ('{"SYD": "eight"}', "a whole number;"),
+    ],
+)
+def test_region_stream_caps_that_are_not_a_json_object_of_numbers_are_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, typed: str, rule: str
+) -> None:
+    """Not a traceback from the settings library: the variable, the rule, the fix."""
+    monkeypatch.setenv("IMAGEHOP_REGION_MAX_STREAMS", typed)
+    with pytest.raises(ConfigurationError) as caught:
+        read_settings()
+    text = str(caught.value)
+    assert (
+        text.startswith("IMAGEHOP_REGION_MAX_STREAMS=") and f"is refused: it must be {rule}" in text
+    )
+    assert text.endswith("fix it or unset it (default {})")
