@@ -1,7 +1,8 @@
 """transfer-image between OpenStack Glance regions of the local cloud (issue 12): each transport
 the sandbox offers, Rackspace-style DFW -> a Flex-like region, a hash mismatch caught and never
-left usable, a resume after an interrupted copy, and a target with no usable import method
-refused at pre-flight."""
+left usable, a resume after an interrupted copy, and refused at pre-flight: a target with no
+usable import method, and an import container imagehop did not create where a temporary URL
+is needed."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import pytest
 
 import imagehop.tasks.glance
 import imagehop.transfer.engine
-from imagehop.errors import IntegrityError, PreflightError
+from imagehop.errors import ForeignContainerError, IntegrityError, PreflightError
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.flows.transfer_images import transfer_images
 from imagehop.procedure import BootRequest, DryRunPlan, TransferResult
 from imagehop.procedure.request import (
     COPY_OF_PROPERTY,
     DEFAULT_COORDINATING_KEY,
+    DEFAULT_EXPORT_CONTAINER,
     DEFAULT_IMPORT_CONTAINER,
     BatchRequest,
     segments_container,
@@ -201,6 +203,65 @@ def test_rackspace_dfw_to_a_flex_like_region(flex_like_target: LocalCloud) -> No
         admin = flex_like_target.admin
         assert admin.image_content_md5(result.target_image_id) == admin.image_content_md5(image_id)
         assert new["os_distro"] == "ubuntu"  # the property allow-list works across clouds
+
+
+def _container_state(cloud_: LocalCloud, region: str, container: str) -> dict[str, Any]:
+    """A container's metadata headers and its objects, as the account sees them."""
+    head = cloud_.session().storage(region, "HEAD", f"/{container}")
+    head.raise_for_status()
+    metadata = {k.lower(): v for k, v in head.headers.items() if "-meta-" in k.lower()}
+    return {"metadata": metadata, "objects": objects(cloud_, region, container)}
+
+
+@pytest.mark.parametrize("route", ["generic", "rackspace-to-flex"])
+def test_a_staging_container_imagehop_did_not_create_is_refused_before_the_copy(
+    route: str, request: pytest.FixtureRequest
+) -> None:
+    """The stream transport imports by web-download of a temporary URL, whose key imagehop
+    sets only on a container it created: a container of the import container's name that the
+    user made is refused by pre-flight (also in a dry run), before any byte is copied,
+    nothing created and the container left exactly as it was; a new name then transfers.
+    Both routes into a Glance target that stream: Glance -> Glance, and Rackspace's legacy
+    DFW (export, then its segments) -> a Flex-like IAD."""
+    generic = route == "generic"
+    cloud_: LocalCloud = request.getfixturevalue(
+        "keystone_per_region" if generic else "flex_like_target"
+    )
+    methods = {"IAD": ["web-download"]}
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH if generic else "IAD", import_methods=methods
+    ):
+        image_id = new_image(cloud_)
+        session = cloud_.session()
+        foreign = session.new_container("IAD", "mine")
+        session.storage("IAD", "POST", f"/{foreign}", headers={"X-Container-Meta-Owner": "ops"})
+        session.storage("IAD", "PUT", f"/{foreign}/notes.txt", data=b"the user's own object")
+        container_before = _container_state(cloud_, "IAD", foreign)
+        before, source = created(cloud_), image(cloud_, "DFW", image_id)
+
+        for dry_run in (True, False):
+            with pytest.raises(ForeignContainerError) as refused:
+                transfer_image(request_for(image_id, import_container=foreign, dry_run=dry_run))
+            message = str(refused.value)
+            assert f"container {foreign!r} in IAD already exists and was not created by " in message
+            assert "no X-Container-Meta-Imagehop-Created metadata" in message
+            assert "imagehop puts a temporary-URL key only on containers it created" in message
+            assert "name another container with the request's import_container option" in message
+            assert f"or delete or rename {foreign!r} in IAD" in message
+
+        assert created(cloud_) == before  # no image, export or import in either region
+        assert image(cloud_, "DFW", image_id) == source  # not even tagged
+        assert _container_state(cloud_, "IAD", foreign) == container_before  # no key, no object
+        assert "x-container-meta-temp-url-key" not in container_before["metadata"]
+        assert objects(cloud_, "IAD", segments_container(foreign)) == []
+        assert objects(cloud_, "DFW", DEFAULT_EXPORT_CONTAINER, image_id) == []  # no export
+
+        if generic:  # a container that does not exist yet: the copy creates it as imagehop's
+            fresh = f"imports-{image_id[:8]}"
+            result = transfer_image(request_for(image_id, import_container=fresh))
+            assert isinstance(result, TransferResult) and result.transport == "stream"
+            _assert_same_image(cloud_, image_id, result)
+            assert _container_state(cloud_, "IAD", foreign) == container_before
 
 
 def test_a_hash_mismatch_is_caught_and_the_image_never_left_usable(
