@@ -387,6 +387,7 @@ def _clean_up(
         request.export_container,
         request.import_container,
         source_image_id,
+        transport.source_export,
     )
     return deleted, ()
 

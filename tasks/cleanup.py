@@ -17,26 +17,37 @@ def delete_intermediates(
     export_container: str,
     import_container: str,
     source_image_id: str,
+    source_exported: bool | None = None,
 ) -> tuple[str, ...]:
     """Bulk-delete the exported DLO (source) and the staged SLO (target), both at once.
 
     Only call this once the import succeeded: a re-run after a failure needs both. Deleting
     what is already gone is not an error, so the step can be repeated.
 
+    Args:
+        source_exported: the source exported the image (Rackspace's legacy cloud); False: a
+            Glance source, whose object storage is never touched (it may have none); None:
+            asked of the source region (legacy when it serves no ``/v2/info/import``).
+
     Returns:
         One line per region saying what was deleted.
     """
     c = clients()
+    if source_exported is None:
+        source_exported = c.glance("source", source_region).import_methods() is None
     exported, staged = delete_copies(
-        c.objects("source", source_region),
+        c.objects("source", source_region) if source_exported else None,
         c.objects("target", target_region),
         export_container,
         import_container,
         source_image_id,
     )
-    done = (
+    export_line = (
         f"{source_region}: {export_container}/{exported_object(source_image_id)} "
-        f"({exported} objects)",
+        f"({exported} objects)"
+    )
+    done = (
+        *([export_line] if source_exported else []),
         f"{target_region}: {import_container}/{staged_object(source_image_id)} ({staged} objects)",
     )
     for line in done:

@@ -340,10 +340,9 @@ def run_preflight(
     """
     src, dst = request.source_region, request.target_region
     source_tokens, target_tokens = clients.tokens("source"), clients.tokens("target")
-    source_services = ["image", "object-store"] + (["compute"] if request.server_id else [])
     target_services = ["image", "object-store"] + (["compute"] if request.boot else [])
     checks = [
-        check_catalog(source_tokens.catalog, src, source_services, "source"),
+        check_catalog(source_tokens.catalog, src, source_services(request, False), "source"),
         check_catalog(target_tokens.catalog, dst, target_services, "target"),
     ]
     source_tenant = _tenant(source_tokens.tenant_id, "source")
@@ -352,7 +351,10 @@ def run_preflight(
     checks.append(check_containers(request))
     source_methods = clients.glance("source", src).import_methods()
     target_methods = clients.glance("target", dst).import_methods()
-    if source_methods is None:  # Rackspace's export task
+    if source_methods is None:  # Rackspace's export task, into the source's Cloud Files
+        checks[0] = check_catalog(
+            source_tokens.catalog, src, source_services(request, True), "source"
+        )
         checks.append(check_task_role(source_tokens.user, "source"))
     if target_methods is None:  # Rackspace's import task and its size limit
         checks.append(check_task_role(target_tokens.user, "target"))
@@ -386,6 +388,18 @@ def run_preflight(
         boot_flavor=flavor,
         transport=transport,
         checks=tuple(checks),
+    )
+
+
+def source_services(request: TransferRequest, exports: bool) -> list[str]:
+    """The services the source region must offer: images (and servers, to image one), and
+    object storage only where the source exports (Rackspace's legacy cloud: its export task
+    writes into Cloud Files); a Glance source's data is read from the Images API itself
+    (ranged ``GET /v2/images/{id}/file``)."""
+    return (
+        ["image"]
+        + (["object-store"] if exports else [])
+        + (["compute"] if request.server_id else [])
     )
 
 

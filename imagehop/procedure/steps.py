@@ -401,7 +401,7 @@ def delete_staged(store: ObjectStore, container: str, source_image_id: str) -> i
 
 
 def delete_copies(
-    source: ObjectStore,
+    source: ObjectStore | None,
     target: ObjectStore,
     export_container: str,
     import_container: str,
@@ -409,7 +409,11 @@ def delete_copies(
 ) -> tuple[int, int]:
     """:func:`delete_export` in the source and :func:`delete_staged` in the target at the same
     time (two regions' clusters: neither waits for the other). Returns how many objects each
-    deleted; an error of either is raised once both ended."""
+    deleted; an error of either is raised once both ended. ``source`` None: the source did
+    not export (a Glance source; it may have no object storage at all), only the target's
+    staged copy is deleted."""
+    if source is None:
+        return 0, delete_staged(target, import_container, source_image_id)
     with ThreadPoolExecutor(2, thread_name_prefix="imagehop-cleanup") as pool:
         exported = pool.submit(delete_export, source, export_container, source_image_id)
         staged = pool.submit(delete_staged, target, import_container, source_image_id)

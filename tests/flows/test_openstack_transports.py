@@ -12,7 +12,12 @@ import pytest
 
 import imagehop.tasks.glance
 import imagehop.transfer.engine
-from imagehop.errors import ForeignContainerError, IntegrityError, PreflightError
+from imagehop.errors import (
+    ForeignContainerError,
+    IntegrityError,
+    PreflightError,
+    UnknownRegionError,
+)
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.flows.transfer_images import transfer_images
 from imagehop.procedure import BootRequest, DryRunPlan, TransferResult
@@ -122,6 +127,56 @@ def test_generic_region_to_region_by_streaming(
         # cleanup deleted the staged copy imagehop wrote
         assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == []
         assert objects(cloud_, "IAD", segments_container(DEFAULT_IMPORT_CONTAINER), image_id) == []
+
+
+def test_a_glance_source_without_object_storage_in_its_catalog_transfers(
+    keystone_per_region: LocalCloud,
+) -> None:
+    """A Glance source's data is read from its Images API (ranged GET .../file): pre-flight
+    does not ask for object storage in the source region, and no step (the cleanup neither)
+    touches the source's Swift."""
+    cloud_ = keystone_per_region
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH,
+        import_methods={"IAD": ["web-download"]},
+        catalog_missing_services={"DFW": ["object-store"]},
+    ):
+        image_id = new_image(cloud_)
+        plan = transfer_image(request_for(image_id, dry_run=True))
+        assert isinstance(plan, DryRunPlan) and plan.transport == "stream"
+        assert "DFW offers image to the source account" in plan.checks
+
+        result = transfer_image(request_for(image_id))
+
+        assert isinstance(result, TransferResult) and result.transport == "stream"
+        _assert_same_image(cloud_, image_id, result)
+        assert [line.split(":")[0] for line in result.cleaned_up] == ["IAD"]  # not DFW's Swift
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == []
+
+
+def test_a_rackspace_source_without_object_storage_is_refused_naming_it(
+    flex_like_target: LocalCloud,
+) -> None:
+    """Rackspace's legacy cloud exports into its Cloud Files: that source still needs object
+    storage, refused as before (a legacy target too:
+    test_bad_inputs.py::test_a_region_missing_one_service_in_the_catalog_is_named_with_that_service)."""
+    cloud_ = flex_like_target
+    with cloud_.admin.temporary_options(
+        glance_regions="IAD", catalog_missing_services={"DFW": ["object-store"]}
+    ):
+        image_id = new_image(cloud_)
+        before, source = created(cloud_), image(cloud_, "DFW", image_id)
+        with pytest.raises(UnknownRegionError) as refused:
+            transfer_image(request_for(image_id))
+        message = str(refused.value)
+        assert message.startswith(
+            "region DFW offers image but no object-store to the source account (the catalog "
+            "lists no object-store endpoint there): pick a source region that offers image, "
+            "object-store"
+        )
+        assert message.endswith("or have object-store enabled for this account in DFW")
+        assert created(cloud_) == before
+        assert image(cloud_, "DFW", image_id) == source
 
 
 def test_a_batch_between_glance_regions_streams_each_image(

@@ -29,6 +29,7 @@ from imagehop.procedure.preflight import (
     check_staging_container,
     check_task_role,
     choose_flavor,
+    source_services,
 )
 from imagehop.procedure.request import (
     COORDINATING_KEY_PROPERTY,
@@ -344,3 +345,13 @@ def test_a_transport_without_a_temporary_url_takes_any_staging_container(
     foreign = {"x-container-meta-owner": "ops"}
     choice = _transport(transport, target_import)
     assert "no temporary URL needed" in check_staging_container(foreign, "imports", "IAD", choice)
+
+
+def test_only_an_exporting_source_needs_object_storage() -> None:
+    """Rackspace's export task writes into the source's Cloud Files; a Glance source's data
+    is read from its Images API."""
+    assert source_services(request(), exports=True) == ["image", "object-store"]
+    assert source_services(request(), exports=False) == ["image"]
+    server = request(image_id=None, server_id="srv-1")
+    assert source_services(server, exports=True) == ["image", "object-store", "compute"]
+    assert source_services(server, exports=False) == ["image", "compute"]
