@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from imagehop.procedure.estimate import dry_run_plan
 from imagehop.procedure.preflight import PreflightReport
 from imagehop.procedure.request import (
+    EXPORT_DISK_FORMAT,
     TransferIdentity,
     TransferRequest,
     import_location,
@@ -61,6 +62,7 @@ from imagehop.tasks.glance import (
     create_target_image,
     glance_import_and_wait,
     plan_copy_from_image,
+    source_disk_format,
     verify_target_image,
 )
 from imagehop.tasks.progress import Event, Phases, publish
@@ -96,6 +98,8 @@ class Moved(BaseModel):
     import_task_id: str | None = None
     reused: tuple[str, ...] = ()
     copied: TransferReport | None = None
+    #: The staged object in the target (None: nothing staged, or not known: the source is gone)
+    staged_object: str | None = None
 
 
 #: The Greek letters the UI's run form starts its suggested names with.
@@ -206,7 +210,7 @@ def _move(
 ) -> Moved:
     """The runbook's moving steps, source region -> between the regions -> target region."""
     src, dst, owner = request.source_region, request.target_region, report.target_tenant
-    source_id, snapshot, exporting = request.image_id, None, False
+    source_id, snapshot, staged = request.image_id, None, None
     try:
         with phases("snapshot" if request.server_id else "tag source"):
             if request.server_id is not None:
@@ -218,26 +222,26 @@ def _move(
             assert source_id is not None  # a request names an image or a server
             tag_source_image(src, source_id, identity)
         if report.transport.transport != "rackspace-tasks":
-            exporting = report.transport.stages_segments
-            moved = _move_openstack(request, identity, report, phases, source_id)
+            staged = _staged_name(report.transport, src, source_id)
+            moved = _move_openstack(request, identity, report, phases, source_id, staged)
             reused = ("snapshot",) if snapshot and not snapshot.created else ()
             made = bool(snapshot and snapshot.created)
             return moved.model_copy(
                 update={"snapshot_created": made, "reused": reused + moved.reused}
             )
         with phases("export"):
-            exporting = True
+            staged = staged_object(source_id, EXPORT_DISK_FORMAT)
             ensure_container("source", src, request.export_container)
             export = export_and_wait(src, source_id, request.export_container)
         with phases("copy"):
             plan = plan_copy(src, dst, export.location, source_id, request.import_container)
             copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
         with phases("import"):
-            staged = import_location(request.import_container, source_id)
+            location = import_location(request.import_container, source_id)
             name = new_image_name(request, _source_name(request, report))
-            imported = import_and_wait(dst, staged, name, identity, owner, source_id)
+            imported = import_and_wait(dst, location, name, identity, owner, source_id)
     except Exception:
-        _log_remains(request, identity, source_id if exporting else None, report.transport)
+        _log_remains(request, identity, source_id, staged, report.transport)
         raise
     reused = ("snapshot" if snapshot and not snapshot.created else None, export.reused,
               imported.reused)  # fmt: skip
@@ -249,6 +253,7 @@ def _move(
         import_task_id=imported.task_id,
         reused=tuple(what for what in reused if what),
         copied=copy,
+        staged_object=staged,
     )
 
 
@@ -258,9 +263,11 @@ def _move_openstack(
     report: PreflightReport,
     phases: Phases,
     source_id: str,
+    staged: str | None,
 ) -> Moved:
     """The moving steps when a side is OpenStack Glance: the bytes by the transport pre-flight
-    chose (:mod:`imagehop.procedure.transport`), then the new image checked against the source."""
+    chose (:mod:`imagehop.procedure.transport`), staged as ``staged`` (None: nothing staged),
+    then the new image checked against the source."""
     choice, src, dst, owner = (
         report.transport,
         request.source_region,
@@ -277,30 +284,44 @@ def _move_openstack(
             plan = plan_copy(src, dst, export.location, source_id, container, segments)
             copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
     elif choice.stages_segments:
+        assert staged is not None  # named by _staged_name for every staging transport
         with phases("copy"):
-            plan = plan_copy_from_image(src, dst, source_id, container, segments)
+            plan = plan_copy_from_image(src, dst, source_id, container, staged, segments)
             copy = copy_segments(plan, src, dst, identity.run_key, _concurrency(request))
     name = new_image_name(request, _source_name(request, report))
     size = copy.plan.size if copy is not None else None
     with phases("import"):
         if choice.target_import == "import-task":
-            staged_at = import_location(request.import_container, source_id)
-            imported = import_and_wait(dst, staged_at, name, identity, owner, source_id)
+            location = import_location(request.import_container, source_id)
+            imported = import_and_wait(dst, location, name, identity, owner, source_id)
             return Moved(source_image_id=source_id, target_image_id=imported.image_id or "",
                          import_task_id=imported.task_id, reused=_reused(imported.reused),
-                         copied=copy)  # fmt: skip
+                         copied=copy, staged_object=staged)  # fmt: skip
         formats = (choice.disk_format, choice.container_format)
         target = create_target_image(dst, name, identity, owner, src, source_id, formats,
                                      report.source.min_disk, report.source.min_ram)  # fmt: skip
-        staged = (request.import_container, staged_object(source_id), size or 0)
-        new_id = glance_import_and_wait(dst, target, choice.target_import, staged, (src, source_id))
+        staged_at = (request.import_container, staged or "", size or 0)
+        new_id = glance_import_and_wait(
+            dst, target, choice.target_import, staged_at, (src, source_id)
+        )
     with phases("verify"):
         compare_with = None if choice.source_export else source_id
         verify_target_image(src, compare_with, dst, new_id, size)
     reused = (export.reused if export else None, target.reused)
     return Moved(source_image_id=source_id, target_image_id=new_id,
                  export_task_id=export.task_id if export else None,
-                 reused=_reused(*reused), copied=copy)  # fmt: skip
+                 reused=_reused(*reused), copied=copy, staged_object=staged)  # fmt: skip
+
+
+def _staged_name(choice: TransportChoice, source_region: str, source_id: str) -> str | None:
+    """The staged object of this transfer (None: the transport stages nothing), named after
+    the source image and the format of the staged bytes: stable for the request, so a re-run
+    finds the segments an earlier run copied. A server's snapshot in a Glance source has the
+    format the cloud gave it (read once it exists)."""
+    if not choice.stages_segments:
+        return None
+    disk_format = choice.staged_format or source_disk_format(source_region, source_id)
+    return staged_object(source_id, disk_format)
 
 
 def _segments_in(request: TransferRequest, choice: TransportChoice) -> str:
@@ -324,7 +345,15 @@ def _moved_before(
     source_id = request.image_id or find_source_image(
         request.source_region, identity, report.source_tenant
     )
-    return Moved(source_image_id=source_id, target_image_id=image_id, reused=("transferred image",))
+    staged = None
+    if source_id is not None:
+        staged = _staged_name(report.transport, request.source_region, source_id)
+    return Moved(
+        source_image_id=source_id,
+        target_image_id=image_id,
+        reused=("transferred image",),
+        staged_object=staged,
+    )
 
 
 def _finish(
@@ -349,9 +378,11 @@ def _finish(
                 name = server_name(request, new_image_name(request, _source_name(request, report)))
                 server_id = boot_and_wait(dst, new_id, name, report.boot_flavor.id, identity)
         with phases("cleanup"):
-            cleaned, remaining = _clean_up(request, moved.source_image_id, report.transport)
+            cleaned, remaining = _clean_up(request, moved, report.transport)
     except Exception:
-        _log_remains(request, identity, moved.source_image_id, report.transport)
+        _log_remains(
+            request, identity, moved.source_image_id, moved.staged_object, report.transport
+        )
         raise
     result = _result(request, identity, report, phases, moved, properties, server_id,
                      cleaned, remaining)  # fmt: skip
@@ -374,13 +405,14 @@ def _accepted(checked: PreflightReport | Refusal) -> PreflightReport:
 
 
 def _clean_up(
-    request: TransferRequest, source_image_id: str | None, transport: TransportChoice
+    request: TransferRequest, moved: Moved, transport: TransportChoice
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(what was deleted, what remains) under the request's cleanup policy."""
-    if source_image_id is None or not transport.stages_segments:
+    source_image_id, staged = moved.source_image_id, moved.staged_object
+    if source_image_id is None or staged is None or not transport.stages_segments:
         return (), ()
     if request.cleanup == "keep":
-        return (), tuple(_intermediates(request, source_image_id, transport))
+        return (), tuple(_intermediates(request, source_image_id, staged, transport))
     deleted = delete_intermediates(
         request.source_region,
         request.target_region,
@@ -388,6 +420,7 @@ def _clean_up(
         request.import_container,
         source_image_id,
         transport.source_export,
+        staged,
     )
     return deleted, ()
 
@@ -468,7 +501,7 @@ def _source_name(request: TransferRequest, report: PreflightReport) -> str:
 
 
 def _intermediates(
-    request: TransferRequest, source_image_id: str, transport: TransportChoice
+    request: TransferRequest, source_image_id: str, staged: str, transport: TransportChoice
 ) -> list[str]:
     """The exported VHD (when the source exports) and the staged copy (when there is one)."""
     found = intermediates(
@@ -477,6 +510,7 @@ def _intermediates(
         request.export_container,
         request.import_container,
         source_image_id,
+        staged,
         _segments_in(request, transport),
     )
     exported, staged = found
@@ -489,13 +523,15 @@ def _log_remains(
     request: TransferRequest,
     identity: TransferIdentity,
     source_image_id: str | None,
+    staged: str | None,
     transport: TransportChoice,
 ) -> None:
     """After a failure: say what stays in place for a re-run, and how to remove it instead
-    (in the run's log, and to progress listeners such as the CLI)."""
-    kept = (
-        " | ".join(_intermediates(request, source_image_id, transport)) if source_image_id else ""
-    )
+    (in the run's log, and to progress listeners such as the CLI); ``staged`` None: the
+    moving steps had not started (nothing exported or staged yet)."""
+    kept = ""
+    if source_image_id is not None and staged is not None:
+        kept = " | ".join(_intermediates(request, source_image_id, staged, transport))
     if not kept:
         remains = "the transfer failed before the export: nothing is left in Cloud Files"
     else:

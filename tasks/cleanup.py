@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from imagehop.procedure.request import exported_object, staged_object
+from imagehop.procedure.request import exported_object
 from imagehop.procedure.steps import delete_copies
 from imagehop.tasks.cloud import clients
 from imagehop.tasks.policy import FRESH
@@ -18,6 +18,7 @@ def delete_intermediates(
     import_container: str,
     source_image_id: str,
     source_exported: bool | None = None,
+    staged: str | None = None,
 ) -> tuple[str, ...]:
     """Bulk-delete the exported DLO (source) and the staged SLO (target), both at once.
 
@@ -28,6 +29,9 @@ def delete_intermediates(
         source_exported: the source exported the image (Rackspace's legacy cloud); False: a
             Glance source, whose object storage is never touched (it may have none); None:
             asked of the source region (legacy when it serves no ``/v2/info/import``).
+        staged: the staged object's name, for the line saying what was deleted (every
+            staged object of that source image goes, whatever its disk format:
+            :func:`~imagehop.procedure.steps.delete_staged`).
 
     Returns:
         One line per region saying what was deleted.
@@ -35,7 +39,7 @@ def delete_intermediates(
     c = clients()
     if source_exported is None:
         source_exported = c.glance("source", source_region).import_methods() is None
-    exported, staged = delete_copies(
+    exported, deleted = delete_copies(
         c.objects("source", source_region) if source_exported else None,
         c.objects("target", target_region),
         export_container,
@@ -48,7 +52,8 @@ def delete_intermediates(
     )
     done = (
         *([export_line] if source_exported else []),
-        f"{target_region}: {import_container}/{staged_object(source_image_id)} ({staged} objects)",
+        f"{target_region}: {import_container}/{staged or source_image_id + '.*'} "
+        f"({deleted} objects)",
     )
     for line in done:
         get_run_logger().info("deleted %s", line)

@@ -6,6 +6,7 @@ is needed."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from imagehop.errors import (
 )
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.flows.transfer_images import transfer_images
-from imagehop.procedure import BootRequest, DryRunPlan, TransferResult
+from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
 from imagehop.procedure.request import (
     COPY_OF_PROPERTY,
     DEFAULT_COORDINATING_KEY,
@@ -32,6 +33,7 @@ from imagehop.procedure.request import (
 )
 from imagehop.tasks import cloud
 from imagehop_sandbox.handle import LocalCloud
+from imagehop_sandbox.options import MiB
 from tests.flows.helpers import created, image, new_image, objects, request_for
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
@@ -347,7 +349,7 @@ def test_a_hash_mismatch_is_caught_and_the_image_never_left_usable(
         usable = [i for i in listed.json()["images"] if i["status"] == "active"]
         assert usable == []
         # the staged copy stays for a re-run, which then imports the right bytes
-        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, staged_object(image_id))
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, staged_object(image_id, "vhd"))
         monkeypatch.setattr(imagehop.tasks.glance, "temporary_url", real_url)
         result = transfer_image(request_for(image_id))
         assert isinstance(result, TransferResult)
@@ -384,7 +386,9 @@ def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
         with pytest.raises(IntegrityError, match="injected"):
             transfer_image(request)
         # web-download: the segments sit beside the manifest (a temporary URL's reach)
-        staged = objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, f"{staged_object(image_id)}/")
+        staged = objects(
+            cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, f"{staged_object(image_id, 'vhd')}/"
+        )
         assert len(staged) == 2
 
         monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
@@ -395,6 +399,95 @@ def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
         assert result.segments_copied == result.segments_total - 2
         assert result.bytes_copied < result.bytes_total
         _assert_same_image(cloud_, image_id, result)
+
+
+def _glance_image(cloud_: LocalCloud, region: str, disk_format: str, data: bytes) -> str:
+    """An active image of the main account uploaded through a Glance region's API."""
+    session = cloud_.session()
+    body = {"name": f"{disk_format}-image", "disk_format": disk_format,
+            "container_format": "bare", "os_distro": "ubuntu"}  # fmt: skip
+    made = session.images(region, "POST", "/images", json=body)
+    made.raise_for_status()
+    image_id = str(made.json()["id"])
+    octet = {"Content-Type": "application/octet-stream"}
+    session.images(region, "PUT", f"/images/{image_id}/file", data=data, headers=octet)
+    assert image(cloud_, region, image_id)["status"] == "active"
+    return image_id
+
+
+def test_a_qcow2_image_is_staged_under_its_own_extension_and_resumed_there(
+    keystone_per_region: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staged copy of a qcow2 image is <id>.qcow2 (not .vhd): in the plan, in the
+    target's Swift, in what a failed run says it kept; the re-run finds its segments there and
+    copies only the missing ones; the cleanup removes them."""
+    cloud_ = keystone_per_region
+    real_copy = imagehop.transfer.engine.copy_segment
+
+    def third_segment_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if args[3].index == 2:
+            raise IntegrityError("segment 2: the target stored another ETag (injected)")
+        return real_copy(*args, **kwargs)
+
+    qcow2 = b"QFI\xfb" + b"\x00\x00\x00\x03" + bytes(16) + (64 * MiB).to_bytes(8, "big")
+    data = qcow2 + os.urandom(5 * MiB + 4321)
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH, import_methods={"IAD": ["web-download"]}
+    ):
+        image_id = _glance_image(cloud_, "DFW", "qcow2", data)
+        staged = f"{image_id}.qcow2"
+        request = request_for(image_id, concurrency=1)
+        plan = transfer_image(request.model_copy(update={"dry_run": True}))
+        assert isinstance(plan, DryRunPlan)
+        assert f"as an SLO {DEFAULT_IMPORT_CONTAINER}/{staged} " in plan.steps[1]
+
+        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", third_segment_fails)
+        with pytest.raises(IntegrityError, match="injected"):
+            transfer_image(request)
+        kept = objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id)
+        assert len(kept) == 2 and all(name.startswith(f"{staged}/imagehop/") for name in kept)
+
+        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
+        result = transfer_image(request)
+
+        assert isinstance(result, TransferResult) and result.transport == "stream"
+        assert result.segments_skipped == 2  # the first run's segments, found by name
+        assert result.segments_copied == result.segments_total - 2
+        new = image(cloud_, "IAD", result.target_image_id)
+        source = image(cloud_, "DFW", image_id)
+        assert (new["status"], new["disk_format"]) == ("active", "qcow2")
+        assert new["os_hash_value"] == source["os_hash_value"]
+        assert result.cleaned_up == (f"IAD: {DEFAULT_IMPORT_CONTAINER}/{staged} (4 objects)",)
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == []
+
+
+def test_a_servers_snapshot_in_a_glance_source_is_staged_under_the_format_the_cloud_gave_it(
+    keystone_per_region: LocalCloud,
+) -> None:
+    """Before the snapshot exists its format is unknown (the dry run says so); once it exists,
+    the staged copy is named after it, and the kept staged copy says that name."""
+    cloud_ = keystone_per_region
+    server_id = cloud_.admin.seed()["DFW"]["demo_server"]
+    request = TransferRequest(
+        source_region="DFW", target_region="IAD", server_id=server_id, cleanup="keep"
+    )
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH, import_methods={"IAD": ["web-download"]}
+    ):
+        plan = transfer_image(request.model_copy(update={"dry_run": True}))
+        assert isinstance(plan, DryRunPlan) and plan.transport == "stream"
+        assert any("<new image>.<its disk_format>" in step for step in plan.steps)
+
+        result = transfer_image(request)
+
+        assert isinstance(result, TransferResult) and result.snapshot_created
+        snapshot = image(cloud_, "DFW", result.source_image_id)
+        staged = staged_object(result.source_image_id, snapshot["disk_format"])
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, staged) != []
+        assert any(f"{DEFAULT_IMPORT_CONTAINER}/{staged} " in kept for kept in result.remaining)
+        new = image(cloud_, "IAD", result.target_image_id)
+        assert new["disk_format"] == snapshot["disk_format"]
+        assert new["os_hash_value"] == snapshot["os_hash_value"]
 
 
 def test_no_usable_import_method_is_refused_at_preflight(keystone_per_region: LocalCloud) -> None:
