@@ -212,10 +212,11 @@ def run_flow(args: argparse.Namespace, token: str) -> dict[str, Any]:
     from prefect import flow
 
     import imagehop.tasks.copy as copy_tasks
+    from imagehop.procedure.request import Clouds
     from imagehop.tasks import progress
 
     bench_clients = BenchClients(args, token)
-    copy_tasks.clients = lambda: bench_clients  # type: ignore[assignment]
+    copy_tasks.clients = lambda clouds=None: bench_clients  # type: ignore[assignment]
     source_image = args.object.removesuffix(".vhd")
     location = f"{args.container}/{args.object}"
 
@@ -223,8 +224,11 @@ def run_flow(args: argparse.Namespace, token: str) -> dict[str, Any]:
     def copy_phase() -> tuple[Any, float]:
         """transfer-image's copy phase, timed inside the flow run (as its phase timing is)."""
         began = time.monotonic()
-        plan = copy_tasks.plan_copy("DFW", "IAD", location, source_image, args.target_container)
-        report = copy_tasks.copy_segments(plan, "DFW", "IAD", "bench", args.workers)
+        clouds = Clouds()  # the process's own settings on both sides, as a request without clouds
+        plan = copy_tasks.plan_copy(
+            "DFW", "IAD", location, source_image, args.target_container, clouds=clouds
+        )
+        report = copy_tasks.copy_segments(plan, "DFW", "IAD", "bench", args.workers, clouds=clouds)
         return report, time.monotonic() - began
 
     printer = progress_printer() if args.progress else None

@@ -35,6 +35,8 @@ from pydantic import BaseModel, ConfigDict
 from imagehop.procedure.estimate import dry_run_plan
 from imagehop.procedure.preflight import PreflightReport
 from imagehop.procedure.request import (
+    EXPORT_DISK_FORMAT,
+    Clouds,
     TransferIdentity,
     TransferRequest,
     import_location,
@@ -61,6 +63,7 @@ from imagehop.tasks.glance import (
     create_target_image,
     glance_import_and_wait,
     plan_copy_from_image,
+    source_disk_format,
     verify_target_image,
 )
 from imagehop.tasks.progress import Event, Phases, publish
@@ -96,6 +99,8 @@ class Moved(BaseModel):
     import_task_id: str | None = None
     reused: tuple[str, ...] = ()
     copied: TransferReport | None = None
+    #: The staged object in the target (None: nothing staged, or not known: the source is gone)
+    staged_object: str | None = None
 
 
 #: The Greek letters the UI's run form starts its suggested names with.
@@ -208,7 +213,7 @@ def _move(
 ) -> Moved:
     """The runbook's moving steps, source region -> between the regions -> target region."""
     src, dst, owner = request.source_region, request.target_region, report.target_tenant
-    source_id, snapshot, exporting, clouds = request.image_id, None, False, request.clouds
+    source_id, snapshot, staged, clouds = request.image_id, None, None, request.clouds
     try:
         with phases("snapshot" if request.server_id else "tag source"):
             if request.server_id is not None:
@@ -220,15 +225,15 @@ def _move(
             assert source_id is not None  # a request names an image or a server
             tag_source_image(src, source_id, identity, clouds=clouds)
         if report.transport.transport != "rackspace-tasks":
-            exporting = report.transport.stages_segments
-            moved = _move_openstack(request, identity, report, phases, source_id)
+            staged = _staged_name(report.transport, src, source_id, clouds)
+            moved = _move_openstack(request, identity, report, phases, source_id, staged)
             reused = ("snapshot",) if snapshot and not snapshot.created else ()
             made = bool(snapshot and snapshot.created)
             return moved.model_copy(
                 update={"snapshot_created": made, "reused": reused + moved.reused}
             )
         with phases("export"):
-            exporting = True
+            staged = staged_object(source_id, EXPORT_DISK_FORMAT)
             ensure_container("source", src, request.export_container, clouds=clouds)
             export = export_and_wait(src, source_id, request.export_container, clouds=clouds)
         with phases("copy"):
@@ -237,11 +242,13 @@ def _move(
             )
             copy = _copy(plan, request, identity)
         with phases("import"):
-            staged = import_location(request.import_container, source_id)
+            location = import_location(request.import_container, source_id)
             name = new_image_name(request, _source_name(request, report))
-            imported = import_and_wait(dst, staged, name, identity, owner, source_id, clouds=clouds)
+            imported = import_and_wait(
+                dst, location, name, identity, owner, source_id, clouds=clouds
+            )
     except Exception:
-        _log_remains(request, identity, source_id if exporting else None, report.transport)
+        _log_remains(request, identity, source_id, staged, report.transport)
         raise
     reused = ("snapshot" if snapshot and not snapshot.created else None, export.reused,
               imported.reused)  # fmt: skip
@@ -253,6 +260,7 @@ def _move(
         import_task_id=imported.task_id,
         reused=tuple(what for what in reused if what),
         copied=copy,
+        staged_object=staged,
     )
 
 
@@ -262,9 +270,11 @@ def _move_openstack(
     report: PreflightReport,
     phases: Phases,
     source_id: str,
+    staged: str | None,
 ) -> Moved:
     """The moving steps when a side is OpenStack Glance: the bytes by the transport pre-flight
-    chose (:mod:`imagehop.procedure.transport`), then the new image checked against the source."""
+    chose (:mod:`imagehop.procedure.transport`), staged as ``staged`` (None: nothing staged),
+    then the new image checked against the source."""
     choice, src, dst, owner = (
         report.transport,
         request.source_region,
@@ -282,27 +292,30 @@ def _move_openstack(
             plan = plan_copy(src, dst, *located, clouds=clouds)
             copy = _copy(plan, request, identity)
     elif choice.stages_segments:
+        assert staged is not None  # named by _staged_name for every staging transport
         with phases("copy"):
-            plan = plan_copy_from_image(src, dst, source_id, container, segments, clouds=clouds)
+            plan = plan_copy_from_image(
+                src, dst, source_id, container, staged, segments, clouds=clouds
+            )
             copy = _copy(plan, request, identity)
     name = new_image_name(request, _source_name(request, report))
     size = copy.plan.size if copy is not None else None
     with phases("import"):
         if choice.target_import == "import-task":
-            staged_at = import_location(request.import_container, source_id)
+            location = import_location(request.import_container, source_id)
             imported = import_and_wait(
-                dst, staged_at, name, identity, owner, source_id, clouds=clouds
+                dst, location, name, identity, owner, source_id, clouds=clouds
             )
             return Moved(source_image_id=source_id, target_image_id=imported.image_id or "",
                          import_task_id=imported.task_id, reused=_reused(imported.reused),
-                         copied=copy)  # fmt: skip
+                         copied=copy, staged_object=staged)  # fmt: skip
         formats = (choice.disk_format, choice.container_format)
         target = create_target_image(dst, name, identity, owner, src, source_id, formats,
                                      report.source.min_disk, report.source.min_ram,
                                      clouds=clouds)  # fmt: skip
-        staged = (request.import_container, staged_object(source_id), size or 0)
+        staged_at = (request.import_container, staged or "", size or 0)
         new_id = glance_import_and_wait(
-            dst, target, choice.target_import, staged, (src, source_id), clouds=clouds
+            dst, target, choice.target_import, staged_at, (src, source_id), clouds=clouds
         )
     with phases("verify"):
         compare_with = None if choice.source_export else source_id
@@ -310,7 +323,22 @@ def _move_openstack(
     reused = (export.reused if export else None, target.reused)
     return Moved(source_image_id=source_id, target_image_id=new_id,
                  export_task_id=export.task_id if export else None,
-                 reused=_reused(*reused), copied=copy)  # fmt: skip
+                 reused=_reused(*reused), copied=copy, staged_object=staged)  # fmt: skip
+
+
+def _staged_name(
+    choice: TransportChoice, source_region: str, source_id: str, clouds: Clouds
+) -> str | None:
+    """The staged object of this transfer (None: the transport stages nothing), named after
+    the source image and the format of the staged bytes: stable for the request, so a re-run
+    finds the segments an earlier run copied. A server's snapshot in a Glance source has the
+    format the cloud gave it (read once it exists)."""
+    if not choice.stages_segments:
+        return None
+    disk_format = choice.staged_format or source_disk_format(
+        source_region, source_id, clouds=clouds
+    )
+    return staged_object(source_id, disk_format)
 
 
 def _segments_in(request: TransferRequest, choice: TransportChoice) -> str:
@@ -334,7 +362,15 @@ def _moved_before(
     source_id = request.image_id or find_source_image(
         request.source_region, identity, report.source_tenant, clouds=request.clouds
     )
-    return Moved(source_image_id=source_id, target_image_id=image_id, reused=("transferred image",))
+    staged = None
+    if source_id is not None:
+        staged = _staged_name(report.transport, request.source_region, source_id, request.clouds)
+    return Moved(
+        source_image_id=source_id,
+        target_image_id=image_id,
+        reused=("transferred image",),
+        staged_object=staged,
+    )
 
 
 def _finish(
@@ -363,9 +399,11 @@ def _finish(
                 flavor = report.boot_flavor.id
                 server_id = boot_and_wait(dst, new_id, name, flavor, identity, clouds=clouds)
         with phases("cleanup"):
-            cleaned, remaining = _clean_up(request, moved.source_image_id, report.transport)
+            cleaned, remaining = _clean_up(request, moved, report.transport)
     except Exception:
-        _log_remains(request, identity, moved.source_image_id, report.transport)
+        _log_remains(
+            request, identity, moved.source_image_id, moved.staged_object, report.transport
+        )
         raise
     result = _result(request, identity, report, phases, moved, properties, server_id,
                      cleaned, remaining)  # fmt: skip
@@ -388,19 +426,22 @@ def _accepted(checked: PreflightReport | Refusal) -> PreflightReport:
 
 
 def _clean_up(
-    request: TransferRequest, source_image_id: str | None, transport: TransportChoice
+    request: TransferRequest, moved: Moved, transport: TransportChoice
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(what was deleted, what remains) under the request's cleanup policy."""
-    if source_image_id is None or not transport.stages_segments:
+    source_image_id, staged = moved.source_image_id, moved.staged_object
+    if source_image_id is None or staged is None or not transport.stages_segments:
         return (), ()
     if request.cleanup == "keep":
-        return (), tuple(_intermediates(request, source_image_id, transport))
+        return (), tuple(_intermediates(request, source_image_id, staged, transport))
     deleted = delete_intermediates(
         request.source_region,
         request.target_region,
         request.export_container,
         request.import_container,
         source_image_id,
+        transport.source_export,
+        staged,
         clouds=request.clouds,
     )
     return deleted, ()
@@ -493,7 +534,7 @@ def _source_name(request: TransferRequest, report: PreflightReport) -> str:
 
 
 def _intermediates(
-    request: TransferRequest, source_image_id: str, transport: TransportChoice
+    request: TransferRequest, source_image_id: str, staged: str, transport: TransportChoice
 ) -> list[str]:
     """The exported VHD (when the source exports) and the staged copy (when there is one)."""
     found = intermediates(
@@ -502,6 +543,7 @@ def _intermediates(
         request.export_container,
         request.import_container,
         source_image_id,
+        staged,
         _segments_in(request, transport),
     )
     exported, staged = found
@@ -514,13 +556,15 @@ def _log_remains(
     request: TransferRequest,
     identity: TransferIdentity,
     source_image_id: str | None,
+    staged: str | None,
     transport: TransportChoice,
 ) -> None:
     """After a failure: say what stays in place for a re-run, and how to remove it instead
-    (in the run's log, and to progress listeners such as the CLI)."""
-    kept = (
-        " | ".join(_intermediates(request, source_image_id, transport)) if source_image_id else ""
-    )
+    (in the run's log, and to progress listeners such as the CLI); ``staged`` None: the
+    moving steps had not started (nothing exported or staged yet)."""
+    kept = ""
+    if source_image_id is not None and staged is not None:
+        kept = " | ".join(_intermediates(request, source_image_id, staged, transport))
     if not kept:
         remains = "the transfer failed before the export: nothing is left in Cloud Files"
     else:

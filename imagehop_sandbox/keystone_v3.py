@@ -262,6 +262,7 @@ class KeystoneV3Api:
             ("compute", "nova"): lambda r: r.compute_url_for(tenant),
             ("object-store", "swift"): lambda r: r.storage_url_for(tenant),
         }
+        missing = self.cloud.options.catalog_missing_services  # as in the v2.0 catalog
         return [
             {
                 "id": _stable_id(service_type),
@@ -276,6 +277,7 @@ class KeystoneV3Api:
                         "url": url_of(region),
                     }
                     for region in regions
+                    if service_type not in missing.get(region.name, ())
                     for interface in ("public", "internal")
                 ],
             }

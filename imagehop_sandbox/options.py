@@ -76,7 +76,8 @@ class SandboxOptions:
     # others are Cloud Images, which documents no ``/file``. Off by default.
     glance_regions: str = ""
     #: ``{"IAD": ["image"]}``: service types the catalog leaves out for a region, as a real
-    #: catalog does for a product the account does not have there (the service still runs).
+    #: catalog does for a product the account does not have there (the service still runs);
+    #: in every catalog the cloud hands out: Identity v2.0's and each Keystone v3's.
     catalog_missing_services: dict[str, list[str]] = field(default_factory=dict)
     #: ``{"IAD": ["glance-direct", "web-download", "glance-download"]}``: a Glance region's
     #: ``enabled_import_methods`` (``GET /v2/info/import``); a Glance region not named here

@@ -20,7 +20,12 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.runtime import task_run
 
-from imagehop.procedure.request import Clouds, segments_container, staged_object
+from imagehop.procedure.request import (
+    EXPORT_DISK_FORMAT,
+    Clouds,
+    segments_container,
+    staged_object,
+)
 from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients, clock
 from imagehop.tasks.policy import FRESH
@@ -64,8 +69,9 @@ def plan_copy(
     layout = discover_source(
         c.objects("source", source_region), container, name, sleep=clock().sleep
     )
+    staged = staged_object(source_image_id, EXPORT_DISK_FORMAT)  # an export is a VHD
     return plan_staged_copy(
-        layout, target_region, import_container, source_image_id, segments_in, clouds=clouds
+        layout, target_region, import_container, staged, segments_in, clouds=clouds
     )
 
 
@@ -73,19 +79,20 @@ def plan_staged_copy(
     layout: SourceLayout,
     target_region: str,
     import_container: str,
-    source_image_id: str,
+    staged: str,
     segments_in: str | None = None,
     *,
     clouds: Clouds,
 ) -> TransferPlan:
-    """The plan of ``layout``'s copy to the staged object of ``source_image_id`` in the
-    target's import container (segments in ``segments_in``, default its ``_segments``)."""
+    """The plan of ``layout``'s copy to the staged object ``staged``
+    (:func:`~imagehop.procedure.request.staged_object`) in the target's import container
+    (segments in ``segments_in``, default its ``_segments``)."""
     c = clients(clouds)
     return plan_transfer(
         layout,
         c.objects("target", target_region).limits(),
         import_container,
-        staged_object(source_image_id),
+        staged,
         c.settings().segment_size_bytes,
         segments_in or segments_container(import_container),
     )

@@ -36,17 +36,36 @@ def plan_copy_from_image(
     target_region: str,
     source_image_id: str,
     import_container: str,
+    staged: str,
     segments_in: str | None = None,
     *,
     clouds: Clouds,
 ) -> TransferPlan:
-    """Plan the target SLO of a Glance image's data (ranged reads of ``.../file``); its
-    segments go to ``segments_in`` (default: the import container's ``_segments``)."""
+    """Plan the target SLO ``staged`` (:func:`~imagehop.procedure.request.staged_object`) of
+    a Glance image's data (ranged reads of ``.../file``); its segments go to ``segments_in``
+    (default: the import container's ``_segments``)."""
     glance = clients(clouds).glance("source", source_region)
     layout = discover_glance_source(glance, source_image_id)
     return plan_staged_copy(
-        layout, target_region, import_container, source_image_id, segments_in, clouds=clouds
+        layout, target_region, import_container, staged, segments_in, clouds=clouds
     )
+
+
+@task(name="read-disk-format", task_run_name="disk-format-of-{image_id:.8}", **FRESH)
+def source_disk_format(region: str, image_id: str, *, clouds: Clouds) -> str:
+    """The ``disk_format`` of the source image (a server's snapshot in a Glance region: the
+    cloud chose it), which names the staged copy.
+
+    Raises:
+        ImageNotTransferableError: the image has none (the new image would need one too).
+    """
+    disk_format = clients(clouds).glance("source", region).get_image(image_id).disk_format
+    if not disk_format:
+        raise ImageNotTransferableError(
+            f"image {image_id} in {region} has no disk_format: the new image needs one; set it "
+            "on the source image"
+        )
+    return disk_format
 
 
 @task(name="create-target-image", task_run_name="create-image-in-{region}", **FRESH)

@@ -9,10 +9,11 @@ import math
 from imagehop.object_store import ClusterLimits
 from imagehop.procedure.preflight import PreflightReport
 from imagehop.procedure.request import (
+    EXPORT_DISK_FORMAT,
     TransferIdentity,
     TransferRequest,
     exported_object,
-    import_location,
+    staged_object,
 )
 from imagehop.procedure.result import DryRunPlan
 from imagehop.procedure.transport import TransportChoice, segments_for
@@ -81,7 +82,7 @@ def plan_steps(
     pre-flight's choice; None: Rackspace's tasks)."""
     src, dst = request.source_region, request.target_region
     segments = segments_for(request.import_container, transport)
-    staged = import_location(request.import_container, source_id)
+    staged = f"{request.import_container}/{_staged_name(source_id, transport)}"
     steps = []
     if request.server_id is not None:
         steps.append(f"image server {request.server_id} in {src} (reused if run key exists)")
@@ -107,6 +108,15 @@ def plan_steps(
     if request.cleanup == "delete-intermediates":
         steps.append(_cleanup_step(transport))
     return steps
+
+
+def _staged_name(source_id: str, transport: TransportChoice | None) -> str:
+    """The staged object's name (None transport: Rackspace's tasks, a VHD); a server's
+    snapshot in a Glance source has a format only once it exists: said so."""
+    disk_format = transport.staged_format if transport is not None else EXPORT_DISK_FORMAT
+    if disk_format is None:
+        return f"{source_id}.<its disk_format>"
+    return staged_object(source_id, disk_format)
 
 
 def _import_steps(

@@ -8,7 +8,7 @@ credentials) whose message says what to do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,6 +16,7 @@ from imagehop.access import ServiceCatalog, User
 from imagehop.compute import Flavor, Server, pick_flavor
 from imagehop.errors import (
     ForbiddenError,
+    ForeignContainerError,
     ImageNotTransferableError,
     NotFoundError,
     PreflightError,
@@ -24,6 +25,7 @@ from imagehop.errors import (
 )
 from imagehop.glance import GlanceImages
 from imagehop.image import Image, ImageClient, check_container_name, format_size
+from imagehop.object_store import OWNED_CONTAINER_META, ObjectStore
 from imagehop.procedure.registry import CloudClients, Side
 from imagehop.procedure.request import (
     COPY_OF_PROPERTY,
@@ -40,7 +42,12 @@ from imagehop.procedure.steps import (
     is_copy_for,
     is_snapshot_of,
 )
-from imagehop.procedure.transport import SideOffer, TransportChoice, choose_transport
+from imagehop.procedure.transport import (
+    WEB_DOWNLOAD,
+    SideOffer,
+    TransportChoice,
+    choose_transport,
+)
 from imagehop.settings import Settings
 
 GB = 1000**3
@@ -143,6 +150,38 @@ def check_containers(request: TransferRequest) -> str:
     check_container_name(request.export_container, "export")
     check_container_name(request.import_container, "import")
     return f"container names {request.export_container!r}, {request.import_container!r} valid"
+
+
+def check_staging_container(
+    metadata: Mapping[str, str] | None, container: str, region: str, transport: TransportChoice
+) -> str:
+    """The container the copy stages into can carry imagehop's temporary-URL key, when the
+    transport imports by ``web-download`` of a temporary URL (``metadata``: the container's
+    headers, names in lower case; None: it does not exist yet, the copy creates it).
+
+    imagehop sets that key only on a container it created (marked
+    :data:`~imagehop.object_store.OWNED_CONTAINER_META`, see :mod:`imagehop.transfer.tempurl`),
+    so a container of that name it did not create would be refused only after the copy.
+
+    Raises:
+        ForeignContainerError: the container exists and imagehop did not create it.
+    """
+    where = f"container {container!r} in {region}"
+    if transport.target_import != WEB_DOWNLOAD:
+        return f"{where}: no temporary URL needed ({transport.transport})"
+    if metadata is None:
+        return f"{where} does not exist yet: the copy creates it as imagehop's"
+    if OWNED_CONTAINER_META in metadata:
+        return f"{where} was created by imagehop: it may carry imagehop's temporary-URL key"
+    marker = "-".join(part.capitalize() for part in OWNED_CONTAINER_META.split("-"))
+    raise ForeignContainerError(
+        f"{where} already exists and was not created by imagehop (it has no {marker} "
+        f"metadata): the {transport.transport} transport has {region}'s Glance import the "
+        "staged copy by web-download of a temporary URL on that container, and imagehop puts "
+        "a temporary-URL key only on containers it created (it never changes one it did not "
+        "make): name another container with the request's import_container option "
+        f"(--import-container), or delete or rename {container!r} in {region}"
+    )
 
 
 def check_task_role(user: User, who: str) -> str:
@@ -306,10 +345,9 @@ def run_preflight(
     """
     src, dst = request.source_region, request.target_region
     source_tokens, target_tokens = clients.tokens("source"), clients.tokens("target")
-    source_services = ["image", "object-store"] + (["compute"] if request.server_id else [])
     target_services = ["image", "object-store"] + (["compute"] if request.boot else [])
     checks = [
-        check_catalog(source_tokens.catalog, src, source_services, "source"),
+        check_catalog(source_tokens.catalog, src, source_services(request, False), "source"),
         check_catalog(target_tokens.catalog, dst, target_services, "target"),
     ]
     source_tenant = _tenant(source_tokens.tenant_id, "source")
@@ -318,7 +356,10 @@ def run_preflight(
     checks.append(check_containers(request))
     source_methods = clients.glance("source", src).import_methods()
     target_methods = clients.glance("target", dst).import_methods()
-    if source_methods is None:  # Rackspace's export task
+    if source_methods is None:  # Rackspace's export task, into the source's Cloud Files
+        checks[0] = check_catalog(
+            source_tokens.catalog, src, source_services(request, True), "source"
+        )
         checks.append(check_task_role(source_tokens.user, "source"))
     if target_methods is None:  # Rackspace's import task and its size limit
         checks.append(check_task_role(target_tokens.user, "target"))
@@ -334,6 +375,9 @@ def run_preflight(
         shared_identity=shares_identity(settings),
     )
     checks.append(f"transport {transport.transport}: {transport.reason}")
+    if transport.target_import == WEB_DOWNLOAD:
+        staging = staging_container_metadata(clients.objects("target", dst), request)
+        checks.append(check_staging_container(staging, request.import_container, dst, transport))
     in_source = find_run_images(clients.images("source", src), identity.run_key, source_tenant)
     in_target = find_run_images(clients.images("target", dst), identity.run_key, target_tenant)
     checks.append(check_run_key(request, identity, in_source, in_target))
@@ -350,6 +394,28 @@ def run_preflight(
         transport=transport,
         checks=tuple(checks),
     )
+
+
+def source_services(request: TransferRequest, exports: bool) -> list[str]:
+    """The services the source region must offer: images (and servers, to image one), and
+    object storage only where the source exports (Rackspace's legacy cloud: its export task
+    writes into Cloud Files); a Glance source's data is read from the Images API itself
+    (ranged ``GET /v2/images/{id}/file``)."""
+    return (
+        ["image"]
+        + (["object-store"] if exports else [])
+        + (["compute"] if request.server_id else [])
+    )
+
+
+def staging_container_metadata(
+    store: ObjectStore, request: TransferRequest
+) -> dict[str, str] | None:
+    """The import container's metadata (a HEAD), or None when it does not exist."""
+    try:
+        return store.container_metadata(request.import_container)
+    except NotFoundError:
+        return None
 
 
 def source_offer(

@@ -34,6 +34,8 @@ SNAPSHOT_PROPERTY = "com.imagehop.snapshot-of"
 #: another image is found by it (pre-flight refuses), and no step takes that copy for this one.
 COPY_OF_PROPERTY = "com.imagehop.copy-of"
 DEFAULT_EXPORT_CONTAINER = "imagehop-exports"
+#: What a Rackspace export is (and so the staged copy of one), and what its import task takes.
+EXPORT_DISK_FORMAT = "vhd"
 DEFAULT_IMPORT_CONTAINER = "imagehop-imports"
 #: Image properties an import drops (it accepts only a name) that a booted server relies on.
 DEFAULT_PROPERTIES: tuple[str, ...] = (
@@ -483,12 +485,28 @@ def server_name(request: TransferRequest, image_name: str) -> str:
 
 def exported_object(image_id: str) -> str:
     """What an export writes: ``<image id>.vhd`` (a DLO; segments ``<image id>.vhd-00001``...)."""
-    return f"{image_id}.vhd"
+    return f"{image_id}.{EXPORT_DISK_FORMAT}"
 
 
-def staged_object(source_image_id: str) -> str:
-    """The SLO the import reads in the target region (named after the source image)."""
-    return f"{source_image_id}.vhd"
+def staged_object(source_image_id: str, disk_format: str) -> str:
+    """The SLO the import reads in the target region: ``<source image id>.<extension>``, the
+    extension the disk format of the staged bytes: ``vhd`` for a Rackspace export
+    (:data:`EXPORT_DISK_FORMAT`), else the source image's own ``disk_format`` (``qcow2``,
+    ``raw``, ...), lower case, letters and digits only (``img`` if none is left).
+
+    Both parts are the source image's, so every run of one request stages under the same name
+    (a re-run finds the segments an earlier run copied). :func:`is_staged_name` recognises
+    every name this gives for an image."""
+    extension = re.sub(r"[^a-z0-9]", "", disk_format.lower()) or "img"
+    return f"{source_image_id}.{extension}"
+
+
+def is_staged_name(source_image_id: str, name: str) -> bool:
+    """``name`` is a staged object :func:`staged_object` names for that image (whatever its
+    format, also an earlier version's ``.vhd`` of any image), or one of its staged segments
+    (under :func:`staged_segments_prefix`)."""
+    pattern = rf"{re.escape(source_image_id)}\.[a-z0-9]+(?:/imagehop/.+)?"
+    return re.fullmatch(pattern, name, re.DOTALL) is not None
 
 
 def segments_container(import_container: str) -> str:
@@ -496,14 +514,16 @@ def segments_container(import_container: str) -> str:
     return f"{import_container}_segments"
 
 
-def staged_segments_prefix(source_image_id: str) -> str:
-    """Prefix of every staged segment of that image, whatever the segment size of the run."""
-    return f"{staged_object(source_image_id)}/imagehop/"
+def staged_segments_prefix(staged: str) -> str:
+    """Prefix of every segment of the staged object ``staged`` (:func:`staged_object`),
+    whatever the segment size of the run."""
+    return f"{staged}/imagehop/"
 
 
 def import_location(import_container: str, source_image_id: str) -> str:
-    """``import_from`` of the import task: ``<container>/<object>``."""
-    return f"{import_container}/{staged_object(source_image_id)}"
+    """``import_from`` of a Rackspace import task: ``<container>/<object>``, the staged VHD
+    (the import task takes VHD only)."""
+    return f"{import_container}/{staged_object(source_image_id, EXPORT_DISK_FORMAT)}"
 
 
 #: How a batch runs its images (see ``BatchRequest.run_as``).

@@ -42,8 +42,8 @@ from imagehop.procedure.request import (
     SNAPSHOT_PROPERTY,
     TransferIdentity,
     exported_object,
+    is_staged_name,
     segments_container,
-    staged_object,
     staged_segments_prefix,
 )
 from imagehop.procedure.result import PropertyReport, SkippedProperty
@@ -388,20 +388,22 @@ def delete_export(store: ObjectStore, container: str, image_id: str) -> int:
 
 def delete_staged(store: ObjectStore, container: str, source_image_id: str) -> int:
     """Bulk-delete the staged SLO's manifest and every staged segment of that image (in the
-    ``_segments`` container, or beside the manifest as for a temporary URL)."""
-    prefix = staged_segments_prefix(source_image_id)
+    ``_segments`` container, or beside the manifest as for a temporary URL): every object
+    named as :func:`~imagehop.procedure.request.staged_object` names one for that image,
+    whatever its disk format (:func:`~imagehop.procedure.request.is_staged_name`)."""
     objects = [
         (where, n)
         for where in (segments_container(container), container)
-        for n in _names(store, where, prefix)
+        for n in _names(store, where, f"{source_image_id}.")
+        if is_staged_name(source_image_id, n)
     ]
-    if _exists(store, container, staged_object(source_image_id)):
-        objects.append((container, staged_object(source_image_id)))
+    # the segments first, the manifests last (as the manifest was before)
+    objects.sort(key=lambda item: "/imagehop/" not in item[1])
     return store.bulk_delete(objects).deleted if objects else 0
 
 
 def delete_copies(
-    source: ObjectStore,
+    source: ObjectStore | None,
     target: ObjectStore,
     export_container: str,
     import_container: str,
@@ -409,7 +411,11 @@ def delete_copies(
 ) -> tuple[int, int]:
     """:func:`delete_export` in the source and :func:`delete_staged` in the target at the same
     time (two regions' clusters: neither waits for the other). Returns how many objects each
-    deleted; an error of either is raised once both ended."""
+    deleted; an error of either is raised once both ended. ``source`` None: the source did
+    not export (a Glance source; it may have no object storage at all), only the target's
+    staged copy is deleted."""
+    if source is None:
+        return 0, delete_staged(target, import_container, source_image_id)
     with ThreadPoolExecutor(2, thread_name_prefix="imagehop-cleanup") as pool:
         exported = pool.submit(delete_export, source, export_container, source_image_id)
         staged = pool.submit(delete_staged, target, import_container, source_image_id)
@@ -430,14 +436,15 @@ def intermediates(
     export_container: str,
     import_container: str,
     source_image_id: str,
+    staged: str,
     segments_in: str | None = None,
 ) -> list[str]:
     """What a transfer leaves in Cloud Files until cleanup, and how to remove each by hand
-    (``segments_in``: the staged segments' container, default the ``_segments`` one)."""
+    (``staged``: the staged object's name, :func:`~imagehop.procedure.request.staged_object`;
+    ``segments_in``: the staged segments' container, default the ``_segments`` one)."""
     exported = exported_object(source_image_id)
-    staged = staged_object(source_image_id)
     segments = segments_in or segments_container(import_container)
-    prefix = staged_segments_prefix(source_image_id)
+    prefix = staged_segments_prefix(staged)
     return [
         f"{source_region}: {export_container}/{exported} and its segments {exported}-* "
         f"(remove: swift delete {export_container} --prefix {exported})",

@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from imagehop.errors import PreflightError
-from imagehop.procedure.request import segments_container
+from imagehop.procedure.request import EXPORT_DISK_FORMAT, segments_container
 
 Transport = Literal[
     "rackspace-tasks",
@@ -50,8 +50,9 @@ GLANCE_DIRECT = "glance-direct"
 GLANCE_DOWNLOAD = "glance-download"
 #: The setting that allows ``PUT /v2/images/{id}/file`` on the target (no cloud advertises it).
 UPLOAD_SETTING = "IMAGEHOP_TARGET_ALLOWS_IMAGE_UPLOAD"
-#: What a Rackspace export is, and what the target image is created as for it.
-EXPORT_DISK_FORMAT, EXPORT_CONTAINER_FORMAT = "vhd", "bare"
+#: What the target image is created as for a Rackspace export (a VHD,
+#: :data:`~imagehop.procedure.request.EXPORT_DISK_FORMAT`).
+EXPORT_CONTAINER_FORMAT = "bare"
 
 
 class SideOffer(BaseModel):
@@ -98,6 +99,16 @@ class TransportChoice(BaseModel):
     def stages_segments(self) -> bool:
         """Bytes go through segments in the target's object storage (all but glance-download)."""
         return self.transport != "glance-download"
+
+    @property
+    def staged_format(self) -> str | None:
+        """The disk format of the bytes staged in the target (it names the staged object,
+        :func:`~imagehop.procedure.request.staged_object`): a Rackspace export's VHD, the VHD a
+        Rackspace import task takes, else the source image's format; None: not known yet (a
+        server's snapshot in a Glance source: the cloud picks its format)."""
+        if self.source_export or self.target_import == "import-task":
+            return EXPORT_DISK_FORMAT
+        return self.disk_format
 
 
 def choose_transport(

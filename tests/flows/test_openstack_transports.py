@@ -1,23 +1,31 @@
 """transfer-image between OpenStack Glance regions of the local cloud (issue 12): each transport
 the sandbox offers, Rackspace-style DFW -> a Flex-like region, a hash mismatch caught and never
-left usable, a resume after an interrupted copy, and a target with no usable import method
-refused at pre-flight."""
+left usable, a resume after an interrupted copy, and refused at pre-flight: a target with no
+usable import method, and an import container imagehop did not create where a temporary URL
+is needed."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 import imagehop.tasks.glance
 import imagehop.transfer.engine
-from imagehop.errors import IntegrityError, PreflightError
+from imagehop.errors import (
+    ForeignContainerError,
+    IntegrityError,
+    PreflightError,
+    UnknownRegionError,
+)
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.flows.transfer_images import transfer_images
-from imagehop.procedure import BootRequest, DryRunPlan, TransferResult
+from imagehop.procedure import BootRequest, DryRunPlan, TransferRequest, TransferResult
 from imagehop.procedure.request import (
     COPY_OF_PROPERTY,
     DEFAULT_COORDINATING_KEY,
+    DEFAULT_EXPORT_CONTAINER,
     DEFAULT_IMPORT_CONTAINER,
     BatchRequest,
     segments_container,
@@ -25,6 +33,7 @@ from imagehop.procedure.request import (
 )
 from imagehop.tasks import cloud
 from imagehop_sandbox.handle import LocalCloud
+from imagehop_sandbox.options import MiB
 from tests.flows.helpers import created, image, new_image, objects, request_for
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
@@ -122,6 +131,56 @@ def test_generic_region_to_region_by_streaming(
         assert objects(cloud_, "IAD", segments_container(DEFAULT_IMPORT_CONTAINER), image_id) == []
 
 
+def test_a_glance_source_without_object_storage_in_its_catalog_transfers(
+    keystone_per_region: LocalCloud,
+) -> None:
+    """A Glance source's data is read from its Images API (ranged GET .../file): pre-flight
+    does not ask for object storage in the source region, and no step (the cleanup neither)
+    touches the source's Swift."""
+    cloud_ = keystone_per_region
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH,
+        import_methods={"IAD": ["web-download"]},
+        catalog_missing_services={"DFW": ["object-store"]},
+    ):
+        image_id = new_image(cloud_)
+        plan = transfer_image(request_for(image_id, dry_run=True))
+        assert isinstance(plan, DryRunPlan) and plan.transport == "stream"
+        assert "DFW offers image to the source account" in plan.checks
+
+        result = transfer_image(request_for(image_id))
+
+        assert isinstance(result, TransferResult) and result.transport == "stream"
+        _assert_same_image(cloud_, image_id, result)
+        assert [line.split(":")[0] for line in result.cleaned_up] == ["IAD"]  # not DFW's Swift
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == []
+
+
+def test_a_rackspace_source_without_object_storage_is_refused_naming_it(
+    flex_like_target: LocalCloud,
+) -> None:
+    """Rackspace's legacy cloud exports into its Cloud Files: that source still needs object
+    storage, refused as before (a legacy target too:
+    test_bad_inputs.py::test_a_region_missing_one_service_in_the_catalog_is_named_with_that_service)."""
+    cloud_ = flex_like_target
+    with cloud_.admin.temporary_options(
+        glance_regions="IAD", catalog_missing_services={"DFW": ["object-store"]}
+    ):
+        image_id = new_image(cloud_)
+        before, source = created(cloud_), image(cloud_, "DFW", image_id)
+        with pytest.raises(UnknownRegionError) as refused:
+            transfer_image(request_for(image_id))
+        message = str(refused.value)
+        assert message.startswith(
+            "region DFW offers image but no object-store to the source account (the catalog "
+            "lists no object-store endpoint there): pick a source region that offers image, "
+            "object-store"
+        )
+        assert message.endswith("or have object-store enabled for this account in DFW")
+        assert created(cloud_) == before
+        assert image(cloud_, "DFW", image_id) == source
+
+
 def test_a_batch_between_glance_regions_streams_each_image(
     keystone_per_region: LocalCloud,
 ) -> None:
@@ -203,6 +262,65 @@ def test_rackspace_dfw_to_a_flex_like_region(flex_like_target: LocalCloud) -> No
         assert new["os_distro"] == "ubuntu"  # the property allow-list works across clouds
 
 
+def _container_state(cloud_: LocalCloud, region: str, container: str) -> dict[str, Any]:
+    """A container's metadata headers and its objects, as the account sees them."""
+    head = cloud_.session().storage(region, "HEAD", f"/{container}")
+    head.raise_for_status()
+    metadata = {k.lower(): v for k, v in head.headers.items() if "-meta-" in k.lower()}
+    return {"metadata": metadata, "objects": objects(cloud_, region, container)}
+
+
+@pytest.mark.parametrize("route", ["generic", "rackspace-to-flex"])
+def test_a_staging_container_imagehop_did_not_create_is_refused_before_the_copy(
+    route: str, request: pytest.FixtureRequest
+) -> None:
+    """The stream transport imports by web-download of a temporary URL, whose key imagehop
+    sets only on a container it created: a container of the import container's name that the
+    user made is refused by pre-flight (also in a dry run), before any byte is copied,
+    nothing created and the container left exactly as it was; a new name then transfers.
+    Both routes into a Glance target that stream: Glance -> Glance, and Rackspace's legacy
+    DFW (export, then its segments) -> a Flex-like IAD."""
+    generic = route == "generic"
+    cloud_: LocalCloud = request.getfixturevalue(
+        "keystone_per_region" if generic else "flex_like_target"
+    )
+    methods = {"IAD": ["web-download"]}
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH if generic else "IAD", import_methods=methods
+    ):
+        image_id = new_image(cloud_)
+        session = cloud_.session()
+        foreign = session.new_container("IAD", "mine")
+        session.storage("IAD", "POST", f"/{foreign}", headers={"X-Container-Meta-Owner": "ops"})
+        session.storage("IAD", "PUT", f"/{foreign}/notes.txt", data=b"the user's own object")
+        container_before = _container_state(cloud_, "IAD", foreign)
+        before, source = created(cloud_), image(cloud_, "DFW", image_id)
+
+        for dry_run in (True, False):
+            with pytest.raises(ForeignContainerError) as refused:
+                transfer_image(request_for(image_id, import_container=foreign, dry_run=dry_run))
+            message = str(refused.value)
+            assert f"container {foreign!r} in IAD already exists and was not created by " in message
+            assert "no X-Container-Meta-Imagehop-Created metadata" in message
+            assert "imagehop puts a temporary-URL key only on containers it created" in message
+            assert "name another container with the request's import_container option" in message
+            assert f"or delete or rename {foreign!r} in IAD" in message
+
+        assert created(cloud_) == before  # no image, export or import in either region
+        assert image(cloud_, "DFW", image_id) == source  # not even tagged
+        assert _container_state(cloud_, "IAD", foreign) == container_before  # no key, no object
+        assert "x-container-meta-temp-url-key" not in container_before["metadata"]
+        assert objects(cloud_, "IAD", segments_container(foreign)) == []
+        assert objects(cloud_, "DFW", DEFAULT_EXPORT_CONTAINER, image_id) == []  # no export
+
+        if generic:  # a container that does not exist yet: the copy creates it as imagehop's
+            fresh = f"imports-{image_id[:8]}"
+            result = transfer_image(request_for(image_id, import_container=fresh))
+            assert isinstance(result, TransferResult) and result.transport == "stream"
+            _assert_same_image(cloud_, image_id, result)
+            assert _container_state(cloud_, "IAD", foreign) == container_before
+
+
 def test_a_hash_mismatch_is_caught_and_the_image_never_left_usable(
     keystone_per_region: LocalCloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,7 +349,7 @@ def test_a_hash_mismatch_is_caught_and_the_image_never_left_usable(
         usable = [i for i in listed.json()["images"] if i["status"] == "active"]
         assert usable == []
         # the staged copy stays for a re-run, which then imports the right bytes
-        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, staged_object(image_id))
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, staged_object(image_id, "vhd"))
         monkeypatch.setattr(imagehop.tasks.glance, "temporary_url", real_url)
         result = transfer_image(request_for(image_id))
         assert isinstance(result, TransferResult)
@@ -268,7 +386,9 @@ def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
         with pytest.raises(IntegrityError, match="injected"):
             transfer_image(request)
         # web-download: the segments sit beside the manifest (a temporary URL's reach)
-        staged = objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, f"{staged_object(image_id)}/")
+        staged = objects(
+            cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, f"{staged_object(image_id, 'vhd')}/"
+        )
         assert len(staged) == 2
 
         monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
@@ -279,6 +399,95 @@ def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
         assert result.segments_copied == result.segments_total - 2
         assert result.bytes_copied < result.bytes_total
         _assert_same_image(cloud_, image_id, result)
+
+
+def _glance_image(cloud_: LocalCloud, region: str, disk_format: str, data: bytes) -> str:
+    """An active image of the main account uploaded through a Glance region's API."""
+    session = cloud_.session()
+    body = {"name": f"{disk_format}-image", "disk_format": disk_format,
+            "container_format": "bare", "os_distro": "ubuntu"}  # fmt: skip
+    made = session.images(region, "POST", "/images", json=body)
+    made.raise_for_status()
+    image_id = str(made.json()["id"])
+    octet = {"Content-Type": "application/octet-stream"}
+    session.images(region, "PUT", f"/images/{image_id}/file", data=data, headers=octet)
+    assert image(cloud_, region, image_id)["status"] == "active"
+    return image_id
+
+
+def test_a_qcow2_image_is_staged_under_its_own_extension_and_resumed_there(
+    keystone_per_region: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staged copy of a qcow2 image is <id>.qcow2 (not .vhd): in the plan, in the
+    target's Swift, in what a failed run says it kept; the re-run finds its segments there and
+    copies only the missing ones; the cleanup removes them."""
+    cloud_ = keystone_per_region
+    real_copy = imagehop.transfer.engine.copy_segment
+
+    def third_segment_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if args[3].index == 2:
+            raise IntegrityError("segment 2: the target stored another ETag (injected)")
+        return real_copy(*args, **kwargs)
+
+    qcow2 = b"QFI\xfb" + b"\x00\x00\x00\x03" + bytes(16) + (64 * MiB).to_bytes(8, "big")
+    data = qcow2 + os.urandom(5 * MiB + 4321)
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH, import_methods={"IAD": ["web-download"]}
+    ):
+        image_id = _glance_image(cloud_, "DFW", "qcow2", data)
+        staged = f"{image_id}.qcow2"
+        request = request_for(image_id, concurrency=1)
+        plan = transfer_image(request.model_copy(update={"dry_run": True}))
+        assert isinstance(plan, DryRunPlan)
+        assert f"as an SLO {DEFAULT_IMPORT_CONTAINER}/{staged} " in plan.steps[1]
+
+        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", third_segment_fails)
+        with pytest.raises(IntegrityError, match="injected"):
+            transfer_image(request)
+        kept = objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id)
+        assert len(kept) == 2 and all(name.startswith(f"{staged}/imagehop/") for name in kept)
+
+        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
+        result = transfer_image(request)
+
+        assert isinstance(result, TransferResult) and result.transport == "stream"
+        assert result.segments_skipped == 2  # the first run's segments, found by name
+        assert result.segments_copied == result.segments_total - 2
+        new = image(cloud_, "IAD", result.target_image_id)
+        source = image(cloud_, "DFW", image_id)
+        assert (new["status"], new["disk_format"]) == ("active", "qcow2")
+        assert new["os_hash_value"] == source["os_hash_value"]
+        assert result.cleaned_up == (f"IAD: {DEFAULT_IMPORT_CONTAINER}/{staged} (4 objects)",)
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id) == []
+
+
+def test_a_servers_snapshot_in_a_glance_source_is_staged_under_the_format_the_cloud_gave_it(
+    keystone_per_region: LocalCloud,
+) -> None:
+    """Before the snapshot exists its format is unknown (the dry run says so); once it exists,
+    the staged copy is named after it, and the kept staged copy says that name."""
+    cloud_ = keystone_per_region
+    server_id = cloud_.admin.seed()["DFW"]["demo_server"]
+    request = TransferRequest(
+        source_region="DFW", target_region="IAD", server_id=server_id, cleanup="keep"
+    )
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH, import_methods={"IAD": ["web-download"]}
+    ):
+        plan = transfer_image(request.model_copy(update={"dry_run": True}))
+        assert isinstance(plan, DryRunPlan) and plan.transport == "stream"
+        assert any("<new image>.<its disk_format>" in step for step in plan.steps)
+
+        result = transfer_image(request)
+
+        assert isinstance(result, TransferResult) and result.snapshot_created
+        snapshot = image(cloud_, "DFW", result.source_image_id)
+        staged = staged_object(result.source_image_id, snapshot["disk_format"])
+        assert objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, staged) != []
+        assert any(f"{DEFAULT_IMPORT_CONTAINER}/{staged} " in kept for kept in result.remaining)
+        new = image(cloud_, "IAD", result.target_image_id)
+        assert new["disk_format"] == snapshot["disk_format"]
+        assert new["os_hash_value"] == snapshot["os_hash_value"]
 
 
 def test_no_usable_import_method_is_refused_at_preflight(keystone_per_region: LocalCloud) -> None:

@@ -184,6 +184,25 @@ def test_the_token_is_in_x_subject_token_with_a_v3_catalog(local_cloud: LocalClo
     assert listed.status_code == 200
 
 
+def test_the_v3_catalog_can_leave_a_service_out_of_one_region(local_cloud: LocalCloud) -> None:
+    """``catalog_missing_services`` shapes the v3 catalogs as it does the v2.0 one: DFW loses
+    object storage, in the Keystone of both regions and in DFW's own; the next login has it."""
+
+    def regions(region: str | None) -> dict[str, list[str]]:
+        document = token_request(local_cloud, password_body(local_cloud.main), region).json()
+        return {
+            service["type"]: sorted({e["region_id"] for e in service["endpoints"]})
+            for service in document["token"]["catalog"]
+        }
+
+    with local_cloud.admin.temporary_options(catalog_missing_services={"DFW": ["object-store"]}):
+        both, own = regions(None), regions("DFW")
+    assert both["object-store"] == ["IAD"]
+    assert both["image"] == both["compute"] == ["DFW", "IAD"]
+    assert own["object-store"] == [] and own["image"] == own["compute"] == ["DFW"]
+    assert regions("DFW")["object-store"] == ["DFW"]
+
+
 def test_a_refused_login_is_a_v3_401_naming_nothing(local_cloud: LocalCloud) -> None:
     response = token_request(local_cloud, password_body(local_cloud.main, "wrong"), "DFW")
     assert response.status_code == 401

@@ -122,7 +122,7 @@ def test_generic_stream_plan_reads_image_data_and_compares_hashes() -> None:
     assert plan.transport == "stream"
     assert not any(step.startswith("export") for step in plan.steps)
     assert plan.steps[1] == (
-        "copy its image data to SJC3 as an SLO imagehop-imports/img-1.vhd (ranged reads in "
+        "copy its image data to SJC3 as an SLO imagehop-imports/img-1.qcow2 (ranged reads in "
         "parallel, segments in imagehop-imports)"  # beside the manifest: a temporary URL's reach
     )
     assert plan.steps[3].startswith("compare its checksum and os_hash_value with the source's")

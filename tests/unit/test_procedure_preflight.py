@@ -8,6 +8,7 @@ import pytest
 
 from imagehop.compute import Flavor, Server
 from imagehop.errors import (
+    ForeignContainerError,
     ForeignPropertyError,
     ImageNotTransferableError,
     InvalidContainerNameError,
@@ -25,8 +26,10 @@ from imagehop.procedure.preflight import (
     check_image,
     check_run_key,
     check_server,
+    check_staging_container,
     check_task_role,
     choose_flavor,
+    source_services,
 )
 from imagehop.procedure.request import (
     COORDINATING_KEY_PROPERTY,
@@ -39,6 +42,7 @@ from imagehop.procedure.request import (
     TransferRequest,
 )
 from imagehop.procedure.steps import check_coordinating_property
+from imagehop.procedure.transport import TransportChoice
 
 LIMIT = 160 * GB
 FLAVORS = [Flavor("small", "1 GB", 1024, 20, 1), Flavor("big", "8 GB", 8192, 160, 4)]
@@ -294,3 +298,60 @@ def test_a_run_key_of_another_source_is_refused_naming_it(
     message = str(refused.value)
     assert says in message and "give another run key (or none, for the default)" in message
     assert isinstance(refused.value, PreflightError)  # exit code 3, before any side effect
+
+
+def _transport(transport: str, target_import: str) -> TransportChoice:
+    return TransportChoice.model_validate(
+        {"transport": transport, "reason": "", "source_export": False,
+         "target_import": target_import}
+    )  # fmt: skip
+
+
+WEB = _transport("stream", "web-download")
+OWNED = {"x-container-meta-imagehop-created": "1767225600", "x-container-object-count": "3"}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "says"),
+    [(None, "does not exist yet"), (OWNED, "was created by imagehop")],
+    ids=["missing", "imagehop's"],
+)
+def test_a_missing_or_imagehop_made_staging_container_passes(
+    metadata: dict[str, str] | None, says: str
+) -> None:
+    assert says in check_staging_container(metadata, "imports", "IAD", WEB)
+
+
+def test_a_staging_container_imagehop_did_not_make_is_refused_for_a_temporary_url() -> None:
+    foreign = {"x-container-meta-owner": "ops", "x-container-object-count": "1"}
+    with pytest.raises(ForeignContainerError) as refused:
+        check_staging_container(foreign, "imports", "IAD", WEB)
+    message = str(refused.value)
+    assert message.startswith("container 'imports' in IAD already exists and was not created")
+    assert "(it has no X-Container-Meta-Imagehop-Created metadata)" in message
+    assert "web-download of a temporary URL" in message
+    assert "imagehop puts a temporary-URL key only on containers it created" in message
+    assert "--import-container), or delete or rename 'imports' in IAD" in message
+
+
+@pytest.mark.parametrize(
+    ("transport", "target_import"),
+    [("stream-stage", "glance-direct"), ("single-put", "put-file"),
+     ("rackspace-tasks", "import-task"), ("stream-import-task", "import-task")],
+)  # fmt: skip
+def test_a_transport_without_a_temporary_url_takes_any_staging_container(
+    transport: str, target_import: str
+) -> None:
+    foreign = {"x-container-meta-owner": "ops"}
+    choice = _transport(transport, target_import)
+    assert "no temporary URL needed" in check_staging_container(foreign, "imports", "IAD", choice)
+
+
+def test_only_an_exporting_source_needs_object_storage() -> None:
+    """Rackspace's export task writes into the source's Cloud Files; a Glance source's data
+    is read from its Images API."""
+    assert source_services(request(), exports=True) == ["image", "object-store"]
+    assert source_services(request(), exports=False) == ["image"]
+    server = request(image_id=None, server_id="srv-1")
+    assert source_services(server, exports=True) == ["image", "object-store", "compute"]
+    assert source_services(server, exports=False) == ["image", "compute"]

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from imagehop.procedure.request import (
     COORDINATING_KEY_PROPERTY,
     DEFAULT_COORDINATING_KEY,
+    EXPORT_DISK_FORMAT,
     RUN_KEY_PROPERTY,
     SERVER_PROPERTY,
     BatchRequest,
@@ -17,7 +18,9 @@ from imagehop.procedure.request import (
     ServerSource,
     TransferRequest,
     import_location,
+    is_staged_name,
     slug,
+    staged_object,
     staged_segments_prefix,
     transfer_identity,
 )
@@ -167,9 +170,33 @@ def test_explicit_run_key_and_coordinating_value_win() -> None:
     }
 
 
-def test_staged_names_follow_the_source_image() -> None:
-    assert import_location("imports", "abc") == "imports/abc.vhd"
-    assert staged_segments_prefix("abc") == "abc.vhd/imagehop/"
+def test_staged_names_follow_the_source_image_and_its_disk_format() -> None:
+    assert import_location("imports", "abc") == "imports/abc.vhd"  # an import task: a VHD
+    assert staged_object("abc", EXPORT_DISK_FORMAT) == "abc.vhd"  # a Rackspace export
+    assert staged_object("abc", "qcow2") == "abc.qcow2"
+    assert staged_object("abc", "raw") == "abc.raw"
+    assert staged_object("abc", "QCOW2") == "abc.qcow2"
+    assert staged_object("abc", "my/fmt.x") == "abc.myfmtx"  # never a '/' or a second '.'
+    assert staged_object("abc", "-") == "abc.img"
+    # the same request names the same object every time (a re-run finds its segments)
+    assert staged_object("abc", "qcow2") == staged_object("abc", "qcow2")
+    assert staged_segments_prefix(staged_object("abc", "qcow2")) == "abc.qcow2/imagehop/"
+
+
+@pytest.mark.parametrize("disk_format", ["vhd", "qcow2", "raw", "vmdk", "my/fmt.x"])
+def test_every_staged_name_of_an_image_is_recognised(disk_format: str) -> None:
+    staged = staged_object("abc", disk_format)
+    assert is_staged_name("abc", staged)
+    assert is_staged_name("abc", f"{staged_segments_prefix(staged)}e/1024/256/00000001")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["abc", "abc.", "abcd.vhd", "ab.vhd", "abc.vhd-00001", "abc.vhd/other/1", "abc.vhd/imagehop/",
+     "x/abc.vhd", "abc.tar.gz", "abc.vhd\n"],
+)  # fmt: skip
+def test_names_that_are_not_an_images_staged_copy(name: str) -> None:
+    assert not is_staged_name("abc", name)
 
 
 @pytest.mark.parametrize(

@@ -215,6 +215,23 @@ def v3(**fields: str) -> Settings:
 
 
 @pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize(
+    ("source", "target", "staged"),
+    [
+        (LEGACY_DFW, LEGACY_IAD, "vhd"),  # rackspace-tasks: the export
+        (LEGACY_DFW, glance_target(), "vhd"),  # stream of the export into a Flex-like region
+        (glance_source(), glance_target(frozenset({"web-download"})), "qcow2"),  # stream
+        (glance_source(disk_format="raw"), glance_target(frozenset({"glance-direct"})), "raw"),
+        (glance_source(disk_format="vhd"), LEGACY_IAD, "vhd"),  # stream-import-task
+        (glance_source(disk_format=None), glance_target(), None),  # a server: not known yet
+    ],
+)
+def test_the_staged_copy_has_the_format_of_the_bytes_staged(
+    source: SideOffer, target: SideOffer, staged: str | None
+) -> None:
+    assert choose(source, target).staged_format == staged
+
+
 def test_one_identity_with_or_without_v3_and_one_account_is_shared() -> None:
     assert shares_identity(v3())
     assert shares_identity(v3(target_identity_url=f"{KEYSTONE}/"))
