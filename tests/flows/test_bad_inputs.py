@@ -8,6 +8,7 @@ already prove (``test_preflight.py``, ``test_cli_errors.py``, ``test_cli_runs.py
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def test_bad_input_is_refused_naming_the_fix_and_creates_nothing(
 def test_an_image_that_is_not_active_yet_is_refused(
     on_cloud: LocalCloud, runner: CliRunner
 ) -> None:
-    server = on_cloud.admin.seed()["DFW"]["demo_server"]
+    server = _server_of_its_own(on_cloud)  # the demo server stays free for other tests
     with on_cloud.admin.temporary_options(snapshot_seconds=20.0):
         body = {"createImage": {"name": f"saving-{uuid.uuid4().hex[:6]}", "metadata": {}}}
         answer = on_cloud.session().compute("DFW", "POST", f"/servers/{server}/action", json=body)
@@ -137,6 +138,34 @@ def test_an_image_that_is_not_active_yet_is_refused(
     assert outcome.exit_code == 3, outcome.output
     assert "not 'active'" in line and "wait until it is active" in line
     assert created(on_cloud) == before
+
+
+def _server_of_its_own(cloud: LocalCloud) -> str:
+    """A new ACTIVE server in DFW, booted from the demo server's image: a test that leaves a
+    server busy (a 20 s snapshot) must not leave the demo server busy for the next test of
+    this worker (it refused a later run's snapshot with "server ... is busy")."""
+    session = cloud.session()
+    demo = session.compute("DFW", "GET", f"/servers/{cloud.admin.seed()['DFW']['demo_server']}")
+    image_id = demo.json()["server"]["image"]["id"]
+    flavors = session.compute("DFW", "GET", "/flavors/detail").json()["flavors"]
+    flavor = max(flavors, key=lambda f: f["disk"])["id"]
+    body = {
+        "server": {
+            "name": f"busy-{uuid.uuid4().hex[:6]}",
+            "imageRef": image_id,
+            "flavorRef": flavor,
+        }
+    }
+    answer = session.compute("DFW", "POST", "/servers", json=body)
+    answer.raise_for_status()
+    server_id = str(answer.json()["server"]["id"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = session.compute("DFW", "GET", f"/servers/{server_id}").json()["server"]["status"]
+        if status == "ACTIVE":
+            return server_id
+        time.sleep(0.2)
+    raise AssertionError(f"server {server_id} not ACTIVE within 30 s (still {status})")
 
 
 @pytest.mark.parametrize(
