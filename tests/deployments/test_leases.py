@@ -9,7 +9,7 @@ finds its lease), and the killed holder's slot comes back once its lease expires
 minimum, 60 s after it was taken; the repossessor looks every second here). With Prefect's
 default memory storage the release finds no lease and neither slot ever comes back.
 
-About 90 s, most of it the 60 s lease: the restart and the release happen within it.
+About 75-95 s, most of it the 60 s lease: the restart and the release happen within it.
 """
 
 from __future__ import annotations
