@@ -12,9 +12,13 @@ and the lease that frees a slot whose holder died).
 
 Idempotent: a limit that exists keeps its value unless ``--update`` is given, and then only
 the counts given change (other teams' batches may rely on the rest); each line of the output
-says what happened to one limit. Run it
-where ``PREFECT_API_URL`` points at that server. The same with Prefect's CLI:
-``prefect gcl create imagehop-export-DFW --limit 2`` (and ``prefect gcl update ... --limit``).
+says what happened to one limit. Run it where ``PREFECT_API_URL`` points at that server. The
+same with Prefect's CLI: ``prefect gcl create imagehop-export-DFW --limit 2`` (and
+``prefect gcl update ... --limit``).
+
+If the server reports that it keeps its concurrency leases in memory (Prefect's default, lost
+when it restarts: slots held then stay taken), a warning on stderr says how to start it
+instead; the exit status stays 0 (deployments/README.md, *Leases across a server restart*).
 """
 
 from __future__ import annotations
@@ -99,6 +103,17 @@ def apply(wanted: Sequence[WantedLimit], update: bool) -> list[str]:
     return lines
 
 
+def lease_storage_warning() -> str | None:
+    """The warning to print if the server keeps its concurrency leases in memory (None if it
+    does not, or does not say)."""
+    from prefect.client.orchestration import get_client
+
+    from imagehop.tasks.limits import MEMORY_LEASES_WARNING, server_leases_in_memory
+
+    with get_client(sync_client=True) as client:
+        return f"warning: {MEMORY_LEASES_WARNING}" if server_leases_in_memory(client) else None
+
+
 def _held(held: GlobalConcurrencyLimitResponse) -> str:
     return f"{held.limit}" if held.active else f"{held.limit}, inactive"
 
@@ -152,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = wanted_limits(args.region, args.exports, args.imports, args.copies)
     for line in apply(wanted, args.update):
         sys.stdout.write(line + "\n")
+    warning = lease_storage_warning()
+    if warning:
+        sys.stderr.write(warning + "\n")
     return 0
 
 

@@ -23,6 +23,15 @@ so it comes back within the lease time plus one repossessor pass. A failed renew
 unreachable three times in a row) logs a warning and lets the cloud task go on: stopping a
 long export halfway helps no one (``raise_on_lease_renewal_failure=False``).
 
+**Leases across a server restart.** Where the server keeps its leases is its setting
+``PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE``. Prefect's default keeps them in the server's memory:
+a restart loses them while the limits' active-slot counts stay in the database, so a slot held
+across a restart is never freed (the release finds no lease, the repossessor none to expire).
+The team set-up (deployments/README.md) uses ``prefect.server.concurrency.lease_storage.filesystem``
+(files under the server's ``PREFECT_HOME``), which survives it. The server reports its setting
+(``GET /api/admin/settings``): where it says memory, the first slot a process takes logs one
+warning; where it says nothing (the call failed, no such setting) nothing is said.
+
 **Waiting.** A step waits for a free slot up to ``limit_wait_deadline_seconds``, then fails
 with :class:`~imagehop.errors.WaitTimeoutError` naming the limit.
 """
@@ -30,11 +39,12 @@ with :class:`~imagehop.errors.WaitTimeoutError` naming the limit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 from prefect import get_run_logger
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
@@ -42,7 +52,20 @@ from imagehop.errors import WaitTimeoutError
 from imagehop.procedure.limit_names import CloudTask, copy_limit_name, task_limit_name
 from imagehop.tasks.cloud import clients
 
+#: Prefect's default lease storage: the server's memory, lost when it restarts.
+MEMORY_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.memory"
+#: What the team set-up uses (deployments/README.md): files under the server's PREFECT_HOME.
+FILESYSTEM_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+MEMORY_LEASES_WARNING = (
+    "the Prefect server keeps concurrency leases in memory "
+    f"(PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE={MEMORY_LEASE_STORAGE}): a slot held while it "
+    "restarts stays taken for good; start it with "
+    f"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE={FILESYSTEM_LEASE_STORAGE} "
+    "(deployments/README.md, Global concurrency limits)"
+)
+
 _noted_missing: set[str] = set()
+_checked_lease_storage: set[str] = set()  # API URLs whose lease storage this process asked
 _lock = threading.Lock()
 
 
@@ -98,12 +121,45 @@ def holding(name: str, what: str) -> Iterator[None]:
         yield
 
 
+def leases_in_memory(server_settings: Mapping[str, Any]) -> bool | None:
+    """Whether a Prefect server's settings (what ``GET /api/admin/settings`` returns) keep
+    concurrency leases in memory; None where they do not say."""
+    server = server_settings.get("server")
+    concurrency = server.get("concurrency") if isinstance(server, Mapping) else None
+    storage = concurrency.get("lease_storage") if isinstance(concurrency, Mapping) else None
+    return storage == MEMORY_LEASE_STORAGE if isinstance(storage, str) else None
+
+
+def server_leases_in_memory(client: SyncPrefectClient) -> bool | None:
+    """Whether the server ``client`` talks to keeps its concurrency leases in memory, as it
+    reports it; None where it does not (the call failed, or the answer has no such setting)."""
+    try:
+        settings = client.request("GET", "/admin/settings").json()
+    except Exception:  # only ever a warning: never fail a step over it
+        return None
+    return leases_in_memory(settings) if isinstance(settings, Mapping) else None
+
+
 def _limit_exists(name: str) -> bool:
     with get_client(sync_client=True) as client:
         try:
-            return client.read_global_concurrency_limit_by_name(name).active
+            active = client.read_global_concurrency_limit_by_name(name).active
         except ObjectNotFound:
             return False
+        if active:
+            _note_memory_leases(client)
+        return active
+
+
+def _note_memory_leases(client: SyncPrefectClient) -> None:
+    """Once per process and server: warn if the server keeps its leases in memory."""
+    url = str(client.api_url)
+    with _lock:
+        if url in _checked_lease_storage:
+            return
+        _checked_lease_storage.add(url)
+    if server_leases_in_memory(client):
+        get_run_logger().warning(MEMORY_LEASES_WARNING)
 
 
 def _note_missing(name: str, what: str) -> None:

@@ -35,6 +35,10 @@ from tests.deployments.processes import (
 
 SERVER_START_SECONDS = 120.0
 POOL = "imagehop"
+#: What deployments/README.md starts every server with: held slots' leases in files under the
+#: server's PREFECT_HOME, so that they survive a restart (test_leases.py).
+FILESYSTEM_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+LEASE_STORAGE = {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": FILESYSTEM_LEASE_STORAGE}
 
 
 @dataclass
@@ -42,6 +46,10 @@ class PrefectServer:
     process: Background
     api_url: str
     home: Path
+    command: list[str]
+    env: dict[str, str]
+    folder: Path
+    starts: int = 1
 
     @property
     def api(self) -> Api:
@@ -60,6 +68,14 @@ class PrefectServer:
         self.process.stop()
         left = self.process.leftovers()
         assert not left, f"prefect server processes left behind: {left}"
+
+    def restart(self) -> None:
+        """Stop it, then start it again the same way (port, home, database, settings; a log
+        of its own), not waited for."""
+        self.stop()
+        self.starts += 1
+        log = self.folder / f"server-{self.starts}.log"
+        self.process = Background.start("prefect server", self.command, self.env, log, self.folder)
 
 
 @dataclass
@@ -91,15 +107,16 @@ class Operator:
 
 
 def start_prefect_server(folder: Path, ui: bool = False, **settings: str) -> PrefectServer:
-    """`prefect server start` on a free port with its own home, not waited for. With ``ui``
-    it also serves the UI at its root, the UI talking to this server's API."""
+    """`prefect server start` on a free port with its own home and the README's lease storage
+    (``settings`` on top), not waited for. With ``ui`` it also serves the UI at its root, the
+    UI talking to this server's API."""
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     extra = {"PREFECT_UI_API_URL": api_url} if ui else {"PREFECT_UI_ENABLED": "false"}
-    env = prefect_env(folder / "home", **extra, **settings)
+    env = prefect_env(folder / "home", **{**LEASE_STORAGE, **extra, **settings})
     command = [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     process = Background.start("prefect server", command, env, folder / "server.log", folder)
-    return PrefectServer(process, api_url, folder / "home")
+    return PrefectServer(process, api_url, folder / "home", command, env, folder)
 
 
 def set_up_operator(

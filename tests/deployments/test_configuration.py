@@ -5,6 +5,7 @@ deployments."""
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +18,7 @@ from deployments.credentials import Ask, CredentialsError, collect
 from deployments.limits import WantedLimit, build_parser, wanted_limits
 from imagehop.procedure.request import BatchRequest
 from imagehop.settings import Settings
+from tests.deployments.conftest import FILESYSTEM_LEASE_STORAGE, LEASE_STORAGE
 from tests.deployments.expected import NIGHTLY, WEEKLY, prefect_yaml, yaml_deployments
 from tests.deployments.processes import PROJECT_ROOT
 
@@ -251,3 +253,18 @@ def test_dockerfile_installs_the_project_where_the_pull_step_looks() -> None:
     assert f"WORKDIR {directory}" in dockerfile
     assert "pip install --no-cache-dir ." in dockerfile
     assert Path(directory).is_absolute()
+
+
+# -- the server's lease storage ----------------------------------------------------------------
+
+
+def test_every_server_the_readme_starts_keeps_its_leases_in_files_as_the_tests_servers() -> None:
+    readme = (PROJECT_ROOT / "deployments" / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:bash|ini)\n(.*?)```", readme, flags=re.DOTALL)
+    starting = [block for block in blocks if "prefect server start" in block]
+    setting = f"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE={FILESYSTEM_LEASE_STORAGE}"
+
+    assert len(starting) == 3  # Set up once; a team server on PostgreSQL, and its service
+    for block in starting:
+        assert setting in block.split("prefect server start")[0], block
+    assert LEASE_STORAGE == {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": FILESYSTEM_LEASE_STORAGE}

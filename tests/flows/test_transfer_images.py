@@ -33,9 +33,10 @@ LOG_WAIT_SECONDS = 20.0
 @pytest.fixture
 def global_limits() -> Iterator[Callable[..., None]]:
     """Create global concurrency limits (name=slots) on the test server; deleted afterwards,
-    and the once-per-process notes of missing limits forgotten."""
+    and the once-per-process notes (missing limits, lease storage) forgotten."""
     made: list[str] = []
     limits._noted_missing.clear()
+    limits._checked_lease_storage.clear()
 
     def create(**slots: int) -> None:
         with get_client(sync_client=True) as client:
@@ -50,6 +51,7 @@ def global_limits() -> Iterator[Callable[..., None]]:
         for name in made:
             client.delete_global_concurrency_limit_by_name(name)
     limits._noted_missing.clear()
+    limits._checked_lease_storage.clear()
 
 
 def log_messages(flow_run_ids: list[str | None] | None = None) -> list[str]:
@@ -79,6 +81,15 @@ def wait_for_logs(text: str, flow_run_ids: list[str | None]) -> list[str]:
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
+
+
+def batch_run_of(image_run_id: str | None) -> str:
+    """The batch's flow run that ran this image's subflow (through one of its tasks)."""
+    assert image_run_id
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(UUID(image_run_id)).parent_task_run_id
+        assert parent is not None
+        return str(client.read_task_run(parent).flow_run_id)
 
 
 def test_batch_with_one_failing_image(on_cloud: LocalCloud) -> None:
@@ -139,6 +150,12 @@ def test_batch_holds_the_global_limits_and_notes_missing_ones_once(
     notes = wait_for_logs("no active global concurrency limit imagehop-copy-DFW-IAD", runs)
     assert len(notes) == 1  # once per process, not once per image
     assert not [m for m in log_messages() if "do not exist - skipping" in m]  # Prefect's own
+    # Prefect's test server keeps its leases in memory (its default) and says so: one warning,
+    # from the first export (its slot is taken in the image's subflow, so the line goes to the
+    # batch's task run of that image and to the batch run's logs)
+    memory = "the Prefect server keeps concurrency leases in memory"
+    warnings = wait_for_logs(memory, [*runs, batch_run_of(runs[0])])
+    assert warnings == [limits.MEMORY_LEASES_WARNING]
 
 
 def test_removed_batch_caps_are_refused_with_what_replaced_them() -> None:
