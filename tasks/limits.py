@@ -24,7 +24,8 @@ unreachable three times in a row) logs a warning and lets the cloud task go on: 
 long export halfway helps no one (``raise_on_lease_renewal_failure=False``).
 
 **Waiting.** A step waits for a free slot up to ``limit_wait_deadline_seconds``, then fails
-with :class:`~imagehop.errors.WaitTimeoutError` naming the limit.
+with :class:`~imagehop.errors.WaitTimeoutError` naming the limit. A step that gets its slot
+after the process was told to stop (:func:`imagehop.tasks.cloud.stop`) gives it back at once.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from prefect.exceptions import ObjectNotFound
 
 from imagehop.errors import WaitTimeoutError
 from imagehop.procedure.limit_names import CloudTask, copy_limit_name, task_limit_name
-from imagehop.tasks.cloud import clients
+from imagehop.tasks.cloud import clients, raise_if_stopped
 
 _noted_missing: set[str] = set()
 _lock = threading.Lock()
@@ -95,6 +96,7 @@ def holding(name: str, what: str) -> Iterator[None]:
                 resource=name,
                 wanted="a free slot",
             ) from error
+        raise_if_stopped()
         yield
 
 
