@@ -29,9 +29,12 @@ from typing import TypeVar, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 from pydantic import BaseModel, ConfigDict
 
+from imagehop.errors import StoppedError
 from imagehop.procedure.estimate import dry_run_plan
 from imagehop.procedure.preflight import PreflightReport
 from imagehop.procedure.request import (
@@ -163,6 +166,9 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     created or moved). A finished transfer emits the event ``imagehop.image.copied``, a
     failed or refused one ``imagehop.image.copy-failed`` (:mod:`imagehop.tasks.events`).
 
+    A run told to stop (its batch, whose subflow it is, was cancelled:
+    :func:`imagehop.tasks.cloud.stop`) ends Cancelled, what it made kept for a re-run.
+
     Raises:
         PreflightError: the request cannot work (before any side effect); the run ends
             Failed with the reason as its message, logged in one line without a traceback
@@ -174,6 +180,16 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     logging.getLogger("imagehop").setLevel(logging.INFO)
     quiet_refusal_tracebacks()
     identity = transfer_identity(request, clock().time())
+    try:
+        return _checked_and_transferred(request, identity)
+    except StoppedError as error:
+        # A Cancelled state, as the batch's cancel asked; calling the flow raises CancelledRun.
+        return cast(TransferResult, Cancelled(message=f"stopped: {error}"))
+
+
+def _checked_and_transferred(
+    request: TransferRequest, identity: TransferIdentity
+) -> TransferResult | DryRunPlan:
     phases = Phases(identity.run_key)
     try:
         with phases("preflight"):
@@ -187,7 +203,8 @@ def transfer_image(request: TransferRequest) -> TransferResult | DryRunPlan:
     try:
         result = _transfer(request, identity, report, phases)
     except Exception as error:
-        events.copy_failed(request, identity.run_key, error)
+        if not isinstance(error, StoppedError):
+            events.copy_failed(request, identity.run_key, error)
         raise
     events.copied(result)
     return result
@@ -247,8 +264,8 @@ def _move(
             imported = import_and_wait(
                 dst, location, name, identity, owner, source_id, clouds=clouds
             )
-    except Exception:
-        _log_remains(request, identity, source_id, staged, report.transport)
+    except (Exception, TerminationSignal) as error:  # TerminationSignal: the run is cancelled
+        _log_remains(request, identity, source_id, staged, report.transport, error)
         raise
     reused = ("snapshot" if snapshot and not snapshot.created else None, export.reused,
               imported.reused)  # fmt: skip
@@ -400,9 +417,9 @@ def _finish(
                 server_id = boot_and_wait(dst, new_id, name, flavor, identity, clouds=clouds)
         with phases("cleanup"):
             cleaned, remaining = _clean_up(request, moved, report.transport)
-    except Exception:
+    except (Exception, TerminationSignal) as error:
         _log_remains(
-            request, identity, moved.source_image_id, moved.staged_object, report.transport
+            request, identity, moved.source_image_id, moved.staged_object, report.transport, error
         )
         raise
     result = _result(request, identity, report, phases, moved, properties, server_id,
@@ -558,19 +575,23 @@ def _log_remains(
     source_image_id: str | None,
     staged: str | None,
     transport: TransportChoice,
+    error: BaseException,
 ) -> None:
-    """After a failure: say what stays in place for a re-run, and how to remove it instead
-    (in the run's log, and to progress listeners such as the CLI); ``staged`` None: the
-    moving steps had not started (nothing exported or staged yet)."""
+    """After a failure, or when told to stop (a cancel): say what stays in place for a
+    re-run, and how to remove it instead (in the run's log, and to progress listeners such
+    as the CLI); ``staged`` None: the moving steps had not started (nothing exported or
+    staged yet)."""
     kept = ""
     if source_image_id is not None and staged is not None:
         kept = " | ".join(_intermediates(request, source_image_id, staged, transport))
+    stopped = isinstance(error, StoppedError | TerminationSignal)
+    ended = "was stopped" if stopped else "failed"
     if not kept:
-        remains = "the transfer failed before the export: nothing is left in Cloud Files"
+        remains = f"the transfer {ended} before the export: nothing is left in Cloud Files"
     else:
         remains = (
-            f"the transfer failed; kept for a re-run with run key {identity.run_key!r} "
+            f"the transfer {ended}; kept for a re-run with run key {identity.run_key!r} "
             f"(same request): {kept}"
         )
-    get_run_logger().error(remains)
+    get_run_logger().log(logging.WARNING if stopped else logging.ERROR, remains)
     publish(Event("run-failed", identity.run_key, detail=remains))

@@ -35,6 +35,7 @@ for the ``requests`` clients and the object store alike.
   * WaitTimeoutError          a wait passed its deadline
   * SourceIncompleteError     a DLO's listing has gaps or does not add up      retryable
   * IntegrityError            bytes did not verify (MD5/ETag/size mismatch)
+  * StoppedError              told to stop (its batch was cancelled): a wait or the copy ended
 """
 
 from __future__ import annotations
@@ -270,3 +271,8 @@ class SourceIncompleteError(ImagehopError):
     """A large object's segments are missing, out of order or do not add up (yet)."""
 
     retryable = True
+
+
+class StoppedError(ImagehopError):
+    """The run was told to stop (its batch was cancelled): a wait or the copy ended early.
+    What is in place stays for a re-run with the same request; retrying now cannot help."""

@@ -19,6 +19,10 @@
   ``api_key_secret_block`` ...), the block is loaded once per process.
 * **Clock**: every wait asks :func:`clock`; tests swap in a fast-forward clock with
   :func:`use_clock` so 30 s polls cost no real time.
+* **Stopping**: :func:`stop` tells every transfer of the process to stop (a batch whose
+  subflows run here was cancelled, and Prefect is stopping the process): each wait on
+  :func:`clock` ends at once, a copy at its next chunk, a slot wait once the slot is held,
+  with :class:`~imagehop.errors.StoppedError`; the steps unwind and release what they hold.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, cast
 from pydantic import SecretStr
 
 from imagehop.clock import SYSTEM_CLOCK, Clock
+from imagehop.errors import StoppedError
 from imagehop.procedure.registry import CloudClients
 from imagehop.procedure.request import Clouds
 from imagehop.retries import NO_RETRY
@@ -49,14 +54,57 @@ SECRET_BLOCK_FIELDS = (
 )
 
 _lock = threading.Lock()
-_clock: Clock = SYSTEM_CLOCK
 _registry: CloudClients | None = None
 _block_values: dict[str, SecretStr] = {}
+_stop = threading.Event()
+_stop_reason = ["stopped"]
 
 
-def clock() -> Clock:
+class StoppableClock:
+    """A clock (the real one, or a test's) whose sleeps end with StoppedError once
+    :func:`stop` was called: at once on the real clock, after the sleep on a test's."""
+
+    def __init__(self, wrapped: Clock) -> None:
+        self.wrapped = wrapped
+
+    def time(self) -> float:
+        return self.wrapped.time()
+
+    def monotonic(self) -> float:
+        return self.wrapped.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if self.wrapped is not SYSTEM_CLOCK:
+            self.wrapped.sleep(seconds)
+        elif seconds > 0:
+            _stop.wait(seconds)
+        raise_if_stopped()
+
+
+# One instance per clock in use: the Images client spaces task polls per clock instance.
+_clock = StoppableClock(SYSTEM_CLOCK)
+
+
+def clock() -> StoppableClock:
     """The clock every client and wait uses in this process."""
     return _clock
+
+
+def stop(reason: str) -> None:
+    """Tell every transfer of this process to stop (see the module's *Stopping*)."""
+    _stop_reason[0] = reason
+    _stop.set()
+
+
+def raise_if_stopped() -> None:
+    """Raises StoppedError once :func:`stop` was called."""
+    if _stop.is_set():
+        raise StoppedError(_stop_reason[0])
+
+
+def stopping() -> threading.Event:
+    """Set once :func:`stop` was called (to wait on)."""
+    return _stop
 
 
 def clients(clouds: Clouds | None = None) -> CloudClients:
@@ -79,7 +127,7 @@ def use_clock(replacement: Clock) -> Iterator[Clock]:
     global _clock
     previous = _clock
     reset()
-    _clock = replacement
+    _clock = StoppableClock(replacement)
     try:
         yield replacement
     finally:
@@ -88,8 +136,10 @@ def use_clock(replacement: Clock) -> Iterator[Clock]:
 
 
 def reset() -> None:
-    """Close every client and forget every token (e.g. after the environment changed)."""
+    """Close every client and forget every token (e.g. after the environment changed), and
+    forget a :func:`stop`."""
     global _registry
+    _stop.clear()
     with _lock:
         registry, _registry = _registry, None
     if registry is not None:

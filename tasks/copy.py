@@ -27,10 +27,11 @@ from imagehop.procedure.request import (
     staged_object,
 )
 from imagehop.tasks import limits
-from imagehop.tasks.cloud import clients, clock
+from imagehop.tasks.cloud import clients, clock, raise_if_stopped
 from imagehop.tasks.policy import FRESH
 from imagehop.tasks.progress import CopyWatch
 from imagehop.transfer import (
+    Progress,
     SourceLayout,
     TransferPlan,
     TransferReport,
@@ -140,7 +141,7 @@ def copy_segments(
                 target,
                 plan,
                 concurrency,
-                progress=watch.on_progress,
+                progress=_stoppable(watch.on_progress),
                 chunk_size=settings.chunk_size_bytes,
                 sleep=clock().sleep,
                 finished=finished,
@@ -151,6 +152,17 @@ def copy_segments(
         _in_place_at_first_try.pop(run_id, None)
         copied_by_earlier_tries = {r.index for r in finished} - in_place
         return report.counting_as_copied(copied_by_earlier_tries)
+
+
+def _stoppable(progress: Progress) -> Progress:
+    """``progress``, raising StoppedError once the process is told to stop: every stream
+    stops at its next chunk (what is verified in the target stays for a re-run)."""
+
+    def checked(*counts: int) -> None:
+        raise_if_stopped()
+        progress(*counts)
+
+    return checked
 
 
 def _log_streams(report: TransferReport) -> None:

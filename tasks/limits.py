@@ -33,7 +33,8 @@ The team set-up (deployments/README.md) uses ``prefect.server.concurrency.lease_
 warning; where it says nothing (the call failed, no such setting) nothing is said.
 
 **Waiting.** A step waits for a free slot up to ``limit_wait_deadline_seconds``, then fails
-with :class:`~imagehop.errors.WaitTimeoutError` naming the limit.
+with :class:`~imagehop.errors.WaitTimeoutError` naming the limit. A step that gets its slot
+after the process was told to stop (:func:`imagehop.tasks.cloud.stop`) gives it back at once.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from prefect.exceptions import ObjectNotFound
 
 from imagehop.errors import WaitTimeoutError
 from imagehop.procedure.limit_names import CloudTask, copy_limit_name, task_limit_name
-from imagehop.tasks.cloud import clients
+from imagehop.tasks.cloud import clients, raise_if_stopped
 
 #: Prefect's default lease storage: the server's memory, lost when it restarts.
 MEMORY_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.memory"
@@ -118,6 +119,7 @@ def holding(name: str, what: str) -> Iterator[None]:
                 resource=name,
                 wanted="a free slot",
             ) from error
+        raise_if_stopped()
         yield
 
 

@@ -214,7 +214,7 @@ class DryRunPlan(BaseModel):
         return [{"item": item, "value": str(value)} for item, value in rows]
 
 
-Outcome = Literal["succeeded", "failed"]
+Outcome = Literal["succeeded", "failed", "cancelled"]
 
 
 class ImageOutcome(BaseModel):
@@ -241,8 +241,17 @@ class BatchResult(BaseModel):
     outcomes: tuple[ImageOutcome, ...]
 
     @property
+    def succeeded(self) -> tuple[ImageOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "succeeded")
+
+    @property
     def failed(self) -> tuple[ImageOutcome, ...]:
         return tuple(o for o in self.outcomes if o.status == "failed")
+
+    @property
+    def cancelled(self) -> tuple[ImageOutcome, ...]:
+        """Images whose run was cancelled (with the batch, or on its own)."""
+        return tuple(o for o in self.outcomes if o.status == "cancelled")
 
     def summary_rows(self) -> list[dict[str, Any]]:
         return [

@@ -133,7 +133,18 @@ class Background:
 
 def processes_with_home(home: str) -> dict[str, str]:
     """pid -> command line of every process whose environment has PREFECT_HOME=home."""
-    marker = f"PREFECT_HOME={home}".encode()
+    return processes_with_environment(f"PREFECT_HOME={home}")
+
+
+def processes_of_flow_runs(flow_run_ids: list[str]) -> dict[str, str]:
+    """pid -> command line of every process of these flow runs (a worker starts each run's
+    processes with PREFECT__FLOW_RUN_ID=<id> in their environment)."""
+    return processes_with_environment(*(f"PREFECT__FLOW_RUN_ID={i}" for i in flow_run_ids))
+
+
+def processes_with_environment(*entries: str) -> dict[str, str]:
+    """pid -> command line of every process whose environment has one of ``entries``."""
+    markers = {entry.encode() for entry in entries}
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -141,7 +152,7 @@ def processes_with_home(home: str) -> dict[str, str]:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        if marker in environ:
+        if markers.intersection(environ):
             found[pid] = command.decode(errors="replace").strip()
     return found
 
