@@ -50,6 +50,9 @@ _ports_of_this_test_worker()
 #: Folders whose tests share one expensive set-up of their own (a prefect server, a worker, a
 #: browser): each runs on one test worker, as a whole.
 SHARED_SETUP_FOLDERS = ("tests/browser", "tests/deployments")
+#: Files in those folders that start all they need themselves (their own prefect server): a
+#: unit of their own, on any worker, so the shared folder's worker does not run them too.
+OWN_SETUP_FILES = ("tests/deployments/test_leases.py",)
 
 
 class SharedSetupScheduling(LoadScopeScheduling):
@@ -61,7 +64,7 @@ class SharedSetupScheduling(LoadScopeScheduling):
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]
         folder = path.rsplit("/", 1)[0]
-        return folder if folder in SHARED_SETUP_FOLDERS else path
+        return folder if folder in SHARED_SETUP_FOLDERS and path not in OWN_SETUP_FILES else path
 
 
 @pytest.hookimpl(optionalhook=True)  # also when run with -p no:xdist
