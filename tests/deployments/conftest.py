@@ -146,14 +146,18 @@ def set_up_operator(
 
 
 @contextmanager
-def running_worker(operator: Operator, name: str, limit: int = 2) -> Iterator[Background]:
+def running_worker(
+    operator: Operator, name: str, limit: int = 2, **settings: str
+) -> Iterator[Background]:
     """A process worker polling the pool (every second) and running at most ``limit`` flow
-    runs at once, started in an empty folder with no IMAGEHOP_* variable: code and settings
-    must come from the deployment (pull step, job variables, Secret block). Stopped
-    afterwards; no process of it may be left."""
+    runs at once, started in an empty folder with no IMAGEHOP_* variable but ``settings``
+    (its runs inherit them): code and settings must come from the deployment (pull step, job
+    variables, Secret block). Stopped afterwards; no process of it may be left."""
     folder = operator.workdir / f"worker-{name}"
     folder.mkdir()
-    env = prefect_env(folder / "home", operator.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1")
+    env = prefect_env(
+        folder / "home", operator.server.api_url, PREFECT_WORKER_QUERY_SECONDS="1", **settings
+    )
     command = [*PREFECT, "worker", "start", "--pool", POOL, "--name", name, "--limit", str(limit)]
     worker = Background.start("worker", command, env, folder / "worker.log", folder)
     try:
