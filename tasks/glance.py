@@ -125,9 +125,10 @@ def import_image(
     c = clients(clouds)
     # valid while the import may run (within what a temporary URL may live)
     seconds = min(int(c.settings().import_deadline_seconds), MAX_SECONDS)
+    staging = None if how == "glance-download" else c.objects("target", region)  # it may have none
     return start_import(
         c.glance("target", region),
-        c.objects("target", region),
+        staging,
         target,
         how,
         staged,

@@ -88,7 +88,7 @@ def ensure_target_image(
 
 def start_import(
     glance: GlanceImages,
-    store: ObjectStore,
+    store: ObjectStore | None,
     target: TargetImage,
     how: TargetImport,
     staged: tuple[str, str, int],
@@ -100,6 +100,8 @@ def start_import(
     image is past ``queued``); True if this call started something.
 
     Args:
+        store: the target's object storage, where the copy is staged (None only for
+            ``glance-download``, which stages nothing: the target may offer none).
         staged: ``(container, object, size)`` of the staged copy in the target's Swift.
         source: ``(region, image id)`` of the source (for ``glance-download``).
         url_seconds: how long a ``web-download``'s temporary URL stays valid.
@@ -109,7 +111,10 @@ def start_import(
     container, name, size = staged
     image_id = target.image_id
     method: dict[str, Any]
+    if how != "glance-download" and store is None:
+        raise ValueError(f"{how!r} reads the staged copy: it needs the target's object storage")
     if how == "web-download":
+        assert store is not None
         url = temporary_url(store, container, name, url_seconds)
         method = {"name": "web-download", "uri": url}
     elif how == "glance-download":
@@ -117,10 +122,12 @@ def start_import(
         method = {"name": "glance-download", "glance_image_id": source_id,
                   "glance_region": region, "glance_service_interface": "public"}  # fmt: skip
     elif how == "glance-direct":
+        assert store is not None
         if target.status == "queued":
             _stream(store, container, name, size, lambda body: glance.stage(image_id, body, size))
         method = {"name": "glance-direct"}
     elif how == "put-file":
+        assert store is not None
         _stream(store, container, name, size, lambda body: glance.upload(image_id, body, size))
         return True
     else:

@@ -345,10 +345,14 @@ def run_preflight(
     """
     src, dst = request.source_region, request.target_region
     source_tokens, target_tokens = clients.tokens("source"), clients.tokens("target")
-    target_services = ["image", "object-store"] + (["compute"] if request.boot else [])
+    # object storage where the target has it (a missing image service is then named beside
+    # it); where it has none, only a transport that stages the copy there is refused, below
+    target_objects = offers(target_tokens.catalog, "object-store", dst)
     checks = [
         check_catalog(source_tokens.catalog, src, source_services(request, False), "source"),
-        check_catalog(target_tokens.catalog, dst, target_services, "target"),
+        check_catalog(
+            target_tokens.catalog, dst, target_services(request, target_objects), "target"
+        ),
     ]
     source_tenant = _tenant(source_tokens.tenant_id, "source")
     target_tenant = _tenant(target_tokens.tenant_id, "target")
@@ -367,14 +371,27 @@ def run_preflight(
     limit = settings.import_size_limit_bytes if target_methods is None else None
     source, source_checks = inspect_source(clients, request, identity, source_tenant, limit)
     checks += source_checks
-    target_tempurl = target_methods is not None and clients.objects("target", dst).limits().tempurl
-    downloads = source_methods is None or may_download(clients.glance("source", src), source)
-    transport = choose_transport(
-        source_offer(src, source_methods, source, downloads),
-        target_offer(dst, target_methods, target_tempurl, settings.target_allows_image_upload),
-        shared_identity=shares_identity(settings),
+    target_tempurl = (
+        target_methods is not None
+        and target_objects
+        and clients.objects("target", dst).limits().tempurl
     )
+    downloads = source_methods is None or may_download(clients.glance("source", src), source)
+    try:
+        transport = choose_transport(
+            source_offer(src, source_methods, source, downloads),
+            target_offer(dst, target_methods, target_tempurl, settings.target_allows_image_upload),
+            shared_identity=shares_identity(settings),
+        )
+    except PreflightError:
+        if not target_objects:  # every other transport stages the copy there: say that first
+            check_catalog(target_tokens.catalog, dst, target_services(request, True), "target")
+        raise
     checks.append(f"transport {transport.transport}: {transport.reason}")
+    if transport.stages_segments:  # the copy's segments go into the target's object storage
+        checks[1] = check_catalog(
+            target_tokens.catalog, dst, target_services(request, True), "target"
+        )
     if transport.target_import == WEB_DOWNLOAD:
         staging = staging_container_metadata(clients.objects("target", dst), request)
         checks.append(check_staging_container(staging, request.import_container, dst, transport))
@@ -406,6 +423,18 @@ def source_services(request: TransferRequest, exports: bool) -> list[str]:
         + (["object-store"] if exports else [])
         + (["compute"] if request.server_id else [])
     )
+
+
+def target_services(request: TransferRequest, stages: bool) -> list[str]:
+    """The services the target region must offer: images (and servers, to boot), and object
+    storage only where the transport stages the copy's segments there (every transport but
+    ``glance-download``, where the target's Glance pulls the image from the source's)."""
+    return ["image"] + (["object-store"] if stages else []) + (["compute"] if request.boot else [])
+
+
+def offers(catalog: ServiceCatalog, service: str, region: str) -> bool:
+    """The catalog lists ``service`` in ``region`` (any case)."""
+    return region.upper() in _upper(catalog.regions(service))
 
 
 def staging_container_metadata(

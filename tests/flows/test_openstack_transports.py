@@ -215,6 +215,37 @@ def test_generic_region_to_region_by_glance_download(one_keystone: LocalCloud) -
         assert objects(cloud_, "IAD", segments, image_id) == []
 
 
+def test_a_target_without_object_storage_takes_a_glance_download_and_refuses_staging(
+    one_keystone: LocalCloud,
+) -> None:
+    """glance-download stages nothing in the target (its Glance pulls from the source's), so
+    a target region whose catalog has no object storage still takes it; a transport that
+    stages the copy there is refused at pre-flight, naming object-store, nothing created."""
+    cloud_ = one_keystone
+    missing = {"IAD": ["object-store"]}
+    methods = {"IAD": ["glance-download", "web-download"]}
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH, import_methods=methods, catalog_missing_services=missing
+    ):
+        image_id = new_image(cloud_)
+        result = transfer_image(request_for(image_id))
+        assert isinstance(result, TransferResult) and result.transport == "glance-download"
+        _assert_same_image(cloud_, image_id, result)
+    with cloud_.admin.temporary_options(
+        glance_regions=BOTH,
+        import_methods={"IAD": ["web-download"]},
+        catalog_missing_services=missing,
+    ):
+        image_id = new_image(cloud_)
+        before = created(cloud_)
+        with pytest.raises(UnknownRegionError) as refused:
+            transfer_image(request_for(image_id))
+        assert str(refused.value).startswith(
+            "region IAD offers image but no object-store to the target account"
+        )
+        assert created(cloud_) == before
+
+
 @pytest.fixture
 def flex_like_target(on_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> LocalCloud:
     """The source logs in at the Rackspace-style Identity v2.0 (DFW, Cloud Images); the

@@ -30,6 +30,7 @@ from imagehop.procedure.preflight import (
     check_task_role,
     choose_flavor,
     source_services,
+    target_services,
 )
 from imagehop.procedure.request import (
     COORDINATING_KEY_PROPERTY,
@@ -355,3 +356,10 @@ def test_only_an_exporting_source_needs_object_storage() -> None:
     server = request(image_id=None, server_id="srv-1")
     assert source_services(server, exports=True) == ["image", "object-store", "compute"]
     assert source_services(server, exports=False) == ["image", "compute"]
+
+
+def test_only_a_target_that_stages_the_copy_needs_object_storage() -> None:
+    """Every transport but glance-download stages segments in the target's object storage;
+    with glance-download the target's Glance pulls the image from the source's."""
+    assert target_services(request(), stages=True) == ["image", "object-store"]
+    assert target_services(request(), stages=False) == ["image"]
