@@ -7,6 +7,7 @@ is needed."""
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -499,9 +500,13 @@ def test_a_servers_snapshot_in_a_glance_source_is_staged_under_the_format_the_cl
     the staged copy is named after it, and the kept staged copy says that name."""
     cloud_ = keystone_per_region
     server_id = cloud_.admin.seed()["DFW"]["demo_server"]
+    # Its own run key: the default (<server id>@<date>) would hand this run's images to the
+    # later runs of the demo server on this test worker (they found it transferred already).
+    run_key = f"glance-snapshot-{uuid.uuid4().hex[:8]}"
     request = TransferRequest(
-        source_region="DFW", target_region="IAD", server_id=server_id, cleanup="keep"
-    )
+        source_region="DFW", target_region="IAD", server_id=server_id, cleanup="keep",
+        run_key=run_key,
+    )  # fmt: skip
     with cloud_.admin.temporary_options(
         glance_regions=BOTH, import_methods={"IAD": ["web-download"]}
     ):
