@@ -526,9 +526,9 @@ class Settings(BaseSettings):
         if found is None:
             known = ", ".join(sorted(self.clouds)) or "none"
             raise UnknownCloudError(
-                f"{field} {name!r} is not a cloud of this worker's IMAGEHOP_CLOUDS (known: "
-                f"{known}): name one of them, or add a profile {name!r} to IMAGEHOP_CLOUDS "
-                "where the flow runs"
+                f"{field} {name!r} is not a cloud of IMAGEHOP_CLOUDS (known: {known}): name one "
+                f"of them, or add a profile {name!r} to IMAGEHOP_CLOUDS where the flow runs "
+                "(this shell for the CLI, the worker's environment for a deployment)"
             )
         return found
 

@@ -104,7 +104,7 @@ def test_an_unknown_cloud_is_refused_before_anything_is_created(two_clouds: Loca
         transfer_image(_request(image_id, target_cloud="flex-sjc3"))
 
     assert str(caught.value).startswith(
-        "target_cloud 'flex-sjc3' is not a cloud of this worker's IMAGEHOP_CLOUDS (known: "
+        "target_cloud 'flex-sjc3' is not a cloud of IMAGEHOP_CLOUDS (known: "
         "keystone-iad, legacy-dfw)"
     )
     assert created(two_clouds) == before

@@ -108,9 +108,9 @@ def test_an_unknown_cloud_is_refused_before_prefect_starts(tmp_path: Path) -> No
     code_line, message = run("flex-sjc3")[:2]
     assert code_line == "3"
     assert message == (
-        "imagehop: error: target_cloud 'flex-sjc3' is not a cloud of this worker's "
-        "IMAGEHOP_CLOUDS (known: legacy-dfw): name one of them, or add a profile 'flex-sjc3' "
-        "to IMAGEHOP_CLOUDS where the flow runs"
+        "imagehop: error: target_cloud 'flex-sjc3' is not a cloud of IMAGEHOP_CLOUDS (known: "
+        "legacy-dfw): name one of them, or add a profile 'flex-sjc3' to IMAGEHOP_CLOUDS where "
+        "the flow runs (this shell for the CLI, the worker's environment for a deployment)"
     )
     code_line, message = run("legacy-dfw", '{"legacy-dfw": {"username": "u"}}')[:2]
     assert code_line == "4"

@@ -170,8 +170,7 @@ def test_an_unknown_cloud_names_the_known_ones_and_the_variable() -> None:
     with pytest.raises(UnknownCloudError) as caught:
         two_clouds().for_clouds("legacy-dfw", "flex-dfw3")
     assert str(caught.value).startswith(
-        "target_cloud 'flex-dfw3' is not a cloud of this worker's IMAGEHOP_CLOUDS (known: "
-        "flex-sjc3, legacy-dfw)"
+        "target_cloud 'flex-dfw3' is not a cloud of IMAGEHOP_CLOUDS (known: flex-sjc3, legacy-dfw)"
     )
     with pytest.raises(UnknownCloudError, match="known: none"):
         Settings().for_clouds("x", None)
