@@ -23,8 +23,10 @@ The custom-run form, as Prefect 3.9's V2 UI renders a pydantic model parameter:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 UI_PREFIX = "/v2"
 FLOW_RUN_PATH = re.compile(r"/runs/flow-run/(?P<id>[0-9a-f-]{36})")
@@ -106,14 +108,22 @@ class RunForm:
         expect(field).to_be_visible(timeout=UI_TIMEOUT_MS)
         field.get_by_role("tab", name=option, exact=True).first.click()
 
-    def submit(self) -> str:
-        """Submit, follow the toast's *View run* to the run's page; returns the run's id."""
+    def submit(self, created_run: Callable[[], str] | None = None) -> str:
+        """Submit, follow the toast's *View run* to the run's page; returns the run's id.
+
+        The toast goes away after a few seconds unless the pointer is on it: on a loaded
+        machine it came and went unseen (CI, twice). Then ``created_run`` (the run the
+        submit created, from the API) says which run the form started, as the deployment's
+        run list would show a user."""
         self.submit_button.click()
         view_run = self.page.get_by_role("button", name=VIEW_RUN)
-        # The toast goes away after a few seconds unless the pointer is on it (as a user's
-        # would be): on a loaded machine the click's own retries outlasted it.
-        view_run.hover(timeout=UI_TIMEOUT_MS)
-        view_run.click(timeout=UI_TIMEOUT_MS)
+        try:
+            view_run.hover(timeout=UI_TIMEOUT_MS)
+            view_run.click(timeout=UI_TIMEOUT_MS)
+        except PlaywrightTimeoutError:
+            if created_run is None:
+                raise
+            return created_run()
         self.page.wait_for_url(FLOW_RUN_PATH, timeout=UI_TIMEOUT_MS)
         found = FLOW_RUN_PATH.search(self.page.url)
         assert found, self.page.url
