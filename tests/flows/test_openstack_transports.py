@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -398,10 +400,10 @@ class _Zeros:
         return b"\0" * n
 
 
-def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
-    keystone_per_region: LocalCloud, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cloud_ = keystone_per_region
+@contextmanager
+def _third_segment_fails() -> Iterator[None]:
+    """Within the block, the engine's copy of segment 2 fails its check (injected): an
+    interrupted copy that leaves segments 0 and 1 in place for a re-run."""
     real_copy = imagehop.transfer.engine.copy_segment
 
     def third_segment_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -409,13 +411,21 @@ def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
             raise IntegrityError("segment 2: the target stored another ETag (injected)")
         return real_copy(*args, **kwargs)
 
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(imagehop.transfer.engine, "copy_segment", third_segment_fails)
+        yield
+
+
+def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
+    keystone_per_region: LocalCloud,
+) -> None:
+    cloud_ = keystone_per_region
     with cloud_.admin.temporary_options(
         glance_regions=BOTH, import_methods={"IAD": ["web-download"]}
     ):
         image_id = new_image(cloud_)
         request = request_for(image_id, concurrency=1)
-        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", third_segment_fails)
-        with pytest.raises(IntegrityError, match="injected"):
+        with _third_segment_fails(), pytest.raises(IntegrityError, match="injected"):
             transfer_image(request)
         # web-download: the segments sit beside the manifest (a temporary URL's reach)
         staged = objects(
@@ -423,7 +433,6 @@ def test_resume_after_an_interrupted_copy_copies_only_the_missing_segments(
         )
         assert len(staged) == 2
 
-        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
         result = transfer_image(request)
 
         assert isinstance(result, TransferResult)
@@ -448,19 +457,12 @@ def _glance_image(cloud_: LocalCloud, region: str, disk_format: str, data: bytes
 
 
 def test_a_qcow2_image_is_staged_under_its_own_extension_and_resumed_there(
-    keystone_per_region: LocalCloud, monkeypatch: pytest.MonkeyPatch
+    keystone_per_region: LocalCloud,
 ) -> None:
     """The staged copy of a qcow2 image is <id>.qcow2 (not .vhd): in the plan, in the
     target's Swift, in what a failed run says it kept; the re-run finds its segments there and
     copies only the missing ones; the cleanup removes them."""
     cloud_ = keystone_per_region
-    real_copy = imagehop.transfer.engine.copy_segment
-
-    def third_segment_fails(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if args[3].index == 2:
-            raise IntegrityError("segment 2: the target stored another ETag (injected)")
-        return real_copy(*args, **kwargs)
-
     qcow2 = b"QFI\xfb" + b"\x00\x00\x00\x03" + bytes(16) + (64 * MiB).to_bytes(8, "big")
     data = qcow2 + os.urandom(5 * MiB + 4321)
     with cloud_.admin.temporary_options(
@@ -473,13 +475,11 @@ def test_a_qcow2_image_is_staged_under_its_own_extension_and_resumed_there(
         assert isinstance(plan, DryRunPlan)
         assert f"as an SLO {DEFAULT_IMPORT_CONTAINER}/{staged} " in plan.steps[1]
 
-        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", third_segment_fails)
-        with pytest.raises(IntegrityError, match="injected"):
+        with _third_segment_fails(), pytest.raises(IntegrityError, match="injected"):
             transfer_image(request)
         kept = objects(cloud_, "IAD", DEFAULT_IMPORT_CONTAINER, image_id)
         assert len(kept) == 2 and all(name.startswith(f"{staged}/imagehop/") for name in kept)
 
-        monkeypatch.setattr(imagehop.transfer.engine, "copy_segment", real_copy)
         result = transfer_image(request)
 
         assert isinstance(result, TransferResult) and result.transport == "stream"
