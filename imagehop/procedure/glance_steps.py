@@ -86,6 +86,13 @@ def ensure_target_image(
     return TargetImage(image_id=image.id, status=image.status)
 
 
+def _staging(store: ObjectStore | None, how: TargetImport) -> ObjectStore:
+    """The target's object storage, which every import but glance-download reads from."""
+    if store is None:
+        raise ValueError(f"{how!r} reads the staged copy: it needs the target's object storage")
+    return store
+
+
 def start_import(
     glance: GlanceImages,
     store: ObjectStore | None,
@@ -111,24 +118,31 @@ def start_import(
     container, name, size = staged
     image_id = target.image_id
     method: dict[str, Any]
-    if how != "glance-download" and store is None:
-        raise ValueError(f"{how!r} reads the staged copy: it needs the target's object storage")
     if how == "web-download":
-        assert store is not None
-        url = temporary_url(store, container, name, url_seconds)
+        url = temporary_url(_staging(store, how), container, name, url_seconds)
         method = {"name": "web-download", "uri": url}
     elif how == "glance-download":
         region, source_id = source
         method = {"name": "glance-download", "glance_image_id": source_id,
                   "glance_region": region, "glance_service_interface": "public"}  # fmt: skip
     elif how == "glance-direct":
-        assert store is not None
         if target.status == "queued":
-            _stream(store, container, name, size, lambda body: glance.stage(image_id, body, size))
+            _stream(
+                _staging(store, how),
+                container,
+                name,
+                size,
+                lambda body: glance.stage(image_id, body, size),
+            )
         method = {"name": "glance-direct"}
     elif how == "put-file":
-        assert store is not None
-        _stream(store, container, name, size, lambda body: glance.upload(image_id, body, size))
+        _stream(
+            _staging(store, how),
+            container,
+            name,
+            size,
+            lambda body: glance.upload(image_id, body, size),
+        )
         return True
     else:
         raise ValueError(f"{how!r} is not a Glance import (the import task has its own step)")
