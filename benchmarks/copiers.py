@@ -119,6 +119,7 @@ def run_imagehop(args: argparse.Namespace, token: str) -> dict[str, Any]:
         "segments": len(report.plan.segments),
         "segments_skipped": report.segments_skipped,
         "segment_size": report.plan.segment_size,
+        "segment_seconds": [round(result.seconds, 3) for result in report.results],
         **streams_of(report),
     }
 
