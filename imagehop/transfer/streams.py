@@ -20,6 +20,10 @@ its count:
   seconds (30) without a throttle or rising errors, back to the count before the first cut
   and no further: a limit met once at the start of a two-hour copy does not halve all of it,
   and a limit that is still there halves it again;
+* settled below ``cap``, it **measures again** after ``reprobe_after`` seconds (300) with no
+  change and no throttle: a link that was full at the start may have room later in the day,
+  so it takes a sample at the current count, tries the doubled count and keeps it only by
+  the growth rule above (else it settles back where it was, and waits again);
 * it never exceeds ``cap``: :func:`memory_stream_cap` (the copier's peak RSS stays within
   96 MiB: each stream holds about 2 to 3 chunks, see :mod:`imagehop.transfer.engine`), a
   per-region cap from the settings, and the number of segments left.
@@ -100,6 +104,7 @@ class StreamController:
         warmup: float = 0.3,
         min_gain: float = 0.5,
         recover_after: float = 30.0,
+        reprobe_after: float = 300.0,
         now: float = 0.0,
     ) -> None:
         if cap < 1 or start < 1:
@@ -112,6 +117,7 @@ class StreamController:
         self._warmup = warmup
         self._min_gain = min_gain
         self._recover_after = recover_after
+        self._reprobe_after = reprobe_after
         self._recover_to: int | None = None  # the count before the first cut, while below it
         self._began = now
         self._changed_at = now
@@ -133,6 +139,7 @@ class StreamController:
         """
         if not self.growing:
             self._recover(now)
+            self._reprobe(now)
             return self.target
         if not busy or now - self._changed_at < self._warmup:
             self._mark = None
@@ -197,6 +204,18 @@ class StreamController:
         self._settle(now, self.target + 1, f"no throttle or error for {quiet:.0f} s: one more")
         if self.target >= self._recover_to:
             self._recover_to = None
+
+    def _reprobe(self, now: float) -> None:
+        """Grow again from the current count, measured afresh, after ``reprobe_after`` s
+        settled below the cap with no change and no throttle (a cut is recovered first)."""
+        if self.target >= self.cap or self._recover_to is not None:
+            return
+        quiet = now - max(self._changed_at, self._throttled_at or self._changed_at)
+        if quiet < self._reprobe_after:
+            return
+        self.settled = None
+        self._previous = None
+        self._change(now, self.target, f"{quiet:.0f} s settled below the cap: measuring again")
 
     def _settle(self, now: float, streams: int, reason: str) -> None:
         self.settled = streams

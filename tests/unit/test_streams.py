@@ -68,6 +68,65 @@ def test_a_step_with_a_partial_gain_keeps_the_larger_count_but_stops_growing() -
     assert controller.settled == 8
 
 
+def run_changing(
+    controller: StreamController, link_at: Callable[[float], Link], seconds: float
+) -> None:
+    """As :func:`run`, on a link that changes with time (``link_at(now)``)."""
+    now, done = 0.0, 0.0
+    while now < seconds:
+        now += 0.1
+        done += link_at(now)(controller.target) * 0.1
+        controller.sample(now, int(done))
+
+
+def measured_again(controller: StreamController) -> list[float]:
+    return [c.at_seconds for c in controller.changes if "measuring again" in c.reason]
+
+
+def test_settled_below_the_cap_it_measures_again_and_takes_the_streams_a_freer_link_carries() -> (
+    None
+):
+    # Full at 70 MB/s for the first 100 s (settles on 8), then per connection only.
+    def link_at(now: float) -> Link:
+        return per_connection(10 * MB, total=70 * MB if now < 100 else float("inf"))
+
+    controller = StreamController(cap=32, start=4)
+    run_changing(controller, link_at, seconds=400)
+    assert controller.target == controller.settled == 32
+    assert len(measured_again(controller)) == 1
+    assert 300 <= measured_again(controller)[0] < 310  # 300 s after it settled on 8
+
+
+def test_a_new_measurement_that_brings_nothing_settles_back_and_waits_again() -> None:
+    controller = StreamController(cap=32, start=4)
+    run(controller, per_connection(10 * MB, total=70 * MB), seconds=1000)
+    assert controller.target == controller.settled == 8
+    assert len(measured_again(controller)) == 3  # about every 300 s
+    tried, back = controller.changes[-2:]
+    assert (tried.streams, back.streams) == (16, 8)  # each time: 16 tried, flat, back on 8
+    assert back.reason.startswith("settled: aggregate flat")
+
+
+def test_at_the_cap_it_never_measures_again() -> None:
+    controller = StreamController(cap=16, start=4)
+    run(controller, per_connection(20 * MB), seconds=1000)
+    assert [c.streams for c in controller.changes] == [4, 8, 16, 16]
+
+
+def test_after_a_cut_it_recovers_first_and_measures_again_only_once_quiet_after_that() -> None:
+    controller = StreamController(cap=32, start=8, recover_after=30.0)
+    run(controller, per_connection(10 * MB, total=70 * MB), seconds=10)  # settles on 8
+    controller.throttled(10.0)  # 4; back to 8 one stream per 30 s: 5, 6, 7, 8 by 130 s
+    now, done = 10.0, 0
+    while now < 500:
+        now += 0.1
+        done += 70 * MB // 10
+        controller.sample(now, done)
+    recovered = max(c.at_seconds for c in controller.changes if "one more" in c.reason)
+    assert 120 <= recovered < 135
+    assert measured_again(controller)[0] >= recovered + 300
+
+
 def test_halves_on_429_and_on_503_once_per_window() -> None:
     controller = StreamController(cap=16, start=16)
     assert controller.throttled(1.0) == 8
