@@ -24,8 +24,10 @@ its count:
   change and no throttle: a link that was full at the start may have room later in the day,
   so it takes a sample at the current count, tries the doubled count and keeps it only by
   the growth rule above (else it settles back where it was, and waits again);
-* it never exceeds ``cap``: :func:`memory_stream_cap` (the copier's peak RSS stays within
-  96 MiB: each stream holds about 2 to 3 chunks, see :mod:`imagehop.transfer.engine`), a
+* it never exceeds ``cap``: :func:`memory_stream_cap` (the copy's buffers stay within 48 MiB,
+  each stream holding about 2 to 3 chunks, see :mod:`imagehop.transfer.engine`: a copier
+  process without Prefect peaks within 96 MiB, measured 77 MiB with 16 streams; a Prefect
+  flow run holds about 87 MiB before its copy starts, so it peaks near 130 MiB), a
   per-region cap from the settings, and the number of segments left.
 
 :class:`StreamController` is the decision alone: pure, rate samples (a clock reading and the
@@ -50,8 +52,9 @@ from imagehop.object_store import MiB
 
 log = logging.getLogger("imagehop.transfer")
 
-#: The copier's peak RSS goal (issue 8), and what the interpreter and libraries hold before
-#: any buffer (measured: about 43 MiB; 48 leaves a margin).
+#: The copier's peak RSS goal (issue 8), and what the interpreter and imagehop's libraries
+#: hold before any buffer (measured: about 43 MiB; 48 leaves a margin). Under Prefect the
+#: process holds about 87 MiB before the copy: the buffers' share (48 MiB) is what is capped.
 MEMORY_BUDGET_BYTES = 96 * MiB
 BASE_BYTES = 48 * MiB
 #: Buffers one stream may hold, in chunks (the engine's bound; about 2 measured).
