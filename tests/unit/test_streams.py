@@ -83,9 +83,7 @@ def measured_again(controller: StreamController) -> list[float]:
     return [c.at_seconds for c in controller.changes if "measuring again" in c.reason]
 
 
-def test_settled_below_the_cap_it_measures_again_and_takes_the_streams_a_freer_link_carries() -> (
-    None
-):
+def test_a_link_that_frees_up_later_is_measured_again_and_its_streams_taken() -> None:
     # Full at 70 MB/s for the first 100 s (settles on 8), then per connection only.
     def link_at(now: float) -> Link:
         return per_connection(10 * MB, total=70 * MB if now < 100 else float("inf"))
