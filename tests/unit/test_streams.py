@@ -27,12 +27,26 @@ def per_connection(cap_per_stream: float, total: float = float("inf")) -> Link:
     return lambda streams: min(streams * cap_per_stream, total)
 
 
-def run(controller: StreamController, link: Link, seconds: float, step: float = 0.1) -> None:
-    """Feed ``controller`` samples of ``link`` at its current count, every ``step`` s."""
-    now, done = 0.0, 0.0
+def run(
+    controller: StreamController, link: Link, seconds: float, step: float = 0.1, start: float = 0.0
+) -> None:
+    """Feed ``controller`` samples of ``link`` at its current count, every ``step`` s, from
+    ``start`` to ``seconds``."""
+    run_changing(controller, lambda now: link, seconds, step, start)
+
+
+def run_changing(
+    controller: StreamController,
+    link_at: Callable[[float], Link],
+    seconds: float,
+    step: float = 0.1,
+    start: float = 0.0,
+) -> None:
+    """As :func:`run`, on a link that changes with time (``link_at(now)``)."""
+    now, done = start, 0.0
     while now < seconds:
         now += step
-        done += link(controller.target) * step
+        done += link_at(now)(controller.target) * step
         controller.sample(now, int(done))
 
 
@@ -66,17 +80,6 @@ def test_a_step_with_a_partial_gain_keeps_the_larger_count_but_stops_growing() -
     controller = StreamController(cap=16, start=4)
     run(controller, lambda streams: rates[streams], seconds=20)
     assert controller.settled == 8
-
-
-def run_changing(
-    controller: StreamController, link_at: Callable[[float], Link], seconds: float
-) -> None:
-    """As :func:`run`, on a link that changes with time (``link_at(now)``)."""
-    now, done = 0.0, 0.0
-    while now < seconds:
-        now += 0.1
-        done += link_at(now)(controller.target) * 0.1
-        controller.sample(now, int(done))
 
 
 def measured_again(controller: StreamController) -> list[float]:
@@ -115,11 +118,7 @@ def test_after_a_cut_it_recovers_first_and_measures_again_only_once_quiet_after_
     controller = StreamController(cap=32, start=8, recover_after=30.0)
     run(controller, per_connection(10 * MB, total=70 * MB), seconds=10)  # settles on 8
     controller.throttled(10.0)  # 4; back to 8 one stream per 30 s: 5, 6, 7, 8 by 130 s
-    now, done = 10.0, 0
-    while now < 500:
-        now += 0.1
-        done += 70 * MB // 10
-        controller.sample(now, done)
+    run(controller, per_connection(10 * MB, total=70 * MB), seconds=500, start=10.0)
     recovered = max(c.at_seconds for c in controller.changes if "one more" in c.reason)
     assert 120 <= recovered < 135
     assert measured_again(controller)[0] >= recovered + 300
