@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -78,7 +77,7 @@ def test_server_run_from_the_form_completes_with_artifacts_and_logs(
     form.fill_text("Run Key", run_key)
     visits.record("02-run-form-filled")
 
-    flow_run = _finished(ui_setup, form.submit(_created_run(ui_setup)))
+    flow_run = _finished(ui_setup, form.submit())
 
     assert flow_run["state_type"] == "COMPLETED", flow_run["state"]
     request = flow_run["parameters"]["request"]
@@ -115,7 +114,7 @@ def test_refused_run_shows_why_on_its_run_page(
     form.choose("Source", "Image")
     form.fill_text("Image Id", missing)
 
-    flow_run = _finished(ui_setup, form.submit(_created_run(ui_setup)))
+    flow_run = _finished(ui_setup, form.submit())
 
     assert flow_run["state_type"] == "FAILED", flow_run["state"]
     message = flow_run["state"]["message"]
@@ -146,23 +145,6 @@ def _request_fields(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "TransferRequest"
     ]["properties"]
     return fields
-
-
-def _created_run(ui_setup: UiSetup) -> Callable[[], str]:
-    """The id of the one flow run created after this call, once it exists (bounded wait):
-    what a submitted form started, when its toast was missed."""
-    api = ui_setup.operator.api
-    before = {run["id"] for run in api.flow_runs()}
-
-    def created() -> str:
-        def new() -> list[str]:
-            return [run["id"] for run in api.flow_runs() if run["id"] not in before]
-
-        found: list[str] = wait_for("the submitted form's flow run", new, 30)
-        assert len(found) == 1, found
-        return found[0]
-
-    return created
 
 
 def _finished(ui_setup: UiSetup, flow_run_id: str) -> dict[str, Any]:

@@ -23,9 +23,8 @@ The custom-run form, as Prefect 3.9's V2 UI renders a pydantic model parameter:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Response, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 UI_PREFIX = "/v2"
@@ -108,26 +107,36 @@ class RunForm:
         expect(field).to_be_visible(timeout=UI_TIMEOUT_MS)
         field.get_by_role("tab", name=option, exact=True).first.click()
 
-    def submit(self, created_run: Callable[[], str] | None = None) -> str:
-        """Submit, follow the toast's *View run* to the run's page; returns the run's id.
+    def submit(self) -> str:
+        """Submit; returns the id of the flow run the form created (the answer to its own
+        create-run request), after following the toast's *View run* to the run's page.
 
-        The toast goes away after a few seconds unless the pointer is on it: on a loaded
-        machine it came and went unseen (CI, twice). Then ``created_run`` (the run the
-        submit created, from the API) says which run the form started, as the deployment's
-        run list would show a user."""
-        self.submit_button.click()
+        The field being edited is left first: its blur re-renders the form, and a click in
+        that moment once missed the moving button (CI: no run was created at all). The toast
+        goes away after a few seconds unless the pointer is on it: on a loaded machine it came
+        and went unseen (CI, twice); the caller then opens the run's page by its address, as
+        the deployment's run list would lead a user there."""
+        self.page.evaluate("document.activeElement && document.activeElement.blur()")
+        with self.page.expect_response(_creates_flow_run, timeout=UI_TIMEOUT_MS) as answer:
+            self.submit_button.click()
+        created = answer.value
+        assert created.ok, f"the form's create-run request: HTTP {created.status} {created.text()}"
+        run_id = str(created.json()["id"])
         view_run = self.page.get_by_role("button", name=VIEW_RUN)
         try:
             view_run.hover(timeout=UI_TIMEOUT_MS)
             view_run.click(timeout=UI_TIMEOUT_MS)
         except PlaywrightTimeoutError:
-            if created_run is None:
-                raise
-            return created_run()
+            return run_id
         self.page.wait_for_url(FLOW_RUN_PATH, timeout=UI_TIMEOUT_MS)
         found = FLOW_RUN_PATH.search(self.page.url)
-        assert found, self.page.url
-        return found["id"]
+        assert found and found["id"] == run_id, (self.page.url, run_id)
+        return run_id
+
+
+def _creates_flow_run(response: Response) -> bool:
+    """The run form's ``POST /api/deployments/{id}/create_flow_run``."""
+    return response.request.method == "POST" and response.url.endswith("/create_flow_run")
 
 
 class FlowRunPage:
