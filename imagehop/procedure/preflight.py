@@ -383,15 +383,12 @@ def run_preflight(
             target_offer(dst, target_methods, target_tempurl, settings.target_allows_image_upload),
             shared_identity=shares_identity(settings),
         )
-    except PreflightError:
-        if not target_objects:  # every other transport stages the copy there: say that first
-            check_catalog(target_tokens.catalog, dst, target_services(request, True), "target")
+    except PreflightError:  # every other transport stages the copy there: say that first
+        require_target_objects(target_tokens.catalog, dst, request, target_objects)
         raise
     checks.append(f"transport {transport.transport}: {transport.reason}")
     if transport.stages_segments:  # the copy's segments go into the target's object storage
-        checks[1] = check_catalog(
-            target_tokens.catalog, dst, target_services(request, True), "target"
-        )
+        require_target_objects(target_tokens.catalog, dst, request, target_objects)
     if transport.target_import == WEB_DOWNLOAD:
         staging = staging_container_metadata(clients.objects("target", dst), request)
         checks.append(check_staging_container(staging, request.import_container, dst, transport))
@@ -430,6 +427,15 @@ def target_services(request: TransferRequest, stages: bool) -> list[str]:
     storage only where the transport stages the copy's segments there (every transport but
     ``glance-download``, where the target's Glance pulls the image from the source's)."""
     return ["image"] + (["object-store"] if stages else []) + (["compute"] if request.boot else [])
+
+
+def require_target_objects(
+    catalog: ServiceCatalog, region: str, request: TransferRequest, offered: bool
+) -> None:
+    """Where the target region offers no object storage, refuse (naming it) a transport that
+    stages the copy there; where it offers some, the target's catalog check already named it."""
+    if not offered:
+        check_catalog(catalog, region, target_services(request, True), "target")
 
 
 def offers(catalog: ServiceCatalog, service: str, region: str) -> bool:
