@@ -42,10 +42,10 @@ worker in practice.
 **Streams.** ``concurrency=N`` copies N segments at once, always. ``concurrency=None`` (the
 default of the settings and the CLI) lets the count adapt to the link: it grows while the
 aggregate rate still grows, halves on 429/503, measures again after 5 minutes settled below
-its cap, and stays within what the memory bound above allows for 96 MiB (16 streams of 1 MiB
-chunks) and the per-region cap; the same worker loop runs, a gate decides how many of its
-threads may start a segment (:mod:`imagehop.transfer.streams`). The report says what it
-settled on (``streams``).
+its cap, and stays within what the memory bound above allows for 48 MiB of buffers (16
+streams of 1 MiB chunks: a process without Prefect peaks within 96 MiB) and the per-region
+cap; the same worker loop runs, a gate decides how many of its threads may start a segment
+(:mod:`imagehop.transfer.streams`). The report says what it settled on (``streams``).
 
 **Verification.** A target segment that is exactly one whole source object is PUT with the
 listed MD5 as its ``ETag``: Swift recomputes it and answers 422 (IntegrityError) on any

@@ -112,7 +112,8 @@ class RunForm:
         create-run request), after following the toast's *View run* to the run's page.
 
         The field being edited is left first: its blur re-renders the form, and a click in
-        that moment once missed the moving button (CI: no run was created at all). The toast
+        that moment may miss the moving button (CI once created no run at all; the likely
+        cause, not reproduced). The toast
         goes away after a few seconds unless the pointer is on it: on a loaded machine it came
         and went unseen (CI, twice); the caller then opens the run's page by its address, as
         the deployment's run list would lead a user there."""
