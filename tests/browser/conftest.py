@@ -1,6 +1,6 @@
 """Browser tests: Debian's ``chromium`` driven by Playwright against a real ``prefect server``
-that serves its UI, set up as deployments/README.md says (tests/deployments/conftest.py),
-with a process worker running the deployments on the local cloud.
+that serves its UI, set up as deployments/README.md says (tests/deployments/conftest.py) with
+the team server's PostgreSQL, and a process worker running the deployments on the local cloud.
 
 Playwright cannot download browsers here: the test uses the ``chromium`` on PATH (Debian's
 package, ``apt-get install -y chromium``; .ci/run installs it), or ``$IMAGEHOP_CHROMIUM``.
@@ -29,6 +29,7 @@ from tests.deployments.conftest import (
     set_up_operator,
     start_prefect_server,
 )
+from tests.deployments.postgres import running_postgres
 from tests.deployments.processes import Background
 
 WORKER_NAME = "imagehop-browser-worker"
@@ -85,13 +86,21 @@ def screenshot_folder() -> Path:
 
 @pytest.fixture(scope="package")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A `prefect server start` with its UI; started before the local cloud is asked for, so
-    that both come up at the same time."""
-    server = start_prefect_server(tmp_path_factory.mktemp("prefect-ui-server"), ui=True)
-    try:
-        yield server
-    finally:
-        server.stop()
+    """A `prefect server start` with its UI, on PostgreSQL as deployments/README.md's team
+    server: on SQLite a submit of the form was once answered 503 ("Service Unavailable", the
+    server's answer to a busy database, which the UI, unlike Prefect's client, does not retry)
+    under CI's load. Started before the local cloud is asked for, so that both come up at the
+    same time."""
+    with running_postgres() as database:
+        server = start_prefect_server(
+            tmp_path_factory.mktemp("prefect-ui-server"),
+            ui=True,
+            PREFECT_API_DATABASE_CONNECTION_URL=database.url,
+        )
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="package")
@@ -99,7 +108,10 @@ def ui_setup(
     ui_server: PrefectServer, local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[UiSetup]:
     """README steps 3-7: pool, credentials, result storage, `prefect deploy`, a worker."""
-    operator = set_up_operator(ui_server, local_cloud, tmp_path_factory.mktemp("ui-operator"))
+    workdir = tmp_path_factory.mktemp("ui-operator")
+    # One script after the other: on a fresh PostgreSQL database two saving their first
+    # blocks at once can collide (deployments/README.md, Gotchas).
+    operator = set_up_operator(ui_server, local_cloud, workdir, together=False)
     with running_worker(operator, WORKER_NAME) as worker:
         operator.deploy()
         yield UiSetup(operator, worker)

@@ -111,12 +111,12 @@ class RunForm:
         """Submit; returns the id of the flow run the form created (the answer to its own
         create-run request), after following the toast's *View run* to the run's page.
 
-        The field being edited is left first: its blur re-renders the form, and a click in
-        that moment may miss the moving button (CI once created no run at all; the likely
-        cause, not reproduced). The toast
-        goes away after a few seconds unless the pointer is on it: on a loaded machine it came
-        and went unseen (CI, twice); the caller then opens the run's page by its address, as
-        the deployment's run list would lead a user there."""
+        The field being edited is left first, so that its blur's re-render cannot move the
+        button under the click. A refused request fails here with the server's answer (CI,
+        SQLite: 503 "Service Unavailable", hence the PostgreSQL server of conftest.py). The
+        toast goes away after a few seconds unless the pointer is on it: on a loaded machine
+        it came and went unseen (CI, twice); the caller then opens the run's page by its
+        address, as the deployment's run list would lead a user there."""
         self.page.evaluate("document.activeElement && document.activeElement.blur()")
         with self.page.expect_response(_creates_flow_run, timeout=UI_TIMEOUT_MS) as answer:
             self.submit_button.click()
