@@ -10,7 +10,9 @@ has already given up on. Anything else (a pre-flight refusal, a failed export, b
 not verify) fails at once: retrying cannot help.
 
 **Caching.** Steps that create something in the cloud (snapshot, export task, import task,
-server) are cached under their *business identity* (e.g. ``export-DFW-<image>-<container>``),
+server) are cached under their *business identity* (e.g. ``export-DFW-<image>-<container>``,
+led by the cloud profile of the step's side when the request names one:
+``import-<cloud>-IAD-...``, so that one image sent to two accounts' IAD is two imports),
 persisted, for less than the cloud's 48 h task lifetime; the flow wraps each with its wait in
 a transaction, so only a step whose wait succeeded is cached. The cache is a shortcut, not
 the guarantee: every such step also looks at the cloud before creating anything. Reads that
@@ -105,10 +107,13 @@ def cache_key(*parts: object) -> str:
 
 def cached_by(prefix: str, *names: str) -> dict[str, Any]:
     """Options caching a step by the values of its parameters ``names`` (dotted names reach
-    into a parameter: ``identity.run_key``)."""
+    into a parameter: ``identity.run_key``). A part that is None (``clouds.target`` of a
+    request naming no cloud: the worker's own account) is left out, so such keys stay as
+    they were before requests could name clouds."""
 
     def key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-        return cache_key(prefix, *(_value(parameters, name) for name in names))
+        parts = (_value(parameters, name) for name in names)
+        return cache_key(prefix, *(part for part in parts if part is not None))
 
     return {
         **RETRYING,

@@ -66,7 +66,7 @@ def export_and_wait(region: str, image_id: str, container: str, *, clouds: Cloud
 @task(
     name="snapshot-server",
     task_run_name="snapshot-{server_id:.8}",
-    **cached_by("snapshot", "region", "server_id", "identity.run_key"),
+    **cached_by("snapshot", "clouds.source", "region", "server_id", "identity.run_key"),
 )
 def snapshot_server(
     region: str,
@@ -119,7 +119,7 @@ def ensure_container(side: Side, region: str, container: str, *, clouds: Clouds)
 @task(
     name="start-export",
     task_run_name="export-{image_id:.8}",
-    **cached_by("export", "region", "image_id", "container"),
+    **cached_by("export", "clouds.source", "region", "image_id", "container"),
 )
 def start_export(region: str, image_id: str, container: str, *, clouds: Clouds) -> ExportOutcome:
     """Start the export task, unless one is running or its VHD is already there."""

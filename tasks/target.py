@@ -67,7 +67,7 @@ def boot_and_wait(
 @task(
     name="start-import",
     task_run_name="import-{region}",
-    **cached_by("import", "region", "location", "identity.run_key"),
+    **cached_by("import", "clouds.target", "region", "location", "identity.run_key"),
 )
 def start_import(
     region: str,
@@ -160,7 +160,7 @@ def find_image_by_property(
 @task(
     name="boot-server",
     task_run_name="boot-{name}",
-    **cached_by("boot", "region", "image_id", "name"),
+    **cached_by("boot", "clouds.target", "region", "image_id", "name"),
 )
 def boot_server(
     region: str,

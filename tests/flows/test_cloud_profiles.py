@@ -13,6 +13,7 @@ import os
 import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from imagehop import errors
 from imagehop.flows.transfer_image import transfer_image
@@ -118,3 +119,35 @@ def test_one_cloud_on_both_sides_in_one_region_is_refused(two_clouds: LocalCloud
         transfer_image(_request(image_id, target_region="DFW", target_cloud="legacy-dfw"))
 
     assert created(two_clouds) == before
+
+
+def test_one_image_sent_to_two_accounts_iad_with_one_run_key_is_two_imports(
+    two_clouds: LocalCloud,
+) -> None:
+    """The same image and run key into the main account's IAD, then into the other
+    account's: the second run's import is its own, not the first run's cached import task
+    (which the other account's cloud does not know)."""
+    image_id = new_image(two_clouds)
+    run_key = "two-accounts-" + image_id[:8]
+    first = transfer_image(_request(image_id, target_cloud="legacy-dfw", run_key=run_key))
+    state = transfer_image(_request(image_id, run_key=run_key), return_state=True)
+
+    second = state.result()
+    assert isinstance(first, TransferResult) and isinstance(second, TransferResult)
+    owners = {
+        result.target_image_id: two_clouds.session(account)
+        .images("IAD", "GET", f"/images/{result.target_image_id}")
+        .json()["owner"]
+        for result, account in ((first, two_clouds.main), (second, two_clouds.other))
+    }
+    assert sorted(owners.values()) == sorted(
+        [two_clouds.main.tenant_id, two_clouds.other.tenant_id]
+    )
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    imports = [(run.name, run.state_name) for run in task_runs if run.name == "import-IAD"]
+    assert imports == [("import-IAD", "Completed")]

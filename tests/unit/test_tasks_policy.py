@@ -9,7 +9,7 @@ import pytest
 from prefect.states import Completed, Failed
 
 from imagehop import errors
-from imagehop.procedure.request import TransferIdentity
+from imagehop.procedure.request import Clouds, TransferIdentity
 from imagehop.retries import Backoff, StepRetry, give_up
 from imagehop.tasks.policy import RetryDelays, cache_key, cached_by, retry_if_retryable
 
@@ -56,6 +56,23 @@ def test_cached_by_reads_dotted_parameters() -> None:
     })  # fmt: skip
     assert key == "snapshot-DFW-s-1-r-1"
     assert options["persist_result"] and options["cache_expiration"].total_seconds() < 48 * 3600
+
+
+@pytest.mark.parametrize(("clouds", "expected"), [
+    (Clouds(), "import-IAD-imports_a.vhd-r-1"),  # the worker's own account: as before profiles
+    (Clouds(target="dr-b"), "import-dr-b-IAD-imports_a.vhd-r-1"),
+    (Clouds(source="dr-b"), "import-IAD-imports_a.vhd-r-1"),  # the source's cloud: no part
+])  # fmt: skip
+def test_a_cache_key_names_the_cloud_of_its_side(clouds: Clouds, expected: str) -> None:
+    """One image sent to two accounts' IAD with one run key is two imports, not one."""
+    identity = TransferIdentity(run_key="r-1", coordinating_key="k", coordinating_value="v")
+    options: dict[str, Any] = cached_by(
+        "import", "clouds.target", "region", "location", "identity.run_key"
+    )
+    parameters = {
+        "clouds": clouds, "region": "IAD", "location": "imports/a.vhd", "identity": identity,
+    }  # fmt: skip
+    assert options["cache_key_fn"](SimpleNamespace(), parameters) == expected
 
 
 @pytest.mark.parametrize("layer", ["request", "segment", "poll", "listing"])
