@@ -3,9 +3,11 @@
 A create step is cached under its business identity (see :mod:`imagehop.tasks.policy`), but
 its cache entry must only be written once the wait after it succeeded: a cached export whose
 task then failed would otherwise be "reused" by every re-run. So the pair runs as one
-transaction. If the pair fails with NotFoundError, a cached result may name something deleted
-since (e.g. the staged copy in the target was deleted, and the same request runs again): the
-pair runs once more, bypassing the cache, so the cloud's state decides.
+transaction. A cached result may name something deleted since (the exported VHD an earlier
+run's clean-up removed, a new image the user deleted): the wait finds it gone, says so in its
+log and ends without failing (:func:`gone`), and the pair runs once more bypassing the cache,
+so the cloud's state decides. Any other NotFoundError in the pair gets that second try too,
+with a warning.
 """
 
 from __future__ import annotations
@@ -22,16 +24,38 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class StaleCacheError(Exception):
+    """A cached create step named something that is gone (its wait said what)."""
+
+
 def create_then_wait(pair: Callable[[bool], T], what: str) -> T:
     """Run ``pair(refresh)`` (a create step and its wait) as one transaction; once more with
-    ``refresh=True`` if it met NotFoundError."""
+    ``refresh=True`` if its cached result named something gone, or it met NotFoundError."""
     try:
         with transaction():
             return pair(False)
+    except StaleCacheError:
+        pass
     except NotFoundError as error:
         get_run_logger().warning("%s: %s; asking the cloud again, not the cache", what, error)
-        with transaction():
-            return pair(True)
+    with transaction():
+        return pair(True)
+
+
+def gone(cached: bool, error: NotFoundError, again: str) -> None:
+    """In a wait task: re-raise ``error`` unless the awaited thing came from the cache; then
+    log (info) that it is gone and what happens instead, and return None (the task does not
+    fail: a re-run finding an earlier run's VHD deleted by that run's clean-up is normal)."""
+    if not cached:
+        raise error
+    get_run_logger().info("%s; an earlier run made it (the step's cache), %s", error, again)
+
+
+def present(awaited: T | None) -> T:
+    """In a pair: what the wait returned, or StaleCacheError when the wait found it gone."""
+    if awaited is None:
+        raise StaleCacheError
+    return awaited
 
 
 def run_create(step: Task[..., R], refresh: bool, *args: Any, **kwargs: Any) -> tuple[R, bool]:

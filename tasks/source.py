@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
+from imagehop.errors import NotFoundError
 from imagehop.image import Image
 from imagehop.procedure.registry import Side
 from imagehop.procedure.request import Clouds, TransferIdentity
@@ -21,7 +22,7 @@ from imagehop.procedure.steps import (
 )
 from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients
-from imagehop.tasks.create_then_wait import create_then_wait, run_create
+from imagehop.tasks.create_then_wait import create_then_wait, gone, present, run_create
 from imagehop.tasks.policy import FRESH, WAITING, cached_by
 
 
@@ -41,7 +42,7 @@ def image_the_server(
         outcome, cached = run_create(
             snapshot_server, refresh, region, server_id, name, identity, owner, clouds=clouds
         )
-        wait_for_image("source", region, outcome.image_id, clouds=clouds)
+        present(wait_for_image("source", region, outcome.image_id, cached=cached, clouds=clouds))
         return outcome.model_copy(update={"created": outcome.created and not cached})
 
     return create_then_wait(pair, "snapshot")
@@ -55,7 +56,7 @@ def export_and_wait(region: str, image_id: str, container: str, *, clouds: Cloud
         outcome, cached = run_create(
             start_export, refresh, region, image_id, container, clouds=clouds
         )
-        location = wait_for_export(region, outcome, clouds=clouds)
+        location = present(wait_for_export(region, outcome, cached=cached, clouds=clouds))
         reused = outcome.reused or ("export task" if cached else None)
         return outcome.model_copy(update={"location": location, "finished": True, "reused": reused})
 
@@ -88,17 +89,23 @@ def snapshot_server(
 
 
 @task(name="wait-for-image", task_run_name="wait-for-image-{image_id:.8}", **WAITING)
-def wait_for_image(side: Side, region: str, image_id: str, *, clouds: Clouds) -> Image:
-    """Poll until the image is ``active``.
+def wait_for_image(
+    side: Side, region: str, image_id: str, *, cached: bool = False, clouds: Clouds
+) -> Image | None:
+    """Poll until the image is ``active``; None if it is gone and ``cached`` (a cached step
+    named it: the step runs again).
 
     Raises:
-        NotFoundError: the image does not exist (e.g. deleted since a cached step named it).
+        NotFoundError: the image does not exist.
         ResourceFailedError: it became killed or deleted.
         WaitTimeoutError: not active within ``snapshot_deadline_seconds``.
     """
     c = clients(clouds)
     images = c.images(side, region)
-    images.get_image(image_id)  # a missing image fails here, not after a long wait
+    try:
+        images.get_image(image_id)  # a missing image fails here, not after a long wait
+    except NotFoundError as error:
+        return gone(cached, error, "imaging the server again")
     return images.wait_for_image_active(image_id, c.settings().snapshot_deadline_seconds)
 
 
@@ -136,21 +143,28 @@ def start_export(region: str, image_id: str, container: str, *, clouds: Clouds) 
 
 
 @task(name="wait-for-export", task_run_name="wait-for-export-{region}", **WAITING)
-def wait_for_export(region: str, export: ExportOutcome, *, clouds: Clouds) -> str:
-    """Wait for the export task (polls >= 30 s apart), then check the VHD is there.
+def wait_for_export(
+    region: str, export: ExportOutcome, *, cached: bool = False, clouds: Clouds
+) -> str | None:
+    """Wait for the export task (polls >= 30 s apart), then check the VHD is there; a
+    ``cached`` export (its task succeeded in an earlier run) is only checked. None if it is
+    gone and ``cached`` (the step runs again).
 
     Returns:
         ``<container>/<image id>.vhd``.
 
     Raises:
         TaskFailedError: the export failed (the cloud's message plus advice).
-        NotFoundError: no exported VHD (e.g. deleted since a cached step reported it).
+        NotFoundError: no exported VHD.
     """
     c = clients(clouds)
-    if export.task_id is not None and not export.finished:
+    if export.task_id is not None and not export.finished and not cached:
         deadline = c.settings().export_deadline_seconds
         task_record = c.images("source", region).wait_for_task(export.task_id, deadline)
         get_run_logger().info("export task %s: %s", task_record.id, task_record.export_location)
     container, _, name = export.location.partition("/")
-    c.objects("source", region).head_object(container, name)
+    try:
+        c.objects("source", region).head_object(container, name)
+    except NotFoundError as error:
+        return gone(cached, error, "exporting again")
     return export.location

@@ -9,14 +9,14 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from imagehop.compute import Server
-from imagehop.errors import ApiError
+from imagehop.errors import ApiError, NotFoundError
 from imagehop.procedure import steps
 from imagehop.procedure.request import Clouds, TransferIdentity
 from imagehop.procedure.result import PropertyReport
 from imagehop.procedure.steps import ImportOutcome, ensure_import, find_run_images
 from imagehop.tasks import limits
 from imagehop.tasks.cloud import clients
-from imagehop.tasks.create_then_wait import create_then_wait, run_create
+from imagehop.tasks.create_then_wait import create_then_wait, gone, present, run_create
 from imagehop.tasks.policy import FRESH, WAITING, cached_by
 
 
@@ -36,7 +36,7 @@ def import_and_wait(
     def pair(refresh: bool) -> ImportOutcome:
         args = (region, location, name, identity, owner, source_image_id)
         outcome, cached = run_create(start_import, refresh, *args, clouds=clouds)
-        image_id = wait_for_import(region, outcome, clouds=clouds)
+        image_id = present(wait_for_import(region, outcome, cached=cached, clouds=clouds))
         reused = outcome.reused or ("import task" if cached else None)
         return outcome.model_copy(update={"image_id": image_id, "finished": True, "reused": reused})
 
@@ -57,8 +57,8 @@ def boot_and_wait(
 
     def pair(refresh: bool) -> str:
         args = (region, image_id, name, flavor_id, identity)
-        server_id, _ = run_create(boot_server, refresh, *args, clouds=clouds)
-        wait_for_server(region, server_id, clouds=clouds)
+        server_id, cached = run_create(boot_server, refresh, *args, clouds=clouds)
+        present(wait_for_server(region, server_id, cached=cached, clouds=clouds))
         return server_id
 
     return create_then_wait(pair, "boot")
@@ -94,23 +94,30 @@ def start_import(
 
 
 @task(name="wait-for-import", task_run_name="wait-for-import-{region}", **WAITING)
-def wait_for_import(region: str, outcome: ImportOutcome, *, clouds: Clouds) -> str:
-    """Wait for the import task (polls >= 30 s apart); returns the new image's id.
+def wait_for_import(
+    region: str, outcome: ImportOutcome, *, cached: bool = False, clouds: Clouds
+) -> str | None:
+    """Wait for the import task (polls >= 30 s apart); returns the new image's id, or None
+    if a ``cached`` import's task or image is gone (the step runs again).
 
     Raises:
         TaskFailedError: the import failed (the cloud's message, its code's advice).
-        NotFoundError: the image is gone (e.g. deleted since a cached step named it).
+        NotFoundError: the image is gone.
     """
     c = clients(clouds)
     images = c.images("target", region)
     image_id = outcome.image_id
-    if outcome.task_id is not None and not outcome.finished:
-        task_record = images.wait_for_task(outcome.task_id, c.settings().import_deadline_seconds)
-        image_id = task_record.image_id
-        get_run_logger().info("import task %s: image %s", task_record.id, image_id)
-    if image_id is None:
-        raise ValueError(f"import task {outcome.task_id} succeeded without an image id")
-    images.get_image(image_id)
+    try:
+        if outcome.task_id is not None and not outcome.finished:
+            deadline = c.settings().import_deadline_seconds
+            task_record = images.wait_for_task(outcome.task_id, deadline)
+            image_id = task_record.image_id
+            get_run_logger().info("import task %s: image %s", task_record.id, image_id)
+        if image_id is None:
+            raise ValueError(f"import task {outcome.task_id} succeeded without an image id")
+        images.get_image(image_id)
+    except NotFoundError as error:
+        return gone(cached, error, "importing again")
     return image_id
 
 
@@ -186,9 +193,15 @@ def boot_server(
 
 
 @task(name="wait-for-server", task_run_name="wait-for-server-{server_id:.8}", **WAITING)
-def wait_for_server(region: str, server_id: str, *, clouds: Clouds) -> Server:
-    """Poll until the server is ACTIVE (ERROR fails with the cloud's fault message)."""
+def wait_for_server(
+    region: str, server_id: str, *, cached: bool = False, clouds: Clouds
+) -> Server | None:
+    """Poll until the server is ACTIVE (ERROR fails with the cloud's fault message); None
+    if a ``cached`` server is gone (the step runs again)."""
     c = clients(clouds)
     compute = c.compute("target", region)
-    compute.get_server(server_id)
+    try:
+        compute.get_server(server_id)
+    except NotFoundError as error:
+        return gone(cached, error, "booting again")
     return compute.wait_for_server_active(server_id, c.settings().boot_deadline_seconds)

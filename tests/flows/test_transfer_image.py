@@ -7,11 +7,20 @@ import base64
 import itertools
 import json
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import Artifact
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import (
     PREFECT_RESULTS_LOCAL_STORAGE_PATH,
     PREFECT_TASKS_REFRESH_CACHE,
@@ -212,7 +221,8 @@ def test_rerunning_a_finished_transfer_creates_nothing(on_cloud: LocalCloud) -> 
 
 def test_deleted_copy_is_transferred_again(on_cloud: LocalCloud) -> None:
     """If the new image was deleted, the same request transfers it again; cached steps that
-    name deleted things (the export, the import) are not trusted."""
+    name deleted things (the export, the import) are not trusted, and finding them gone
+    fails no task: the run page of a good re-run shows no failure, its log says why."""
     image_id = new_image(on_cloud)
     first = transfer_image(request_for(image_id))
     assert isinstance(first, TransferResult)
@@ -222,8 +232,14 @@ def test_deleted_copy_is_transferred_again(on_cloud: LocalCloud) -> None:
     response = on_cloud.session().images("IAD", "DELETE", f"/images/{first.target_image_id}")
     assert response.status_code == 204
 
-    second = transfer_image(request_for(image_id))
+    state = transfer_image(request_for(image_id), return_state=True)
 
+    second = state.result()
+    states, messages = _task_states_and_log(state.state_details.flow_run_id)
+    assert not [name for name, state_name in states if state_name in ("Failed", "Crashed")], states
+    assert any("exporting again" in message for message in messages), messages
+    assert any("importing again" in message for message in messages), messages
+    assert not any("asking the cloud again" in message for message in messages)
     assert isinstance(second, TransferResult)
     assert second.target_image_id != first.target_image_id
     assert second.bytes_copied == second.bytes_total
@@ -407,3 +423,18 @@ def test_a_transient_failure_is_retried_by_the_task_without_recopying(
     assert isinstance(result, TransferResult)
     assert copied == [0, 1, 2, 3, 3, 4, 5, 6]
     assert result.segments_copied == SEGMENTS and result.bytes_copied == result.bytes_total
+
+
+def _task_states_and_log(
+    flow_run_id: UUID | None,
+) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """A flow run's task runs (name, state name) and its log lines, as its run page shows."""
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
+        )
+    return [(run.name, run.state_name) for run in task_runs], [log.message for log in logs]
