@@ -2,6 +2,7 @@
 
     python deployments/credentials.py               # from IMAGEHOP_* variables; asks for the rest
     python deployments/credentials.py --no-prompt   # IMAGEHOP_* variables only (CI, scripts)
+    python deployments/credentials.py --clouds      # the Secret blocks IMAGEHOP_CLOUDS names
 
 It reads the account the way the flows do (``IMAGEHOP_*`` variables or ``.env``), asks for what
 is missing (secrets without echo), logs in once to check them, then writes:
@@ -13,8 +14,12 @@ is missing (secrets without echo), logs in once to check them, then writes:
   ``imagehop_target_username``). ``deployments/prefect.yaml`` copies them into the job
   variables when ``prefect deploy`` runs.
 
-Finally it prints the job-variable ``env`` entries that match what it stored. Secrets are never
-printed, logged or taken as arguments (a command line is visible to every user of the host).
+Finally it prints the job-variable ``env`` entries that match what it stored. With ``--clouds``
+it asks instead for the secret of every Secret block the cloud profiles of ``IMAGEHOP_CLOUDS``
+name (once per block, without echo), logs in as each profile, and saves those blocks.
+
+Secrets are never printed, logged or taken as arguments (a command line is visible to every
+user of the host).
 Run it where ``PREFECT_API_URL`` points at the Prefect server the workers use.
 """
 
@@ -31,7 +36,7 @@ from pydantic import SecretStr, ValidationError
 
 from imagehop.errors import ImagehopError
 from imagehop.identity import TokenManager
-from imagehop.settings import Settings
+from imagehop.settings import PROFILE_SECRETS, Settings
 
 Side = Literal["source", "target"]
 SecretKind = Literal["api_key", "password"]
@@ -48,6 +53,14 @@ IDENTITY_URL_VARIABLE = "imagehop_identity_url"
 USERNAME_VARIABLES: dict[Side, str] = {
     "source": "imagehop_username",
     "target": "imagehop_target_username",
+}
+
+
+#: How a profile's secret is named in a question.
+SECRET_LABELS = {
+    "api_key": "API key",
+    "password": "Password",
+    "application_credential_secret": "Application credential secret",
 }
 
 
@@ -194,6 +207,80 @@ def store(credentials: CredentialSet) -> list[str]:
     return written
 
 
+@dataclass(frozen=True)
+class ProfileSecret:
+    """The secret of one Secret block that cloud profiles name (one or more profiles)."""
+
+    block: str
+    kind: str  # a Settings secret field: api_key, password, application_credential_secret
+    clouds: tuple[str, ...]
+    value: SecretStr
+
+
+def collect_profile_secrets(settings: Settings, ask: Ask | None) -> tuple[ProfileSecret, ...]:
+    """Ask for the secret of every Secret block the profiles of ``settings.clouds`` name,
+    once per block (two profiles may share one).
+
+    Raises:
+        CredentialsError: no profiles, or asking is off.
+    """
+    if not settings.clouds:
+        raise CredentialsError(
+            "IMAGEHOP_CLOUDS is not set: --clouds stores the Secret blocks its profiles name "
+            "(deployments/README.md, One pool, several cloud pairs)"
+        )
+    if ask is None:
+        raise CredentialsError(
+            "--clouds asks for each profile's secret without echo: run it in a terminal "
+            "(secrets are never taken from arguments)"
+        )
+    wanted: dict[str, tuple[str, list[str]]] = {}
+    for name, profile in settings.clouds.items():
+        for secret, block_field in PROFILE_SECRETS.items():
+            block = getattr(profile, block_field)
+            if block:
+                wanted.setdefault(block, (secret, []))[1].append(name)
+    found = []
+    for block, (kind, clouds) in wanted.items():
+        question = f"{SECRET_LABELS[kind]} of {', '.join(clouds)} (Secret block {block}): "
+        value = _ask(ask, "IMAGEHOP_CLOUDS", question, secret=True)
+        found.append(ProfileSecret(block, kind, tuple(clouds), SecretStr(value)))
+    return tuple(found)
+
+
+def check_profile_logins(settings: Settings, secrets: Sequence[ProfileSecret]) -> list[str]:
+    """Log in as every profile once, with the secrets just given; one line per profile.
+
+    Raises:
+        ImagehopError: Identity refused a login or could not be reached.
+    """
+    values = {secret.block: secret.value for secret in secrets}
+    lines = []
+    for name in settings.clouds:
+        side = settings.for_clouds(name, name)  # both sides: a worker may have no account
+        updates = {
+            secret: values[block]
+            for secret, block_field in PROFILE_SECRETS.items()
+            if (block := getattr(side, block_field)) in values
+        }
+        tokens = TokenManager.for_source(side.model_copy(update=updates))
+        regions = ", ".join(tokens.catalog.regions("image")) or "none"
+        lines.append(f"cloud {name}: tenant {tokens.tenant_id}, Images in {regions}")
+    return lines
+
+
+def store_profile_secrets(secrets: Sequence[ProfileSecret]) -> list[str]:
+    """Write the profiles' Secret blocks (overwriting); returns what was written."""
+    from prefect.blocks.system import Secret
+
+    written = []
+    for secret in secrets:
+        Secret(value=secret.value).save(secret.block, overwrite=True)
+        label = SECRET_LABELS[secret.kind]
+        written.append(f"Secret block {secret.block!r} ({label} of {', '.join(secret.clouds)})")
+    return written
+
+
 def settings_from_environment() -> Settings:
     """Settings as the flows read them: IMAGEHOP_* variables, then ``.env``."""
     return Settings()  # type: ignore[call-arg]  # pydantic-settings fills in every field
@@ -229,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-prompt", action="store_true", help="never ask; fail when something is missing"
     )
     parser.add_argument("--no-check", action="store_true", help="store without logging in first")
+    parser.add_argument(
+        "--clouds",
+        action="store_true",
+        help="instead: ask for the secret of each Secret block the cloud profiles of "
+        "IMAGEHOP_CLOUDS name, log in as each profile, and save those blocks",
+    )
     return parser
 
 
@@ -241,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     ask = None if args.no_prompt or not sys.stdin.isatty() else _terminal_ask
+    if args.clouds:
+        return store_clouds(ask, check=not args.no_check)
     try:
         credentials = collect(settings_from_environment(), ask)
         if not args.no_check:
@@ -254,6 +349,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     _say("\njob variables for deployments/prefect.yaml (work_pool.job_variables.env):")
     for name, value in credentials.job_env().items():
         _say(f'  {name}: "{value}"')
+    return 0
+
+
+def store_clouds(ask: Ask | None, *, check: bool) -> int:
+    """``--clouds``: the profiles' Secret blocks, asked for, checked and saved."""
+    try:
+        settings = settings_from_environment()
+        secrets = collect_profile_secrets(settings, ask)
+        if check:
+            for line in check_profile_logins(settings, secrets):
+                _say(f"login ok: {line}")
+    except (CredentialsError, ImagehopError, ValidationError) as error:
+        sys.stderr.write(f"credentials: error: {error}\n")
+        return 2
+    for line in store_profile_secrets(secrets):
+        _say(f"saved {line}")
     return 0
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from deployments.credentials import Ask, CredentialsError, collect
+from deployments.credentials import Ask, CredentialsError, collect, collect_profile_secrets
 from deployments.limits import WantedLimit, build_parser, wanted_limits
 from imagehop.procedure.request import BatchRequest
 from imagehop.settings import Settings
@@ -112,6 +112,41 @@ def test_a_target_account_gets_its_own_blocks_and_variable() -> None:
     env = stored.job_env()
     assert env["IMAGEHOP_TARGET_API_KEY_SECRET_BLOCK"] == "dr-key"
     assert env["IMAGEHOP_TARGET_USERNAME"] == "{{ prefect.variables.imagehop_target_username }}"
+
+
+FLEX = "https://keystone.example/v3"
+PROFILES = {
+    "legacy-dfw": {"username": "ops", "api_key_secret_block": "rackspace-api-key"},
+    "flex-sjc3": {"auth_type": "v3password", "identity_url": FLEX, "username": "ops",
+                  "user_domain_name": "rackspace_cloud_domain",
+                  "password_secret_block": "flex-password"},
+    "flex-dfw3": {"auth_type": "v3password", "identity_url": FLEX, "username": "ops",
+                  "user_domain_name": "rackspace_cloud_domain",
+                  "password_secret_block": "flex-password"},
+}  # fmt: skip
+
+
+def test_clouds_asks_once_per_secret_block_without_echo() -> None:
+    answers = Answers("k-typed", "pw-typed")
+
+    secrets = collect_profile_secrets(settings(clouds=PROFILES), answers)
+
+    assert answers.asked == [
+        ("API key of legacy-dfw (Secret block rackspace-api-key): ", True),
+        ("Password of flex-sjc3, flex-dfw3 (Secret block flex-password): ", True),
+    ]
+    assert [(s.block, s.kind, s.value.get_secret_value()) for s in secrets] == [
+        ("rackspace-api-key", "api_key", "k-typed"),
+        ("flex-password", "password", "pw-typed"),
+    ]
+    assert "k-typed" not in repr(secrets)
+
+
+def test_clouds_without_a_terminal_or_without_profiles_says_what_to_do() -> None:
+    with pytest.raises(CredentialsError, match="run it in a terminal"):
+        collect_profile_secrets(settings(clouds=PROFILES), None)
+    with pytest.raises(CredentialsError, match="IMAGEHOP_CLOUDS is not set"):
+        collect_profile_secrets(settings(), never_ask)
 
 
 def test_prefect_yaml_env_is_what_credentials_py_prints_for_one_account() -> None:

@@ -15,9 +15,15 @@ from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from deployments.credentials import (
+    check_profile_logins,
+    collect_profile_secrets,
+    store_profile_secrets,
+)
 from imagehop import errors
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure import DryRunPlan, TransferRequest, TransferResult
+from imagehop.settings import Settings
 from imagehop.tasks import cloud
 from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import created, new_image
@@ -151,3 +157,36 @@ def test_one_image_sent_to_two_accounts_iad_with_one_run_key_is_two_imports(
         )
     imports = [(run.name, run.state_name) for run in task_runs if run.name == "import-IAD"]
     assert imports == [("import-IAD", "Completed")]
+
+
+def test_credentials_py_stores_the_blocks_the_profiles_name(
+    two_clouds: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``credentials.py --clouds``: asked for each block's secret, it logs in as each profile
+    and saves the blocks; a run naming those clouds then logs in with them."""
+    profiles = json.loads(os.environ["IMAGEHOP_CLOUDS"])
+    profiles["legacy-dfw"]["api_key_secret_block"] = "imagehop-test-stored-key"
+    profiles["keystone-iad"]["application_credential_secret_block"] = "imagehop-test-stored-iad"
+    monkeypatch.setenv("IMAGEHOP_CLOUDS", json.dumps(profiles))
+    cloud.reset()
+    main, other = two_clouds.main, two_clouds.other
+    answers = iter([main.api_key, other.app_credential_secret])
+    settings = Settings()  # type: ignore[call-arg]  # as the script reads it
+
+    secrets = collect_profile_secrets(settings, lambda question, secret: next(answers))
+    logins = check_profile_logins(settings, secrets)
+    saved = store_profile_secrets(secrets)
+
+    assert [line.split(",")[0] for line in logins] == [
+        f"cloud legacy-dfw: tenant {main.tenant_id}",
+        f"cloud keystone-iad: tenant {other.tenant_id}",
+    ]
+    assert saved == [
+        "Secret block 'imagehop-test-stored-key' (API key of legacy-dfw)",
+        "Secret block 'imagehop-test-stored-iad' (Application credential secret of keystone-iad)",
+    ]
+    assert not any(
+        key in " ".join(logins + saved) for key in (main.api_key, other.app_credential_secret)
+    )
+    plan = transfer_image(_request(new_image(two_clouds), dry_run=True))
+    assert isinstance(plan, DryRunPlan)
