@@ -42,13 +42,13 @@ def create_then_wait(pair: Callable[[bool], T], what: str) -> T:
         return pair(True)
 
 
-def gone(cached: bool, error: NotFoundError, again: str) -> None:
+def gone(cached: bool, error: NotFoundError, what: str, again: str) -> None:
     """In a wait task: re-raise ``error`` unless the awaited thing came from the cache; then
     log (info) that it is gone and what happens instead, and return None (the task does not
     fail: a re-run finding an earlier run's VHD deleted by that run's clean-up is normal)."""
     if not cached:
         raise error
-    get_run_logger().info("%s; an earlier run made it (the step's cache), %s", error, again)
+    get_run_logger().info("%s an earlier run made is gone (%s); %s", what, error, again)
 
 
 def present(awaited: T | None) -> T:

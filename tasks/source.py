@@ -105,7 +105,7 @@ def wait_for_image(
     try:
         images.get_image(image_id)  # a missing image fails here, not after a long wait
     except NotFoundError as error:
-        return gone(cached, error, "imaging the server again")
+        return gone(cached, error, f"image {image_id}", "imaging the server again")
     return images.wait_for_image_active(image_id, c.settings().snapshot_deadline_seconds)
 
 
@@ -166,5 +166,5 @@ def wait_for_export(
     try:
         c.objects("source", region).head_object(container, name)
     except NotFoundError as error:
-        return gone(cached, error, "exporting again")
+        return gone(cached, error, f"the exported VHD {export.location}", "exporting again")
     return export.location

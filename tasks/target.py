@@ -117,7 +117,8 @@ def wait_for_import(
             raise ValueError(f"import task {outcome.task_id} succeeded without an image id")
         images.get_image(image_id)
     except NotFoundError as error:
-        return gone(cached, error, "importing again")
+        what = f"image {image_id}" if image_id else f"import task {outcome.task_id}"
+        return gone(cached, error, what, "importing again")
     return image_id
 
 
@@ -203,5 +204,5 @@ def wait_for_server(
     try:
         compute.get_server(server_id)
     except NotFoundError as error:
-        return gone(cached, error, "booting again")
+        return gone(cached, error, f"server {server_id}", "booting again")
     return compute.wait_for_server_active(server_id, c.settings().boot_deadline_seconds)
