@@ -334,38 +334,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     ask = None if args.no_prompt or not sys.stdin.isatty() else _terminal_ask
+    try:
+        logins, save, epilogue = prepare(args, ask)
+    except (CredentialsError, ImagehopError, ValidationError) as error:
+        sys.stderr.write(f"credentials: error: {error}\n")
+        return 2
+    for line in logins:
+        _say(f"login ok: {line}")
+    for line in save():
+        _say(f"saved {line}")
+    for line in epilogue:
+        _say(line)
+    return 0
+
+
+def prepare(
+    args: argparse.Namespace, ask: Ask | None
+) -> tuple[list[str], Callable[[], list[str]], list[str]]:
+    """Everything before the first write: what to store (asked for), the logins checked.
+    Returns the login lines, the store step, and what to print after it."""
+    settings = settings_from_environment()
     if args.clouds:
-        return store_clouds(ask, check=not args.no_check)
-    try:
-        credentials = collect(settings_from_environment(), ask)
-        if not args.no_check:
-            for line in check_login(credentials):
-                _say(f"login ok: {line}")
-    except (CredentialsError, ImagehopError, ValidationError) as error:
-        sys.stderr.write(f"credentials: error: {error}\n")
-        return 2
-    for line in store(credentials):
-        _say(f"saved {line}")
-    _say("\njob variables for deployments/prefect.yaml (work_pool.job_variables.env):")
-    for name, value in credentials.job_env().items():
-        _say(f'  {name}: "{value}"')
-    return 0
-
-
-def store_clouds(ask: Ask | None, *, check: bool) -> int:
-    """``--clouds``: the profiles' Secret blocks, asked for, checked and saved."""
-    try:
-        settings = settings_from_environment()
         secrets = collect_profile_secrets(settings, ask)
-        if check:
-            for line in check_profile_logins(settings, secrets):
-                _say(f"login ok: {line}")
-    except (CredentialsError, ImagehopError, ValidationError) as error:
-        sys.stderr.write(f"credentials: error: {error}\n")
-        return 2
-    for line in store_profile_secrets(secrets):
-        _say(f"saved {line}")
-    return 0
+        logins = [] if args.no_check else check_profile_logins(settings, secrets)
+        return logins, lambda: store_profile_secrets(secrets), []
+    credentials = collect(settings, ask)
+    logins = [] if args.no_check else check_login(credentials)
+    env = [f'  {name}: "{value}"' for name, value in credentials.job_env().items()]
+    heading = "job variables for deployments/prefect.yaml (work_pool.job_variables.env):"
+    return logins, lambda: store(credentials), ["", heading, *env]
 
 
 if __name__ == "__main__":

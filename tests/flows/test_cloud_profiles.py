@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from types import SimpleNamespace
 
 import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from deployments.credentials import (
-    check_profile_logins,
-    collect_profile_secrets,
-    store_profile_secrets,
-)
+from deployments import credentials
 from imagehop import errors
 from imagehop.flows.transfer_image import transfer_image
 from imagehop.procedure import DryRunPlan, TransferRequest, TransferResult
-from imagehop.settings import Settings
 from imagehop.tasks import cloud
 from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import created, new_image
@@ -160,33 +157,38 @@ def test_one_image_sent_to_two_accounts_iad_with_one_run_key_is_two_imports(
 
 
 def test_credentials_py_stores_the_blocks_the_profiles_name(
-    two_clouds: LocalCloud, monkeypatch: pytest.MonkeyPatch
+    two_clouds: LocalCloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``credentials.py --clouds``: asked for each block's secret, it logs in as each profile
-    and saves the blocks; a run naming those clouds then logs in with them."""
+    """``credentials.py --clouds`` in a terminal: asked for each block's secret (without
+    echo), it logs in as each profile and saves the blocks; a run naming those clouds then
+    logs in with them. Nothing it prints holds a secret."""
     profiles = json.loads(os.environ["IMAGEHOP_CLOUDS"])
     profiles["legacy-dfw"]["api_key_secret_block"] = "imagehop-test-stored-key"
     profiles["keystone-iad"]["application_credential_secret_block"] = "imagehop-test-stored-iad"
     monkeypatch.setenv("IMAGEHOP_CLOUDS", json.dumps(profiles))
     cloud.reset()
     main, other = two_clouds.main, two_clouds.other
-    answers = iter([main.api_key, other.app_credential_secret])
-    settings = Settings()  # type: ignore[call-arg]  # as the script reads it
+    answers = {"legacy-dfw": main.api_key, "keystone-iad": other.app_credential_secret}
+    asked: list[tuple[str, bool]] = []
 
-    secrets = collect_profile_secrets(settings, lambda question, secret: next(answers))
-    logins = check_profile_logins(settings, secrets)
-    saved = store_profile_secrets(secrets)
+    def terminal(question: str, secret: bool) -> str:
+        asked.append((question, secret))
+        return next(value for name, value in answers.items() if f" of {name} " in question)
 
-    assert [line.split(",")[0] for line in logins] == [
-        f"cloud legacy-dfw: tenant {main.tenant_id}",
-        f"cloud keystone-iad: tenant {other.tenant_id}",
+    monkeypatch.setattr(credentials, "_terminal_ask", terminal)
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(isatty=lambda: True))
+
+    assert credentials.main(["--clouds"]) == 0
+
+    printed = capsys.readouterr()
+    assert [secret for _, secret in asked] == [True, True]
+    assert printed.out.splitlines() == [
+        f"login ok: cloud legacy-dfw: tenant {main.tenant_id}, Images in DFW, IAD",
+        f"login ok: cloud keystone-iad: tenant {other.tenant_id}, Images in IAD",
+        "saved Secret block 'imagehop-test-stored-key' (API key of legacy-dfw)",
+        "saved Secret block 'imagehop-test-stored-iad' (Application credential secret of "
+        "keystone-iad)",
     ]
-    assert saved == [
-        "Secret block 'imagehop-test-stored-key' (API key of legacy-dfw)",
-        "Secret block 'imagehop-test-stored-iad' (Application credential secret of keystone-iad)",
-    ]
-    assert not any(
-        key in " ".join(logins + saved) for key in (main.api_key, other.app_credential_secret)
-    )
+    assert not any(key in printed.out + printed.err for key in answers.values())
     plan = transfer_image(_request(new_image(two_clouds), dry_run=True))
     assert isinstance(plan, DryRunPlan)
