@@ -2,7 +2,9 @@
 
 Debian's PostgreSQL 15 (``apt-get install postgresql``; .ci/run installs it). The server
 refuses to run as root, so ``initdb`` and ``pg_ctl`` run as the ``postgres`` user, in a
-temporary folder that user owns; connections need no password (trust, loopback only).
+temporary folder that user owns; connections need no password (trust, loopback only). A
+watchdog process stops and removes the cluster if the test process dies without its teardown
+(killed, or a CI time-out), so no PostgreSQL is left behind.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -66,6 +69,30 @@ def _as_postgres(command: Sequence[str]) -> None:
     assert result.returncode == 0, f"{command[0]}: {result.stdout}\n{result.stderr}"
 
 
+#: Run by a watchdog: once the process ``argv[1]`` is gone, stop the cluster and remove it.
+WATCHDOG = """
+import os, shutil, subprocess, sys, time
+pid, pg_ctl, data, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+while True:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+stop = ["runuser", "-u", "postgres", "--", pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"]
+subprocess.run(stop, capture_output=True, timeout=60, check=False)
+shutil.rmtree(folder, ignore_errors=True)
+"""
+
+
+def _watchdog(cluster: Postgres) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(BIN / "pg_ctl"),
+               str(cluster.data), str(cluster.folder)]  # fmt: skip
+    return subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
 def available() -> str | None:
     """Why no cluster can start here (None: it can)."""
     if not (BIN / "initdb").exists():
@@ -84,6 +111,7 @@ def running_postgres() -> Iterator[Postgres]:
     folder = Path(tempfile.mkdtemp(prefix="imagehop-postgres-"))
     shutil.chown(folder, USER, USER)
     cluster = Postgres(folder, free_port())
+    watchdog = _watchdog(cluster)
     try:
         _as_postgres([str(BIN / "initdb"), "-D", str(cluster.data), "-U", USER, "--auth=trust"])
         options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1"
@@ -97,6 +125,8 @@ def running_postgres() -> Iterator[Postgres]:
         )  # fmt: skip
         yield cluster
     finally:
+        watchdog.kill()
+        watchdog.wait()
         if cluster.data.exists():
             with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
                 _as_postgres(
