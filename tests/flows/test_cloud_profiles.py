@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from deployments import credentials
 from imagehop import errors
@@ -24,6 +23,7 @@ from imagehop.procedure import DryRunPlan, TransferRequest, TransferResult
 from imagehop.tasks import cloud
 from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import created, new_image
+from tests.flows.run_record import run_record
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
 
@@ -146,13 +146,8 @@ def test_one_image_sent_to_two_accounts_iad_with_one_run_key_is_two_imports(
     assert sorted(owners.values()) == sorted(
         [two_clouds.main.tenant_id, two_clouds.other.tenant_id]
     )
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            )
-        )
-    imports = [(run.name, run.state_name) for run in task_runs if run.name == "import-IAD"]
+    states = run_record(state.state_details.flow_run_id).task_states()
+    imports = [(name, state_name) for name, state_name in states if name == "import-IAD"]
     assert imports == [("import-IAD", "Completed")]
 
 

@@ -14,15 +14,8 @@ from typing import Any
 import pytest
 from prefect import Task
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterId,
-    LogFilter,
-    LogFilterFlowRunId,
-)
 from prefect.client.schemas.objects import FlowRun, Log, StateType
 from prefect.flow_engine import run_flow
-from prefect.logging.handlers import APILogWorker
 from prefect.logging.loggers import flow_run_logger
 
 from imagehop import errors
@@ -31,6 +24,7 @@ from imagehop.procedure import TransferRequest, TransferResult
 from imagehop.tasks import checks, cleanup, copy, source, target
 from imagehop_sandbox.handle import LocalCloud
 from tests.flows.helpers import new_image, request_for
+from tests.flows.run_record import run_record
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
 
@@ -57,16 +51,8 @@ def _run_as_deployed(request: TransferRequest, name: str | None = None) -> Run:
         outcome = run_flow(transfer_image, flow_run=made, error_logger=flow_run_logger(made))
     except Exception as error:  # what the worker's engine process would end with
         outcome = error
-    APILogWorker.drain_all(timeout=10)  # every log line is in the API
-    with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(made.id)
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[made.id])), limit=200
-        )
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[made.id]))
-        )
-    return Run(flow_run, logs, [t.name for t in task_runs], outcome)
+    record = run_record(made.id)
+    return Run(record.flow_run, record.logs, [t.name for t in record.task_runs], outcome)
 
 
 def test_a_refusal_is_one_line_and_the_state_message_without_a_traceback(

@@ -7,20 +7,11 @@ import base64
 import itertools
 import json
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterKey,
-    FlowRunFilter,
-    FlowRunFilterId,
-    LogFilter,
-    LogFilterFlowRunId,
-)
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.objects import Artifact
-from prefect.logging.handlers import APILogWorker
 from prefect.settings import (
     PREFECT_RESULTS_LOCAL_STORAGE_PATH,
     PREFECT_TASKS_REFRESH_CACHE,
@@ -51,6 +42,7 @@ from imagehop.tasks import cloud
 from imagehop_sandbox.handle import LocalCloud
 from imagehop_sandbox.tokens import PREFIX as TOKEN_PREFIX
 from tests.flows.helpers import RecordingClock, created, image, new_image, objects, request_for
+from tests.flows.run_record import run_record
 
 pytestmark = [pytest.mark.cloud, pytest.mark.flow]
 
@@ -235,7 +227,8 @@ def test_deleted_copy_is_transferred_again(on_cloud: LocalCloud) -> None:
     state = transfer_image(request_for(image_id), return_state=True)
 
     second = state.result()
-    states, messages = _task_states_and_log(state.state_details.flow_run_id)
+    record = run_record(state.state_details.flow_run_id)
+    states, messages = record.task_states(), record.messages()
     assert not [name for name, state_name in states if state_name in ("Failed", "Crashed")], states
     assert any("exporting again" in message for message in messages), messages
     assert any("importing again" in message for message in messages), messages
@@ -423,18 +416,3 @@ def test_a_transient_failure_is_retried_by_the_task_without_recopying(
     assert isinstance(result, TransferResult)
     assert copied == [0, 1, 2, 3, 3, 4, 5, 6]
     assert result.segments_copied == SEGMENTS and result.bytes_copied == result.bytes_total
-
-
-def _task_states_and_log(
-    flow_run_id: UUID | None,
-) -> tuple[list[tuple[str, str | None]], list[str]]:
-    """A flow run's task runs (name, state name) and its log lines, as its run page shows."""
-    APILogWorker.drain_all(timeout=10)
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
-        )
-    return [(run.name, run.state_name) for run in task_runs], [log.message for log in logs]
