@@ -180,6 +180,9 @@ class Cloud:
             except Exception:
                 log.exception("background job %s failed", name)
 
+        if self.options.jobs_before_answer:
+            guarded()
+            return
         # Daemon threads: a stop may cut a job short; the next start resumes it (jobs.py).
         threading.Thread(target=guarded, name=name, daemon=True).start()
 

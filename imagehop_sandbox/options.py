@@ -89,6 +89,12 @@ class SandboxOptions:
     #: upstream: unless ``allowed_ports`` is given, the ports of this cloud's own Swift proxies
     #: and Images APIs are allowed beside 80 and 443 (they all listen on loopback ports).
     import_filtering: dict[str, list[Any]] = field(default_factory=dict)
+    #: Run each background job (an export or import task, a Glance image import, a snapshot)
+    #: before answering the request that starts it. The answer still shows the starting status
+    #: (a task ``pending``, an image ``queued``), as the real services' do; the client's first
+    #: poll then finds the job done (with the durations above at 0). For tests of what runs
+    #: around the waits (workers, deployments, the UI), not of the waits themselves.
+    jobs_before_answer: bool = False
 
     def __post_init__(self) -> None:
         for name in ("export_segment_bytes", "max_manifest_segments", "server_disk_bytes"):
@@ -101,6 +107,10 @@ class SandboxOptions:
         for name in ("task_pending_seconds", "task_processing_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if not isinstance(self.jobs_before_answer, bool):
+            raise ValueError(
+                f"jobs_before_answer must be true or false (got {self.jobs_before_answer!r})"
+            )
         if self.snapshot_seconds < 0 or self.boot_seconds < 0:
             raise ValueError("durations must not be negative")
         for region, host in self.catalog_storage_hosts.items():

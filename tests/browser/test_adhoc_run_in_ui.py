@@ -1,8 +1,10 @@
 """Journey 2 of deployments/README.md in a real browser: the ``adhoc`` deployment's custom-run
 form in the Prefect UI, a run submitted from it, and what its run page shows.
 
-The run goes through a real process worker to the local cloud and uses the real clock: its
-export and import waits cost one 30 s poll each, most of this module's time. Every page
+The run goes through a real process worker to the local cloud and uses the real clock; the
+local cloud runs its snapshot, export and import before answering their creation
+(``tests.conftest.INSTANT_JOBS``), so its first poll of each finds it done and no 30 s poll
+interval is waited (the waits have their own tests). Every page
 visited is screenshotted (conftest.screenshot_folder) and must not contain an API key.
 Selectors and URLs are in ``tests/browser/ui.py``.
 """
@@ -18,6 +20,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import UiSetup, Visits
 from tests.browser.ui import UI_TIMEOUT_MS, FlowRunPage, RunForm, run_form_url
+from tests.conftest import INSTANT_JOBS
 from tests.deployments.expected import ADHOC
 from tests.deployments.processes import wait_for
 
@@ -77,7 +80,8 @@ def test_server_run_from_the_form_completes_with_artifacts_and_logs(
     form.fill_text("Run Key", run_key)
     visits.record("02-run-form-filled")
 
-    flow_run = _finished(ui_setup, form.submit())
+    with cloud.admin.temporary_options(**INSTANT_JOBS):
+        flow_run = _finished(ui_setup, form.submit())
 
     assert flow_run["state_type"] == "COMPLETED", flow_run["state"]
     request = flow_run["parameters"]["request"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from imagehop_sandbox.handle import LocalCloud
+from tests.conftest import INSTANT_JOBS
 from tests.deployments.processes import (
     PREFECT,
     PROJECT_ROOT,
@@ -189,3 +190,12 @@ def operator(
     ``prefect_server`` comes first in the arguments so that it starts before the local cloud.
     """
     yield set_up_operator(prefect_server, local_cloud, tmp_path_factory.mktemp("operator"))
+
+
+@pytest.fixture
+def instant_jobs(local_cloud: LocalCloud) -> Iterator[None]:
+    """For this test the local cloud runs each task and snapshot before it answers the request
+    that starts it (:data:`tests.conftest.INSTANT_JOBS`): the runs' first poll finds the job
+    done, so they wait no 30 s poll interval on the real clock."""
+    with local_cloud.admin.temporary_options(**INSTANT_JOBS):
+        yield

@@ -2,11 +2,12 @@
 
 The ad-hoc run transfers a real image of the local cloud DFW -> IAD; the weekly batch runs each
 of its images as a run of the ad-hoc deployment (fan-out) under the global limits that
-deployments/limits.py created. The worker's flow run uses
-the real clock, so each of its two task waits (export, import) costs one 30 s poll interval:
-that floor stays, and it is most of this module's time. What is kept short is everything
-around it: the worker looks for work every second (PREFECT_WORKER_QUERY_SECONDS=1) and the
-embedding client polls the run every second.
+deployments/limits.py created. The worker's flow runs use
+the real clock: the ad-hoc run's two task waits (export, import) cost one 30 s poll interval
+each, and that floor stays. The batch's runs find their tasks done at the first poll (the
+``instant_jobs`` fixture: the local cloud runs a task before answering its creation). What is
+kept short is everything around the waits: the worker looks for work every second
+(PREFECT_WORKER_QUERY_SECONDS=1) and the embedding client polls the run every second.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def test_limits_script_creates_the_limits_once_and_changes_them_only_when_asked(
 
 
 def test_weekly_batch_runs_each_image_as_a_run_of_the_adhoc_deployment(
-    deployed: Deployed,
+    deployed: Deployed, instant_jobs: None
 ) -> None:
     operator, cloud = deployed.operator, deployed.operator.cloud
     good = new_image(cloud, disk_bytes=1024 * 1024 + 11)

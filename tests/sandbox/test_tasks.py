@@ -24,6 +24,7 @@ from imagehop_sandbox.vhd import (
     dynamic_chunks,
     dynamic_size,
 )
+from tests.conftest import INSTANT_JOBS
 from tests.sandbox.vhd_reader import read_dynamic
 
 pytestmark = pytest.mark.cloud
@@ -212,6 +213,35 @@ def test_task_document_through_its_life(local_cloud: LocalCloud, session: CloudS
     updated = datetime.fromisoformat(done["updated_at"])
     expires = datetime.fromisoformat(done["expires_at"])
     assert abs((expires - updated).total_seconds() - 48 * 3600) <= 1
+
+
+def test_with_jobs_before_answer_the_answer_is_pending_and_the_first_poll_finds_it_done(
+    local_cloud: LocalCloud, session: CloudSession
+) -> None:
+    image_id = exportable_image(local_cloud, disk_bytes=2 * MiB)
+    container = session.new_container("DFW")
+    with local_cloud.admin.temporary_options(**INSTANT_JOBS):
+        exporting = {"image_uuid": image_id, "receiving_swift_container": container}
+        created = start_task(session, "DFW", "export", exporting)
+        exported = session.images("DFW", "GET", f"/tasks/{created['id']}").json()
+        location = exported["result"]["export_location"]
+        importing = {
+            "import_from": location,
+            "import_from_format": "vhd",
+            "image_properties": {"name": "back"},
+        }
+        import_created = start_task(session, "DFW", "import", importing)
+        imported = session.images("DFW", "GET", f"/tasks/{import_created['id']}").json()
+    assert (created["status"], import_created["status"]) == ("pending", "pending")
+    assert "result" not in created and "result" not in import_created  # as the seed's answer
+    assert (exported["status"], imported["status"]) == ("success", "success")
+    new_image = imported["result"]["image_id"]
+    assert local_cloud.admin.image_content_md5(new_image) == (
+        local_cloud.admin.image_content_md5(image_id)
+    )
+    assert local_cloud.admin.options()["jobs_before_answer"] is False  # put back
+    with pytest.raises(RuntimeError, match="jobs_before_answer must be true or false"):
+        local_cloud.admin.set_options(jobs_before_answer="yes")
 
 
 def export_failure(session: CloudSession, image_id: str, container: str) -> str:
