@@ -3,8 +3,9 @@ a real process worker, with the copy slowed down so that the cancel lands in the
 
 The weekly batch deployment runs three images, two at a time, each a run of
 ``transfer-image/adhoc``; the exported segments are read through a proxy that holds every GET
-2 s (one stream per image), so a copy takes about 14 s. Once the copy has begun the test
-cancels the batch the way an operator does (``POST /flow_runs/<id>/set_state`` Cancelling, as
+6 s (one stream per image), so a copy takes about 42 s: long enough for the second image run's
+copy to begin while the first one's is still under way, even when its process starts 30 s
+later on a busy machine. Once both copies have begun the test cancels the batch the way an operator does (``POST /flow_runs/<id>/set_state`` Cancelling, as
 ``prefect flow-run cancel``) and checks, each within a bounded wait, that both image runs end
 Cancelled, that no process of theirs is left, that every global-concurrency slot is free
 again, and what the batch's log and table say. The local cloud runs each export before it
@@ -39,7 +40,7 @@ pytestmark = [pytest.mark.cloud, pytest.mark.deployment]
 WORKER_NAME = "imagehop-cancel-worker"
 #: The batch and its two image runs at once.
 WORKER_LIMIT = 3
-SEGMENT_DELAY_SECONDS = 2.0
+SEGMENT_DELAY_SECONDS = 6.0
 #: Bounded waits: the copy to begin (worker start-up, pre-flight, the export), and
 #: everything to settle after the cancel.
 COPY_BEGINS_SECONDS = 150.0
