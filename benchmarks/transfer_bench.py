@@ -78,6 +78,32 @@ SOURCE_OBJECT = "bench-image.vhd"
 UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB}
 
 
+def start_prefect_server(
+    root: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """A real ``prefect server`` (no services, SQLite under ``root/prefect``), once healthy,
+    and the environment of a client of it (``env`` or this one's, plus its API URL)."""
+    port = free_port()
+    home = root / "prefect"
+    server_env = dict(env or os.environ, PREFECT_HOME=str(home), DO_NOT_TRACK="1")
+    server_env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    server_env.pop("PREFECT_API_URL", None)
+    command = [str(Path(sys.executable).parent / "prefect"), "server", "start"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-services"]
+    with open(root / "prefect-server.log", "ab") as out:
+        server = subprocess.Popen(command, env=server_env, stdout=out, stderr=out, cwd=REPO)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return server, dict(server_env, PREFECT_API_URL=url)
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError(f"prefect server did not start; see {root / 'prefect-server.log'}")
+
+
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)i?b?", text.strip().lower())
     if not match:
@@ -202,23 +228,8 @@ class Bench:
 
     def start_prefect(self) -> None:
         """A real ``prefect server`` (SQLite in the working directory) for the flow copiers."""
-        port = free_port()
-        home = self.root / "prefect"
-        env = dict(self.env(), PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-        env["DO_NOT_TRACK"] = "1"
-        command = [str(Path(sys.executable).parent / "prefect"), "server", "start"]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--no-services"]
-        with open(self.root / "prefect-server.log", "ab") as out:
-            self.prefect = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=REPO)
-        self.prefect_url = f"http://127.0.0.1:{port}/api"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.prefect_url}/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError("prefect server did not start; see prefect-server.log")
+        self.prefect, env = start_prefect_server(self.root, self.env())
+        self.prefect_url = env["PREFECT_API_URL"]
 
     def stop(self) -> None:
         if self.prefect is not None:
