@@ -2,8 +2,8 @@
 a real process worker, with the copy slowed down so that the cancel lands in the middle of it.
 
 The weekly batch deployment runs three images, two at a time, each a run of
-``transfer-image/adhoc``; the exported segments are read through a proxy that holds every GET 6
-s (one stream per image), so a copy takes about 42 s: long enough for the second image run's
+``transfer-image/adhoc``; the exported segments are read through a proxy that holds every GET
+6 s (one stream per image), so a copy takes about 42 s: long enough for the second image run's
 copy to begin while the first one's is still under way, even when its process starts 30 s later
 on a busy machine. Once both copies have begun the test cancels the batch the way an operator
 does (``POST /flow_runs/<id>/set_state`` Cancelling, as ``prefect flow-run cancel``) and checks,
