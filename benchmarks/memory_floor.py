@@ -31,7 +31,6 @@ from pathlib import Path
 from benchmarks.transfer_bench import REPO, start_prefect_server
 
 PEAK = (
-    "import sys\n"
     "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
     "print('peak-kib', peak.split()[1])\n"
 )

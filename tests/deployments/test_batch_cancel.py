@@ -74,14 +74,15 @@ def limits(operator: Operator) -> Iterator[None]:
     api = operator.api
     held = {limit["name"]: limit["limit"] for limit in _limits(api)}
     made = [name for name in LIMITS if name not in held]
+    kept = [name for name in LIMITS if name in held]
     for name in made:
         api.call("POST", "/v2/concurrency_limits/", {"name": name, "limit": 2})
-    for name in set(LIMITS) & set(held):
+    for name in kept:
         api.call("PATCH", f"/v2/concurrency_limits/{name}", {"limit": 2})
     yield
     for name in made:
         api.call("DELETE", f"/v2/concurrency_limits/{name}")
-    for name in set(LIMITS) & set(held):
+    for name in kept:
         api.call("PATCH", f"/v2/concurrency_limits/{name}", {"limit": held[name]})
 
 
@@ -170,7 +171,12 @@ class SlowCopies:
 
     def begun(self, image: str) -> bool:
         """Whether a segment GET of ``image``'s copy reached the proxy."""
-        return self.proxy.count("GET", rf"/{image}\.vhd-\d+$") >= 1
+        return self.proxy.count("GET", exported_segments(image)) >= 1
+
+
+def exported_segments(*images: str) -> str:
+    """The path pattern of the exported segments of ``images``."""
+    return rf"/({'|'.join(images)})\.vhd-\d+$"
 
 
 @contextmanager
@@ -182,7 +188,7 @@ def slow_copies(operator: Operator, images: list[str]) -> Iterator[SlowCopies]:
         FaultProxy(cloud.info.region("DFW").storage_host) as proxy,
         cloud.admin.temporary_options(catalog_storage_hosts={"DFW": proxy.url}),
     ):
-        segments = rf"/({'|'.join(images)})\.vhd-\d+$"
+        segments = exported_segments(*images)
         proxy.add(Fault("GET", segments, delay_seconds=SEGMENT_DELAY_SECONDS, times=100))
         yield SlowCopies(proxy, segments)
 
