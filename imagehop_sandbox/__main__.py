@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imagehop_sandbox import control
-from imagehop_sandbox.options import parse_size
+from imagehop_sandbox.options import INSTANT_JOBS, parse_size
 
 # CLI flag -> (option name, converter, help)
 UP_OPTIONS: dict[str, tuple[str, Any, str]] = {
@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("up", help="start in the background (idempotent)")
     for flag, (_, convert, text) in UP_OPTIONS.items():
         start.add_argument(flag, type=convert, help=text)
+    start.add_argument(
+        "--instant-jobs",
+        action=argparse.BooleanOptionalAction,
+        help="run each export or import task and snapshot before answering the request that "
+        "starts it, in no time (the answer still says pending): a client's first poll finds "
+        "it done, so a test of a pipeline waits no 30 s poll interval",
+    )
     commands.add_parser("down", help="stop everything")
     env = commands.add_parser("env", help="print export lines for imagehop")
     env.add_argument("--user", help="account to use (default: the first one)")
@@ -94,12 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "up":
-        options = {
-            name: getattr(args, flag[2:].replace("-", "_"))
-            for flag, (name, _, _) in UP_OPTIONS.items()
-            if getattr(args, flag[2:].replace("-", "_")) is not None
-        }
-        info = control.up(args.state_dir, **options)
+        info = control.up(args.state_dir, **up_options(args))
         _say(f"local cloud up in {info.state_dir}")
         _say(f"  identity  {info.identity_url}")
         for name, region in info.regions.items():
@@ -116,6 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         _say(json.dumps(report, indent=2))
         return 0 if report["state"] == "up" else 3
     return 0
+
+
+def up_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``up`` was given. ``--instant-jobs`` sets the durations it needs to 0
+    unless they are given too; ``--no-instant-jobs`` puts only the answering back."""
+    options = {
+        name: getattr(args, flag[2:].replace("-", "_"))
+        for flag, (name, _, _) in UP_OPTIONS.items()
+        if getattr(args, flag[2:].replace("-", "_")) is not None
+    }
+    if args.instant_jobs:
+        return {**INSTANT_JOBS, **options}
+    if args.instant_jobs is False:
+        options["jobs_before_answer"] = False
+    return options
 
 
 def _env_command(state_dir: str) -> str:

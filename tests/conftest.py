@@ -31,17 +31,6 @@ TEST_OPTIONS = {
     "max_file_size": 2 * MiB,
     "server_disk_bytes": 3 * MiB + 123_457,
 }
-#: Options under which the local cloud runs each export or import task and each snapshot
-#: before answering the request that starts it (``jobs_before_answer``): a flow's first poll
-#: finds it done, so a run on the real clock waits no 30 s poll interval. For tests of what
-#: runs around the waits (workers, batches, the UI); the waits have their own tests.
-INSTANT_JOBS = {
-    "jobs_before_answer": True,
-    "task_pending_seconds": 0.0,
-    "task_processing_seconds": 0.0,
-    "snapshot_seconds": 0.0,
-    "boot_seconds": 0.0,
-}
 
 
 def _ports_of_this_test_worker() -> None:

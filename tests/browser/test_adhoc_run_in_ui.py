@@ -3,8 +3,8 @@ form in the Prefect UI, a run submitted from it, and what its run page shows.
 
 The run goes through a real process worker to the local cloud and uses the real clock; the
 local cloud runs its snapshot, export and import before answering their creation
-(``tests.conftest.INSTANT_JOBS``), so its first poll of each finds it done and no 30 s poll
-interval is waited (the waits have their own tests). Every page
+(``imagehop_sandbox.options.INSTANT_JOBS``), so its first poll of each finds it done and no
+30 s poll interval is waited (the waits have their own tests). Every page
 visited is screenshotted (conftest.screenshot_folder) and must not contain an API key.
 Selectors and URLs are in ``tests/browser/ui.py``.
 """
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from imagehop_sandbox.options import INSTANT_JOBS
 from tests.browser.conftest import UiSetup, Visits
 from tests.browser.ui import UI_TIMEOUT_MS, FlowRunPage, RunForm, run_form_url
-from tests.conftest import INSTANT_JOBS
 from tests.deployments.expected import ADHOC
 from tests.deployments.processes import wait_for
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from imagehop_sandbox.handle import LocalCloud
-from tests.conftest import INSTANT_JOBS
+from imagehop_sandbox.options import INSTANT_JOBS
 from tests.deployments.processes import (
     PREFECT,
     PROJECT_ROOT,
@@ -195,7 +195,7 @@ def operator(
 @pytest.fixture
 def instant_jobs(local_cloud: LocalCloud) -> Iterator[None]:
     """For this test the local cloud runs each task and snapshot before it answers the request
-    that starts it (:data:`tests.conftest.INSTANT_JOBS`): the runs' first poll finds the job
-    done, so they wait no 30 s poll interval on the real clock."""
+    that starts it (:data:`imagehop_sandbox.options.INSTANT_JOBS`): the runs' first poll finds
+    the job done, so they wait no 30 s poll interval on the real clock."""
     with local_cloud.admin.temporary_options(**INSTANT_JOBS):
         yield

@@ -12,8 +12,9 @@ import pytest
 
 from imagehop.settings import Settings
 from imagehop_sandbox import control
-from imagehop_sandbox.__main__ import _env_command, build_parser
+from imagehop_sandbox.__main__ import _env_command, build_parser, up_options
 from imagehop_sandbox.info import AccountInfo, RegionInfo, SandboxInfo, read_info
+from imagehop_sandbox.options import INSTANT_JOBS, SandboxOptions
 
 
 def sample_info(state_dir: Path, ready: bool = True) -> SandboxInfo:
@@ -95,6 +96,25 @@ def test_cli_maps_flags_to_options() -> None:
     )
     assert args.state_dir == Path("/x")
     assert (args.export_segment_size, args.task_pending) == (1024 * 1024, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], {}),
+        (["--instant-jobs"], INSTANT_JOBS),
+        (["--instant-jobs", "--boot-time", "2"], {**INSTANT_JOBS, "boot_seconds": 2.0}),
+        (["--no-instant-jobs"], {"jobs_before_answer": False}),
+    ],
+)
+def test_instant_jobs_flag_sets_the_answering_and_the_durations_not_given(
+    flags: list[str], expected: dict[str, object]
+) -> None:
+    options = up_options(build_parser().parse_args(["up", *flags]))
+    assert options == expected
+    assert SandboxOptions().updated(options).jobs_before_answer is bool(
+        expected.get("jobs_before_answer")
+    )
 
 
 @pytest.mark.parametrize("default", [True, False])

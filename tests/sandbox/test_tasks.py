@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from imagehop_sandbox.handle import CloudSession, LocalCloud
+from imagehop_sandbox.options import INSTANT_JOBS
 from imagehop_sandbox.vhd import (
     DISK_DIFFERENCING,
     DISK_DYNAMIC,
@@ -24,7 +25,6 @@ from imagehop_sandbox.vhd import (
     dynamic_chunks,
     dynamic_size,
 )
-from tests.conftest import INSTANT_JOBS
 from tests.sandbox.vhd_reader import read_dynamic
 
 pytestmark = pytest.mark.cloud
