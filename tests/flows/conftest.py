@@ -3,6 +3,11 @@
 Polls use a fast-forward clock (:func:`imagehop.tasks.cloud.use_clock`): the flows still space task
 polls 30 s apart *in clock time*, but a sleep costs a few real milliseconds, while the local
 cloud (test scale: tasks finish in about 0.2 s) does its work in real time.
+
+The harness runs flows without Prefect's flow-run heartbeats: Prefect 3.9 waits up to a second
+at the end of every flow run for its heartbeat thread (it sleeps in 1 s steps), about 1 s of
+each short test run here. imagehop neither sends nor reads them; the deployment and CLI tests
+run with Prefect's default (every 180 s).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ for _name, _value in {
 }.items():
     os.environ[_name] = _value
 
+from prefect.settings import temporary_settings  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from imagehop.tasks import cloud  # noqa: E402
@@ -45,7 +51,10 @@ from tests.flows.helpers import RecordingClock  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
     try:
-        with prefect_test_harness(server_startup_timeout=90):
+        with (
+            prefect_test_harness(server_startup_timeout=90),
+            temporary_settings(updates={"flows.heartbeat_frequency": None}),
+        ):
             yield
     finally:
         shutil.rmtree(_HOME, ignore_errors=True)
