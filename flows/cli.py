@@ -303,7 +303,8 @@ def _sandbox(command: str, state_dir: Path | None, extra: list[str]) -> NoReturn
 @sandbox_app.command("up", context_settings=PASS_THROUGH)
 def sandbox_up(ctx: typer.Context, state_dir: StateDir = None) -> None:
     """Start the local cloud in the background (idempotent); `python -m imagehop_sandbox up
-    --help` lists its options (token lifetime, task durations, sizes)."""
+    --help` lists its options (token lifetime, task durations, sizes, --instant-jobs: no 30 s
+    poll waits)."""
     _sandbox("up", state_dir, ctx.args)
 
 
